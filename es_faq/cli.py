@@ -1,0 +1,235 @@
+"""The `es-faq` command line: a thin shell over the library."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from elasticsearch import ApiError, TransportError
+
+from . import engine as engine_mod
+from . import index as index_mod
+from . import models as models_mod
+from .config import Settings, load_settings
+from .errors import EsFaqError
+from .es import make_client, unreachable
+from .retrieve import MODES
+
+
+def _emit(obj) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False, indent=2))
+
+
+@click.group()
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """es-faq: Chinese FAQ retrieval on Elasticsearch."""
+    ctx.obj = load_settings()
+
+
+pass_settings = click.make_pass_decorator(Settings)
+
+
+# --- engine -----------------------------------------------------------------------------------------
+@cli.group()
+def engine() -> None:
+    """A local single-node Elasticsearch for development and tests."""
+
+
+@engine.command("up")
+@pass_settings
+def engine_up(settings: Settings) -> None:
+    """Provision (first time) and start the node; wait until green."""
+    _emit(engine_mod.up(settings, echo=lambda m: click.echo(m, err=True)))
+
+
+@engine.command("down")
+@pass_settings
+def engine_down(settings: Settings) -> None:
+    """Stop the node this tool started."""
+    click.echo("stopped" if engine_mod.down(settings) else "not running")
+
+
+@engine.command("status")
+@pass_settings
+def engine_status(settings: Settings) -> None:
+    """URL, version and health of the cluster at ES_FAQ_ES_URL."""
+    _emit(engine_mod.status(settings))
+
+
+# --- models -----------------------------------------------------------------------------------------
+@cli.group()
+def models() -> None:
+    """ONNX models: provision, inspect, export."""
+
+
+@models.command("pull")
+@click.argument("names", nargs=-1)
+@pass_settings
+def models_pull(settings: Settings, names: tuple[str, ...]) -> None:
+    """Fetch models (default: the embedding model) into the cache, checking sha256."""
+    for name in names or (settings.embed_model,):
+        path = models_mod.pull(models_mod.Manifest.load(name), settings)
+        click.echo(f"{name}: ready in {path}")
+
+
+@models.command("list")
+@pass_settings
+def models_list(settings: Settings) -> None:
+    """Known models, whether their files are in the cache, and the execution provider."""
+    providers = models_mod.execution_providers()
+    rows = []
+    for manifest in models_mod.list_manifests():
+        problems = models_mod.verify(manifest, settings)
+        rows.append({"name": manifest.name, "task": manifest.data.get("task"), "dims": manifest.data.get("dims"),
+                     "quantization": manifest.data.get("quantization"), "ready": not problems,
+                     "provider": providers[0], "problems": problems})
+    _emit(rows)
+
+
+@models.command("export")
+@click.argument("model_id")
+@click.option("--int8", is_flag=True, help="Also quantize to INT8 (dynamic, AVX2).")
+@click.option("--output", type=click.Path(path_type=Path), default=None)
+@pass_settings
+def models_export(settings: Settings, model_id: str, int8: bool, output: Path | None) -> None:
+    """Export a Hugging Face model (hub id or local directory) to ONNX with optimum."""
+    from .export import export
+
+    target = output or settings.models_path / model_id.rstrip("/").split("/")[-1]
+    click.echo(f"exported to {export(model_id, target, int8)}")
+
+
+# --- index ------------------------------------------------------------------------------------------
+@cli.group("index")
+def index_group() -> None:
+    """Versioned FAQ indices behind an alias."""
+
+
+@index_group.command("load")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--alias", default=None, help="Alias to load into (default: ES_FAQ_INDEX_ALIAS).")
+@click.option("--skip-bad", is_flag=True, help="Skip malformed lines and report them, instead of stopping.")
+@pass_settings
+def index_load(settings: Settings, path: Path, alias: str | None, skip_bad: bool) -> None:
+    """Build a new index version from a JSONL knowledge base and swap the alias to it."""
+    from .analyze import Analyzer
+    from .embed import Embedder
+    from .kb import count_lines, read_jsonl
+
+    embedder = Embedder(settings)
+    report = index_mod.build(make_client(settings), settings, read_jsonl(path), Analyzer(settings), embedder,
+                             alias=alias, skip_bad=skip_bad, total=count_lines(path),
+                             meta={"source": str(path.resolve())})
+    for bad in report.skipped:
+        click.echo(f"skipped {bad}", err=True)
+    _emit(report.as_dict())
+
+
+@index_group.command("versions")
+@click.option("--alias", default=None)
+@pass_settings
+def index_versions(settings: Settings, alias: str | None) -> None:
+    """Every kept version of the alias, and which is live."""
+    _emit(index_mod.versions(make_client(settings), alias or settings.index_alias))
+
+
+@index_group.command("rollback")
+@click.option("--alias", default=None)
+@pass_settings
+def index_rollback(settings: Settings, alias: str | None) -> None:
+    """Point the alias back at the previous kept version."""
+    _emit(index_mod.rollback(make_client(settings), alias or settings.index_alias))
+
+
+# --- search / eval / serve --------------------------------------------------------------------------
+@cli.command()
+@click.argument("query")
+@click.option("-k", default=None, type=int, help="How many FAQs to return.")
+@click.option("--mode", type=click.Choice(MODES), default="hybrid", show_default=True)
+@click.option("--index", default=None, help="Alias or index to search (default: ES_FAQ_INDEX_ALIAS).")
+@click.option("--category", default=None)
+@click.option("--debug", is_flag=True, help="Add the analysis and the exact Elasticsearch request.")
+@pass_settings
+def search(settings: Settings, query: str, k: int | None, mode: str, index: str | None,
+           category: str | None, debug: bool) -> None:
+    """Search the FAQs; prints JSON hits."""
+    from .errors import InvalidInput
+    from .pipeline import Searcher
+
+    try:
+        result = Searcher(settings).search(query, k, mode, index=index, category=category)
+    except InvalidInput as exc:
+        raise click.UsageError(exc.message) from None
+    _emit(result.as_dict(debug=debug))
+
+
+@cli.command("eval")
+@click.option("--bench", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--split", default="test", show_default=True)
+@click.option("--mode", type=click.Choice((*MODES, "all")), default="hybrid", show_default=True)
+@click.option("--limit", type=int, default=None, help="Only the first N queries of the split.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the rows to this file (JSON lines).")
+@pass_settings
+def eval_cmd(settings: Settings, bench: Path, split: str, mode: str, limit: int | None, json_out: Path | None) -> None:
+    """Index the bench (re-used while unchanged), run the split's queries, print one JSON row per mode."""
+    from .evaluate import ensure_bench_index, evaluate, load_queries
+    from .pipeline import Searcher
+
+    searcher = Searcher(settings)
+    queries = load_queries(bench, split, limit)
+    alias = ensure_bench_index(searcher, bench)
+    rows = []
+    for m in MODES if mode == "all" else (mode,):
+        row = evaluate(searcher, bench, split, m, alias, queries)
+        rows.append(row)
+        click.echo(json.dumps(row, ensure_ascii=False))
+    if json_out:
+        json_out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=None, type=int, help="Default: from es_faq/api/gunicorn_conf.py.")
+def serve(host: str, port: int, workers: int | None) -> None:
+    """Serve the HTTP API with gunicorn (configuration in es_faq/api/gunicorn_conf.py)."""
+    import os
+
+    from .api import gunicorn_conf
+
+    argv = [sys.executable, "-m", "gunicorn", "-c", gunicorn_conf.__file__, "--bind", f"{host}:{port}"]
+    if workers:
+        argv += ["--workers", str(workers)]
+    os.execv(sys.executable, argv + ["es_faq.api.app:create_app()"])
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except EsFaqError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(exc.exit_status)
+    except (TransportError, ApiError) as exc:
+        if isinstance(exc, ApiError) and exc.status_code < 500:
+            click.echo(f"error: Elasticsearch refused the request: {exc}", err=True)
+            sys.exit(1)
+        settings = load_settings()
+        click.echo(f"error: {unreachable(settings, exc).message}", err=True)
+        sys.exit(3)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

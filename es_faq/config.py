@@ -1,0 +1,122 @@
+"""All settings in one object: defaults, then an optional TOML file, then ES_FAQ_* variables."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from .errors import ConfigError
+
+ENV_PREFIX = "ES_FAQ_"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_home() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "es-faq"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of es-faq; `ES_FAQ_<NAME>` overrides `<name>` (see docs/configuration.md)."""
+
+    # Elasticsearch connection (a local engine or any cluster of the user's).
+    es_url: str = "http://127.0.0.1:9200"
+    es_api_key: str = ""
+    es_username: str = ""
+    es_password: str = ""
+    es_ca_certs: str = ""
+    es_timeout_s: float = 10.0
+    index_alias: str = "faq"
+    index_shards: int = 1
+    index_replicas: int = 0
+    index_keep_versions: int = 2
+
+    # Local engine provisioned by `es-faq engine up`.
+    home: Path = field(default_factory=_default_home)
+    engine_dir: Path | None = None
+    engine_version: str = "9.2.8"
+    engine_sha256: str = ""
+    engine_java_home: Path | None = None  # default: the newest full JDK 21+ under /usr/lib/jvm
+    engine_heap: str = "1g"
+    engine_user: str = "esfaq"
+    engine_start_timeout_s: float = 180.0
+    maven_url: str = "https://repo.maven.apache.org/maven2"
+
+    # Models.
+    model_dir: Path | None = None
+    embed_model: str = "bge-small-zh-v1.5-q"
+    embed_batch_size: int = 64
+    embed_max_tokens: int = 64
+    onnx_threads: int = 0  # 0: onnxruntime decides
+
+    # Search. Defaults measured on the dev splits: docs/benchmarks.md.
+    search_k: int = 10
+    search_max_k: int = 100
+    lexical_boost: float = 0.01
+    vector_boost: float = 1.0
+    knn_k: int = 50
+    knn_num_candidates: int = 200
+    query_max_chars: int = 10000
+    analyze_max_chars: int = 256
+
+    # HTTP API.
+    api_max_body_bytes: int = 64 * 1024
+
+    @property
+    def models_path(self) -> Path:
+        return self.model_dir or self.home / "models"
+
+    @property
+    def engine_path(self) -> Path:
+        if self.engine_dir:
+            return self.engine_dir
+        # Elasticsearch runs as an unprivileged user, who cannot enter root's home.
+        if os.geteuid() == 0:
+            return Path("/var/lib/es-faq/engine")
+        return self.home / "engine"
+
+    def replace(self, **changes) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+
+def _cast(name: str, kind, raw):
+    kind = str(kind)
+    try:
+        if kind.startswith("bool"):
+            if isinstance(raw, bool):
+                return raw
+            return str(raw).strip().lower() in {"1", "true", "yes", "on"}
+        if kind.startswith("int"):
+            return int(raw)
+        if kind.startswith("float"):
+            return float(raw)
+        if "Path" in kind:
+            return Path(str(raw)).expanduser() if str(raw) else None
+        return str(raw)
+    except ValueError as exc:
+        raise ConfigError(f"setting {name}={raw!r} is not a valid {kind}: {exc}") from None
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Build Settings from the optional file named by ES_FAQ_CONFIG and ES_FAQ_* variables."""
+    env = dict(os.environ if env is None else env)
+    values: dict = {}
+    config_file = env.get(ENV_PREFIX + "CONFIG")
+    if config_file:
+        try:
+            values.update(tomllib.loads(Path(config_file).read_text(encoding="utf-8")))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {config_file}: {exc}") from None
+    known = {f.name: f for f in fields(Settings)}
+    unknown = set(values) - set(known)
+    if unknown:
+        raise ConfigError(f"unknown settings in {config_file}: {', '.join(sorted(unknown))}")
+    for name in known:
+        key = ENV_PREFIX + name.upper()
+        if key in env:
+            values[name] = env[key]
+    return Settings(**{k: _cast(k, known[k].type, v) for k, v in values.items()})

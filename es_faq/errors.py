@@ -1,0 +1,51 @@
+"""Errors users see: each has a stable code, a message that says what to do, and an exit status."""
+
+
+class EsFaqError(Exception):
+    code = "error"
+    http_status = 500
+    exit_status = 1
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(EsFaqError):
+    code = "bad_config"
+    exit_status = 2
+
+
+class InvalidInput(EsFaqError):
+    code = "invalid_input"
+    http_status = 400
+    exit_status = 2
+
+
+class EngineUnavailable(EsFaqError):
+    code = "engine_unavailable"
+    http_status = 503
+    exit_status = 3
+
+
+class IndexMissing(EsFaqError):
+    code = "index_missing"
+    http_status = 503
+    exit_status = 4
+
+
+class ModelError(EsFaqError):
+    code = "model_error"
+    http_status = 503
+    exit_status = 5
+
+
+class DataError(EsFaqError):
+    code = "bad_data"
+    http_status = 400
+    exit_status = 6
+
+
+class ProvisionError(EsFaqError):
+    code = "provision_failed"
+    exit_status = 7

@@ -1,0 +1,47 @@
+"""`models export`: a Hugging Face model to ONNX (+ INT8) with optimum, where a hub or local copy exists."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .errors import ModelError
+from .fetch import sha256_of
+from .models import MANIFEST_DIR
+
+
+def export(model_id: str, output: Path, int8: bool, name: str | None = None) -> Path:
+    """Export `model_id` (a hub id or a local directory) and write a manifest beside the models."""
+    try:
+        from optimum.onnxruntime import ORTModelForFeatureExtraction, ORTQuantizer
+        from optimum.onnxruntime.configuration import AutoQuantizationConfig
+    except ImportError:
+        raise ModelError("model export needs optimum: `pip install 'optimum[onnxruntime]'` "
+                         "(and torch), then run the command again") from None
+    output.mkdir(parents=True, exist_ok=True)
+    try:
+        model = ORTModelForFeatureExtraction.from_pretrained(model_id, export=True)
+        model.save_pretrained(output)
+        model.preprocessor = None
+        from transformers import AutoTokenizer
+
+        AutoTokenizer.from_pretrained(model_id).save_pretrained(output)
+        model_file = output / "model.onnx"
+        if int8:
+            quantizer = ORTQuantizer.from_pretrained(output)
+            quantizer.quantize(save_dir=output, quantization_config=AutoQuantizationConfig.avx2(is_static=False))
+            model_file = output / "model_quantized.onnx"
+    except OSError as exc:
+        raise ModelError(f"cannot export {model_id}: {exc}. The model must be on a reachable Hugging Face Hub "
+                         "or in a local directory; this machine may have no hub access.") from None
+    except Exception as exc:  # optimum and transformers raise many unrelated types
+        raise ModelError(f"cannot export {model_id}: {type(exc).__name__}: {exc}") from None
+    name = name or output.name
+    manifest = {"name": name, "task": "embedding", "description": f"exported from {model_id}",
+                "source": {"export": model_id},
+                "files": {"model": {"path": model_file.name, "sha256": sha256_of(model_file)},
+                          "tokenizer": {"path": "tokenizer.json", "sha256": sha256_of(output / "tokenizer.json")}},
+                "dims": int(model.config.hidden_size), "pooling": "cls", "normalize": True,
+                "quantization": "int8" if int8 else "fp32", "max_tokens": 512}
+    (MANIFEST_DIR / f"{name}.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n")
+    return output

@@ -1,0 +1,184 @@
+"""Versioned FAQ indices behind an alias: build a new version, verify it, swap atomically, prune."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Iterable, Iterator
+
+from elasticsearch import Elasticsearch, NotFoundError, helpers
+from tqdm import tqdm
+
+from .analyze import Analyzer
+from .config import REPO_ROOT, Settings
+from .embed import Embedder
+from .errors import DataError, EsFaqError, IndexMissing
+from .kb import BadRecord, Faq
+
+MAPPINGS_DIR = REPO_ROOT / "mappings"
+
+
+def faq_body(settings: Settings, dims: int, meta: dict) -> dict:
+    """Settings and mappings from mappings/faq.json, fitted to the model and the build."""
+    body = json.loads((MAPPINGS_DIR / "faq.json").read_text(encoding="utf-8"))
+    index = body["settings"]["index"]
+    index.update(number_of_shards=settings.index_shards, number_of_replicas=0, refresh_interval="-1")
+    body["mappings"]["properties"]["questions"]["properties"]["vector"]["dims"] = dims
+    body["mappings"]["_meta"] = {"es_faq": meta}
+    return body
+
+
+def faq_documents(faqs: list[Faq], analyzer: Analyzer, embedder: Embedder) -> list[dict]:
+    """Analyse and embed a batch of FAQs into index documents, one per FAQ, a nested entry per question."""
+    texts = [text for faq in faqs for text in faq.texts]
+    vectors = embedder.encode(texts)
+    docs, row = [], 0
+    for faq in faqs:
+        questions = []
+        for position, text in enumerate(faq.texts):
+            tokens = analyzer.analyze(text).tokens
+            questions.append({"text": text, "is_standard": position == 0, "tokens": " ".join(tokens),
+                              "vector": [round(float(x), 6) for x in vectors[row]]})
+            row += 1
+        docs.append({"_id": faq.id, "faq_id": faq.id, "question": faq.question, "answer": faq.answer,
+                     "category": faq.category, "enabled": faq.enabled, "updated_at": faq.updated_at,
+                     "questions": questions})
+    return docs
+
+
+@dataclass
+class LoadReport:
+    index: str
+    alias: str
+    faqs: int = 0
+    questions: int = 0
+    skipped: list[BadRecord] = field(default_factory=list)
+    seconds: float = 0.0
+    previous: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"index": self.index, "alias": self.alias, "faqs": self.faqs, "questions": self.questions,
+                "skipped": len(self.skipped), "skipped_lines": [str(b) for b in self.skipped[:20]],
+                "seconds": round(self.seconds, 1), "previous": self.previous}
+
+
+def _batches(records: Iterable[Faq | BadRecord], size: int, report: LoadReport, skip_bad: bool,
+             bar: tqdm) -> Iterator[list[Faq]]:
+    batch: list[Faq] = []
+    for record in records:
+        bar.update(1)
+        if isinstance(record, BadRecord):
+            if not skip_bad:
+                raise DataError(f"{record}. Fix the line, or pass --skip-bad to load the rest; "
+                                "the live index was not changed.")
+            report.skipped.append(record)
+            continue
+        batch.append(record)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def new_version_name(alias: str) -> str:
+    return f"{alias}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S-%f}"
+
+
+def build(client: Elasticsearch, settings: Settings, records: Iterable[Faq | BadRecord],
+          analyzer: Analyzer, embedder: Embedder, *, alias: str | None = None, skip_bad: bool = False,
+          total: int | None = None, meta: dict | None = None, progress: bool = True) -> LoadReport:
+    """Write every FAQ into a new index version and point the alias at it only once it is complete."""
+    alias = alias or settings.index_alias
+    started = time.monotonic()
+    name = new_version_name(alias)
+    meta = {"model": embedder.manifest.name, "created": datetime.now(timezone.utc).isoformat(), **(meta or {})}
+    client.indices.create(index=name, **faq_body(settings, embedder.dims, meta))
+    report = LoadReport(index=name, alias=alias)
+    try:
+        with tqdm(total=total, unit="faq", desc=f"indexing {name}", disable=not progress) as bar:
+            for batch in _batches(records, settings.embed_batch_size * 4, report, skip_bad, bar):
+                docs = faq_documents(batch, analyzer, embedder)
+                ok, errors = helpers.bulk(client, docs, index=name, chunk_size=500, raise_on_error=False,
+                                          request_timeout=120)
+                if errors:
+                    raise EsFaqError(f"Elasticsearch rejected {len(errors)} documents, first: {errors[0]}")
+                report.faqs += ok
+                report.questions += sum(len(d["questions"]) for d in docs)
+        client.indices.put_settings(index=name, settings={"index": {
+            "refresh_interval": "1s", "number_of_replicas": settings.index_replicas}})
+        client.indices.refresh(index=name)
+        stored = client.count(index=name)["count"]
+        if stored != report.faqs:
+            raise EsFaqError(f"index {name} holds {stored} FAQs, expected {report.faqs}; alias not moved")
+        if report.faqs == 0:
+            raise DataError("no valid FAQ in the input; the live index was not changed")
+        report.previous = swap_alias(client, alias, name)
+    except BaseException:
+        # A half-built version must never be served, nor linger to be mistaken for a good one.
+        client.options(ignore_status=404).indices.delete(index=name)
+        raise
+    prune(client, alias, settings.index_keep_versions)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def live_indices(client: Elasticsearch, alias: str) -> list[str]:
+    try:
+        return sorted(client.indices.get_alias(name=alias).body)
+    except NotFoundError:
+        return []
+
+
+def swap_alias(client: Elasticsearch, alias: str, index: str) -> list[str]:
+    """Move the alias to `index` in one atomic request; return what it pointed to before."""
+    previous = live_indices(client, alias)
+    actions = [{"remove": {"index": old, "alias": alias}} for old in previous]
+    actions.append({"add": {"index": index, "alias": alias}})
+    client.indices.update_aliases(actions=actions)
+    return previous
+
+
+def versions(client: Elasticsearch, alias: str) -> list[dict]:
+    """Every version of `alias`, oldest first, with its doc count and whether it is live."""
+    live = set(live_indices(client, alias))
+    rows = client.cat.indices(index=f"{alias}-*", format="json", h="index,docs.count,creation.date.string",
+                              expand_wildcards="open").body
+    return sorted(({"index": r["index"], "faqs": int(r["docs.count"] or 0), "created": r["creation.date.string"],
+                    "live": r["index"] in live} for r in rows if r["index"][len(alias) + 1:][:1].isdigit()),
+                  key=lambda r: r["index"])
+
+
+def prune(client: Elasticsearch, alias: str, keep: int) -> list[str]:
+    """Delete all but the newest `keep` versions, never the live one."""
+    old = [v["index"] for v in versions(client, alias) if not v["live"]]
+    doomed = old[:max(0, len(old) - (keep - 1))]
+    for name in doomed:
+        client.indices.delete(index=name)
+    return doomed
+
+
+def rollback(client: Elasticsearch, alias: str) -> dict:
+    """Point the alias back to the newest version older than the live one."""
+    rows = versions(client, alias)
+    live = [r["index"] for r in rows if r["live"]]
+    if not live:
+        raise IndexMissing(f"alias {alias} does not exist; load an index first (`es-faq index load`)")
+    older = [r["index"] for r in rows if r["index"] < live[0]]
+    if not older:
+        raise IndexMissing(f"no version older than {live[0]} is kept; nothing to roll back to")
+    swap_alias(client, alias, older[-1])
+    return {"alias": alias, "from": live[0], "to": older[-1]}
+
+
+def index_meta(client: Elasticsearch, alias: str) -> dict | None:
+    """The es_faq _meta of the index behind `alias`, or None when there is none."""
+    try:
+        mappings = client.indices.get_mapping(index=alias).body
+    except NotFoundError:
+        return None
+    for body in mappings.values():
+        return body["mappings"].get("_meta", {}).get("es_faq", {})
+    return None

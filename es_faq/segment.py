@@ -1,0 +1,34 @@
+"""Stage: normalised text -> jieba tokens, the form both queries and documents are indexed in."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import unicodedata
+
+import jieba
+
+jieba.setLogLevel(logging.WARNING)
+
+
+def _is_word(token: str) -> bool:
+    return any(unicodedata.category(ch)[0] in "LN" for ch in token)
+
+
+class Segmenter:
+    """A jieba tokenizer of its own, so user words never leak between segmenters."""
+
+    def __init__(self):
+        self._jieba = jieba.Tokenizer()
+        self._lock = threading.Lock()
+
+    def _ready(self) -> None:
+        # jieba loads its dictionary lazily and not thread-safely.
+        if not self._jieba.initialized:
+            with self._lock:
+                self._jieba.initialize()
+
+    def tokens(self, text: str) -> list[str]:
+        """Search-mode segmentation (long words plus their parts), punctuation dropped."""
+        self._ready()
+        return [t for t in self._jieba.lcut_for_search(text) if t.strip() and _is_word(t)]
