@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -207,7 +208,13 @@ def serve(host: str, port: int, workers: int | None) -> None:
     os.execv(sys.executable, argv + ["es_faq.api.app:create_app()"])
 
 
+def _exit_on_sigterm(signum, frame) -> None:
+    # Turn `kill` into an exception so half-built index versions are cleaned up on the way out.
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:

@@ -49,7 +49,9 @@ class Settings:
     # Models.
     model_dir: Path | None = None
     embed_model: str = "bge-small-zh-v1.5-q"
-    embed_batch_size: int = 64
+    # The INT8 model quantizes activations per batch (DynamicQuantizeLinear): batching changes a
+    # text's vector (cosine down to 0.986 on bq) and gave no speed on 2 cores (docs/benchmarks.md).
+    embed_batch_size: int = 1
     embed_max_tokens: int = 64
     onnx_threads: int = 0  # 0: onnxruntime decides
 

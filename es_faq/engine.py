@@ -47,7 +47,6 @@ class EngineLayout:
     data = property(lambda self: self.root / "data")
     logs = property(lambda self: self.root / "logs")
     tmp = property(lambda self: self.root / "tmp")
-    downloads = property(lambda self: self.root / "downloads")
 
 
 def _local_port(settings: Settings) -> int:
@@ -98,7 +97,7 @@ def install(settings: Settings) -> EngineLayout:
             raise ProvisionError(f"no pinned checksum for Elasticsearch {settings.engine_version}; "
                                  "set ES_FAQ_ENGINE_SHA256 to the zip's sha256 after checking it")
         archive = fetch_maven(settings.maven_url, ARTIFACT.format(version=settings.engine_version),
-                              layout.downloads, sha256=sha256)
+                              settings.home / "downloads", sha256=sha256)
         staging = layout.root / "unpacking"
         shutil.rmtree(staging, ignore_errors=True)
         _unzip(archive, staging)

@@ -99,10 +99,10 @@ def build(client: Elasticsearch, settings: Settings, records: Iterable[Faq | Bad
     report = LoadReport(index=name, alias=alias)
     try:
         with tqdm(total=total, unit="faq", desc=f"indexing {name}", disable=not progress) as bar:
-            for batch in _batches(records, settings.embed_batch_size * 4, report, skip_bad, bar):
+            for batch in _batches(records, 256, report, skip_bad, bar):
                 docs = faq_documents(batch, analyzer, embedder)
-                ok, errors = helpers.bulk(client, docs, index=name, chunk_size=500, raise_on_error=False,
-                                          request_timeout=120)
+                ok, errors = helpers.bulk(client.options(request_timeout=120), docs, index=name,
+                                          chunk_size=500, raise_on_error=False)
                 if errors:
                     raise EsFaqError(f"Elasticsearch rejected {len(errors)} documents, first: {errors[0]}")
                 report.faqs += ok

