@@ -145,6 +145,17 @@ def index_rollback(settings: Settings, alias: str | None) -> None:
     _emit(index_mod.rollback(make_client(settings), alias or settings.index_alias))
 
 
+@cli.command("config")
+@pass_settings
+def config_cmd(settings: Settings) -> None:
+    """The effective settings (file + ES_FAQ_* variables), secrets masked."""
+    import dataclasses
+
+    secret = {"es_api_key", "es_password"}
+    _emit({k: ("***" if k in secret and v else str(v) if isinstance(v, Path) else v)
+           for k, v in dataclasses.asdict(settings).items()})
+
+
 # --- search / eval / serve --------------------------------------------------------------------------
 @cli.command()
 @click.argument("query")
