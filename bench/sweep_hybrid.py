@@ -1,6 +1,9 @@
-"""Sweep the hybrid fusion weights on a bench split (dev): one JSON row per setting.
+"""Sweep hybrid fusion settings on a bench split (dev): one JSON row per setting.
 
     .venv/bin/python bench/sweep_hybrid.py --bench ../shared/data/faq-bench/bq --split dev
+
+fusion=sum sweeps lexical_boost (the engine adds the two scores); rrf and weighted sweep
+lexical_weight (the project fuses the two lists of one _msearch).
 """
 
 import argparse
@@ -12,23 +15,35 @@ from es_faq.evaluate import ensure_bench_index, evaluate, load_queries
 from es_faq.pipeline import Searcher
 
 
+def _floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--bench", type=Path, required=True)
     parser.add_argument("--split", default="dev")
+    parser.add_argument("--fusions", default="sum,rrf,weighted")
     parser.add_argument("--lexical-boosts", default="0.002,0.005,0.01,0.02,0.05,0.1")
-    parser.add_argument("--knn-ks", default="50,100")
+    parser.add_argument("--lexical-weights", default="0.1,0.2,0.3,0.4,0.5")
+    parser.add_argument("--knn-k", type=int, default=None)
     args = parser.parse_args()
     base = load_settings()
+    if args.knn_k:
+        base = base.replace(knn_k=args.knn_k, knn_num_candidates=max(base.knn_num_candidates, 2 * args.knn_k))
     searcher = Searcher(base)
     alias = ensure_bench_index(searcher, args.bench)
     queries = load_queries(args.bench, args.split)
-    for knn_k in (int(x) for x in args.knn_ks.split(",")):
-        for boost in (float(x) for x in args.lexical_boosts.split(",")):
-            searcher.settings = base.replace(lexical_boost=boost, knn_k=knn_k,
-                                             knn_num_candidates=max(base.knn_num_candidates, 2 * knn_k))
-            row = evaluate(searcher, args.bench, args.split, "hybrid", alias, queries)
-            print(json.dumps({"lexical_boost": boost, "knn_k": knn_k, **row}), flush=True)
+    grid = []
+    for fusion in args.fusions.split(","):
+        if fusion == "sum":
+            grid += [{"fusion": "sum", "lexical_boost": b} for b in _floats(args.lexical_boosts)]
+        else:
+            grid += [{"fusion": fusion, "lexical_weight": w} for w in _floats(args.lexical_weights)]
+    for point in grid:
+        searcher.settings = base.replace(**point)
+        row = evaluate(searcher, args.bench, args.split, "hybrid", alias, queries)
+        print(json.dumps({**point, "knn_k": base.knn_k, **row}), flush=True)
 
 
 if __name__ == "__main__":

@@ -58,8 +58,13 @@ class Settings:
     # Search. Defaults measured on the dev splits: docs/benchmarks.md.
     search_k: int = 10
     search_max_k: int = 100
+    # fusion "sum": one _search, the engine adds lexical_boost x BM25 + vector_boost x (1+cos)/2.
+    # "rrf" / "weighted": one _msearch, both lists fused here with lexical_weight (vector: 1 - it).
+    fusion: str = "sum"
     lexical_boost: float = 0.01
     vector_boost: float = 1.0
+    lexical_weight: float = 0.3
+    rrf_k: int = 60
     knn_k: int = 50
     knn_num_candidates: int = 200
     query_max_chars: int = 10000
@@ -67,6 +72,33 @@ class Settings:
 
     # HTTP API.
     api_max_body_bytes: int = 64 * 1024
+
+    # MySQL sync (docs/sync.md): the source database and how its tables and columns are named.
+    mysql_url: str = ""  # mysql://user:password@host:3306/database
+    mysql_faq_table: str = "faq"
+    mysql_id_column: str = "id"
+    mysql_question_column: str = "question"
+    mysql_answer_column: str = "answer"
+    mysql_category_column: str = "category"  # empty: no categories
+    mysql_enabled_column: str = "enabled"  # empty: every row is enabled
+    mysql_deleted_column: str = "deleted"  # empty: rows are only ever hard-deleted
+    mysql_updated_at_column: str = "updated_at"
+    mysql_similar_table: str = "faq_similar_question"  # empty: no similar questions
+    mysql_similar_faq_id_column: str = "faq_id"
+    mysql_similar_question_column: str = "question"
+    mysql_similar_order_column: str = "id"
+    mysql_batch_size: int = 500
+    mysql_connect_timeout_s: float = 10.0
+    # Longer rows are skipped and reported: a question is a sentence (and must stay under
+    # Lucene's 32766-byte keyword limit); an answer this long is a page, not an answer.
+    mysql_max_question_chars: int = 1000
+    mysql_max_answer_chars: int = 100_000
+    mysql_lock_ttl_s: float = 30.0
+    # Incremental runs re-read rows this far behind the watermark, so a transaction that
+    # committed late with an older updated_at is still picked up; unchanged rows cost no write.
+    mysql_overlap_s: float = 60.0
+    mysql_follow_interval_s: float = 2.0
+    mysql_retry_max_s: float = 60.0
 
     @property
     def models_path(self) -> Path:
@@ -80,6 +112,12 @@ class Settings:
         if os.geteuid() == 0:
             return Path("/var/lib/es-faq/engine")
         return self.home / "engine"
+
+    def __post_init__(self):
+        if self.fusion not in ("sum", "rrf", "weighted"):
+            raise ConfigError(f"fusion={self.fusion!r}: choose sum, rrf or weighted")
+        if not 0.0 <= self.lexical_weight <= 1.0:
+            raise ConfigError(f"lexical_weight={self.lexical_weight}: must be between 0 and 1")
 
     def replace(self, **changes) -> "Settings":
         return dataclasses.replace(self, **changes)

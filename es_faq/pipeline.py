@@ -12,7 +12,8 @@ from .config import Settings
 from .embed import Embedder
 from .errors import InvalidInput
 from .es import make_client
-from .retrieve import MODES, Hit, build_request, execute
+from .fuse import fuse
+from .retrieve import MODES, Hit, build_request, build_sides, execute, execute_sides
 
 
 @dataclass
@@ -21,7 +22,7 @@ class SearchResult:
     mode: str
     hits: list[Hit]
     analysis: Analysis
-    request: dict
+    request: dict  # a _search body, or {side: body} for the two searches of one _msearch
     timings_ms: dict = field(default_factory=dict)
 
     def as_dict(self, debug: bool = False) -> dict:
@@ -77,9 +78,20 @@ class Searcher:
             vector = self.embedder.encode([analysis.normalized], is_query=True)[0].tolist()
         t2 = time.perf_counter()
         timings["embed"] = (t2 - t1) * 1000
-        request = build_request(mode, analysis.tokens, vector, k, self.settings, category, matches)
-        hits = execute(self.client, self.settings, index or self.settings.index_alias, request)
+        index = index or self.settings.index_alias
+        fusion = self.settings.fusion
+        if mode == "hybrid" and fusion != "sum":
+            depth = max(k, self.settings.knn_k)
+            request = build_sides(analysis.tokens, vector, depth, self.settings, category, matches)
+            lists = execute_sides(self.client, self.settings, index, request)
+            t_es = time.perf_counter()
+            hits = fuse(lists, fusion, self.settings.lexical_weight, self.settings.rrf_k, k)
+        else:
+            request = build_request(mode, analysis.tokens, vector, k, self.settings, category, matches)
+            hits = execute(self.client, self.settings, index, request)
+            t_es = time.perf_counter()
         t3 = time.perf_counter()
-        timings["retrieve"] = (t3 - t2) * 1000
+        timings["retrieve"] = (t_es - t2) * 1000
+        timings["fuse"] = (t3 - t_es) * 1000
         timings["total"] = (t3 - t0) * 1000
         return SearchResult(query, mode, hits, analysis, request, {k_: round(v, 2) for k_, v in timings.items()})

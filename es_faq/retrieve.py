@@ -1,4 +1,7 @@
-"""Stage: one Elasticsearch request (lexical, vector or both summed) -> hits, one per FAQ."""
+"""Stage: one Elasticsearch request -> hits, one per FAQ.
+
+The request is a `_search` (one side, or both sides summed by the engine) or an `_msearch`
+holding the lexical and the vector search, whose two ranked lists the fuse stage merges."""
 
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ class Hit:
     category: str
     score: float
     matched: dict = field(default_factory=dict)  # which question text matched, per side
+    scores: dict = field(default_factory=dict)  # per-side scores, filled by the fuse stage
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -58,6 +62,14 @@ def build_request(mode: str, tokens: list[str], vector: list[float] | None, k: i
     return body
 
 
+def build_sides(tokens: list[str], vector: list[float] | None, depth: int, settings: Settings,
+                category: str | None = None, matches: bool = True) -> dict[str, dict]:
+    """The lexical and the vector search bodies, each `depth` deep, for one `_msearch`."""
+    sides = {"lexical": build_request("bm25", tokens, None, depth, settings, category, matches),
+             "vector": build_request("vector", [], vector, depth, settings, category, matches)}
+    return {side: body for side, body in sides.items() if "query" in body or "knn" in body}
+
+
 def _matched(hit: dict) -> dict:
     matched = {}
     for side, inner in (hit.get("inner_hits") or {}).items():
@@ -67,17 +79,44 @@ def _matched(hit: dict) -> dict:
     return matched
 
 
-def execute(client: Elasticsearch, settings: Settings, index: str, body: dict) -> list[Hit]:
-    if "query" not in body and "knn" not in body:
-        return []
+def _missing(index: str) -> IndexMissing:
+    return IndexMissing(f"index or alias {index!r} does not exist; load one with `es-faq index load FILE`")
+
+
+def _call(settings: Settings, index: str, request):
     try:
-        response = client.search(index=index, **body)
+        return request()
     except NotFoundError:
-        raise IndexMissing(f"index or alias {index!r} does not exist; load one with `es-faq index load FILE`") from None
+        raise _missing(index) from None
     except (TransportError, ApiError) as exc:
         if isinstance(exc, ApiError) and exc.status_code < 500 and exc.status_code != 429:
             raise
         raise unreachable(settings, exc) from None
+
+
+def _hits(response: dict) -> list[Hit]:
     return [Hit(h["_source"]["faq_id"], h["_source"].get("question", ""), h["_source"].get("answer", ""),
                 h["_source"].get("category", ""), h["_score"], _matched(h))
             for h in response["hits"]["hits"]]
+
+
+def execute(client: Elasticsearch, settings: Settings, index: str, body: dict) -> list[Hit]:
+    if "query" not in body and "knn" not in body:
+        return []
+    return _hits(_call(settings, index, lambda: client.search(index=index, **body)))
+
+
+def execute_sides(client: Elasticsearch, settings: Settings, index: str, sides: dict[str, dict]) -> dict[str, list[Hit]]:
+    """Run both sides in one `_msearch` round trip; a ranked hit list per side."""
+    if not sides:
+        return {}
+    searches = [part for body in sides.values() for part in ({"index": index}, body)]
+    response = _call(settings, index, lambda: client.msearch(searches=searches))
+    lists = {}
+    for side, item in zip(sides, response["responses"]):
+        if "error" in item:
+            if item.get("status") == 404:
+                raise _missing(index)
+            raise unreachable(settings, RuntimeError(str(item["error"])[:200]))
+        lists[side] = _hits(item)
+    return lists

@@ -68,3 +68,22 @@ def test_over_long_query_is_rejected_and_long_one_answered(searcher, demo_alias,
 def test_missing_index_says_how_to_load(searcher):
     with pytest.raises(IndexMissing, match="es-faq index load"):
         searcher.search("还款", 5, index="test-no-such-alias")
+
+
+@pytest.mark.parametrize("fusion", ["rrf", "weighted"])
+def test_fused_hybrid_is_one_msearch_with_score_breakdown(searcher, demo_alias, fusion):
+    fused = type(searcher)(searcher.settings.replace(fusion=fusion), searcher.client, searcher.embedder,
+                           searcher.analyzer)
+    result = fused.search("付款密码想不起来了咋办", 5, "hybrid", index=demo_alias)
+    assert set(result.request) == {"lexical", "vector"}
+    top = result.hits[0]
+    assert top.faq_id == "demo-001"
+    assert {"lexical", "vector", "fused"} <= set(top.scores)
+    assert [h.score for h in result.hits] == sorted((h.score for h in result.hits), reverse=True)
+
+
+def test_unknown_fusion_is_a_config_error(settings):
+    from es_faq.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="choose sum, rrf or weighted"):
+        settings.replace(fusion="max")

@@ -1,0 +1,38 @@
+"""Stage: the lexical and vector ranked lists -> one list (reciprocal rank or normalised scores)."""
+
+from __future__ import annotations
+
+from .retrieve import Hit
+
+FUSIONS = ("sum", "rrf", "weighted")
+
+
+def _min_max(hits: list[Hit]) -> dict[str, float]:
+    if not hits:
+        return {}
+    top, bottom = hits[0].score, hits[-1].score
+    span = (top - bottom) or 1.0
+    return {h.faq_id: (h.score - bottom) / span for h in hits}
+
+
+def fuse(lists: dict[str, list[Hit]], method: str, lexical_weight: float, rrf_k: int, k: int) -> list[Hit]:
+    """Merge per-side lists (best first) into the top k; each hit keeps its per-side scores.
+
+    rrf: sum over sides of weight / (rrf_k + rank). weighted: sum of weight x min-max-normalised
+    score within each side's list. A FAQ missing from one side gets nothing from it."""
+    weights = {"lexical": lexical_weight, "vector": 1.0 - lexical_weight}
+    merged: dict[str, Hit] = {}
+    fused: dict[str, float] = {}
+    for side, hits in lists.items():
+        normalised = _min_max(hits) if method == "weighted" else {}
+        for rank, hit in enumerate(hits, start=1):
+            kept = merged.setdefault(hit.faq_id, hit)
+            kept.matched.update(hit.matched)
+            kept.scores[side] = hit.score
+            part = 1.0 / (rrf_k + rank) if method == "rrf" else normalised[hit.faq_id]
+            fused[hit.faq_id] = fused.get(hit.faq_id, 0.0) + weights[side] * part
+    ranked = sorted(merged.values(), key=lambda h: fused[h.faq_id], reverse=True)[:k]
+    for hit in ranked:
+        hit.score = fused[hit.faq_id]
+        hit.scores["fused"] = hit.score
+    return ranked

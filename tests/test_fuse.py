@@ -1,0 +1,33 @@
+"""The fuse stage: merging the lexical and vector lists of one _msearch."""
+
+import pytest
+
+from es_faq.fuse import fuse
+from es_faq.retrieve import Hit
+
+
+def _hits(side, *pairs):
+    return [Hit(faq_id, faq_id, "", "", score, {side: {"text": faq_id, "score": score}}) for faq_id, score in pairs]
+
+
+def test_rrf_rewards_agreement_and_keeps_per_side_scores():
+    lists = {"lexical": _hits("lexical", ("a", 12.0), ("b", 9.0), ("c", 1.0)),
+             "vector": _hits("vector", ("b", 0.91), ("d", 0.90), ("a", 0.80))}
+    ranked = fuse(lists, "rrf", lexical_weight=0.5, rrf_k=60, k=3)
+    assert [h.faq_id for h in ranked][:2] == ["b", "a"]
+    b = ranked[0]
+    assert b.scores["lexical"] == 9.0 and b.scores["vector"] == 0.91
+    assert b.score == pytest.approx(0.5 / 62 + 0.5 / 61) == b.scores["fused"]
+    assert set(b.matched) == {"lexical", "vector"}
+
+
+def test_weighted_normalises_each_side_and_weight_shifts_the_winner():
+    lists = {"lexical": _hits("lexical", ("a", 30.0), ("b", 10.0)),
+             "vector": _hits("vector", ("b", 0.90), ("a", 0.89))}
+    assert fuse(lists, "weighted", 0.6, 60, 2)[0].faq_id == "a"
+    assert fuse(lists, "weighted", 0.4, 60, 2)[0].faq_id == "b"
+
+
+def test_one_side_empty():
+    ranked = fuse({"lexical": [], "vector": _hits("vector", ("x", 0.9), ("y", 0.8))}, "rrf", 0.3, 60, 5)
+    assert [h.faq_id for h in ranked] == ["x", "y"]
