@@ -13,20 +13,17 @@ from tqdm import tqdm
 from .errors import ProvisionError
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
+def _digest(path: Path, algorithm: str) -> str:
     with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, algorithm).hexdigest()
+
+
+def sha256_of(path: Path) -> str:
+    return _digest(path, "sha256")
 
 
 def _sha1_of(path: Path) -> str:
-    digest = hashlib.sha1()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return _digest(path, "sha1")
 
 
 def maven_url(base: str, coords: str) -> str:
