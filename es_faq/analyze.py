@@ -1,11 +1,17 @@
-"""normalize -> segment, shared by indexing and querying so both sides are analysed alike."""
+"""normalize -> rewrite -> segment (-> expand for queries), shared by indexing and querying."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+
+from elasticsearch import ApiError, TransportError
 
 from .config import Settings
+from .dictionary import Dictionary, DictionaryStore
 from .normalize import normalize
+from .rewrite import Rewriter
 from .segment import Segmenter
 
 
@@ -13,19 +19,61 @@ from .segment import Segmenter
 class Analysis:
     original: str
     normalized: str
+    text: str  # after rewrites and filler removal: what is embedded
     tokens: list[str]
     truncated: bool
+    rewrites: list[list[str]] = field(default_factory=list)
+    synonyms: dict[str, list[str]] = field(default_factory=dict)
+    dictionary_version: int = 0
+
+    @property
+    def expansions(self) -> list[str]:
+        return [alt for alts in self.synonyms.values() for alt in alts]
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
 class Analyzer:
-    def __init__(self, settings: Settings):
+    """Holds the compiled dictionaries; with a store, picks up changes within dict_check_interval_s."""
+
+    def __init__(self, settings: Settings, store: DictionaryStore | None = None,
+                 dictionary: Dictionary | None = None):
         self.settings = settings
         self.segmenter = Segmenter()
+        self._store = store
+        self._checked = float("-inf")
+        self._reload_lock = threading.Lock()
+        self._apply(dictionary if dictionary is not None else Dictionary())
+        if dictionary is None:
+            self.refresh()
 
-    def analyze(self, text: str, max_chars: int | None = None) -> Analysis:
+    def _apply(self, dictionary: Dictionary) -> None:
+        self.segmenter.set_user_words(set(dictionary.words))
+        self.rewriter = Rewriter(dictionary)
+
+    def refresh(self) -> None:
+        """Reload when the stored version moved; at most one version check per interval."""
+        if self._store is None or time.monotonic() - self._checked < self.settings.dict_check_interval_s:
+            return
+        with self._reload_lock:
+            if time.monotonic() - self._checked < self.settings.dict_check_interval_s:
+                return
+            try:
+                if self._store.version() != self.rewriter.version:
+                    self._apply(self._store.load())
+                self._checked = time.monotonic()
+            except (TransportError, ApiError):
+                # Elasticsearch is down: keep the dictionaries we have; the search itself will
+                # report the outage, and the next call tries again.
+                pass
+
+    def analyze(self, text: str, max_chars: int | None = None, expand: bool = False) -> Analysis:
         limit = max_chars or self.settings.analyze_max_chars
         normalized = normalize(text)
-        return Analysis(text, normalized[:limit], self.segmenter.tokens(normalized[:limit]), len(normalized) > limit)
+        rewriter = self.rewriter
+        rewritten, applied = rewriter.rewrite(normalized[:limit])
+        tokens = [t for t in self.segmenter.tokens(rewritten) if t not in rewriter.filler_words]
+        synonyms = rewriter.expand(tokens) if expand else {}
+        return Analysis(text, normalized[:limit], rewritten, tokens, len(normalized) > limit, applied, synonyms,
+                        rewriter.version)

@@ -120,8 +120,12 @@ def index_load(settings: Settings, path: Path, alias: str | None, skip_bad: bool
     from .embed import Embedder
     from .kb import count_lines, read_jsonl
 
+    from .dictionary import DictionaryStore
+
     embedder = Embedder(settings)
-    report = index_mod.build(make_client(settings), settings, read_jsonl(path), Analyzer(settings), embedder,
+    client = make_client(settings)
+    analyzer = Analyzer(settings, DictionaryStore(client, settings))
+    report = index_mod.build(client, settings, read_jsonl(path), analyzer, embedder,
                              alias=alias, skip_bad=skip_bad, total=count_lines(path),
                              meta={"source": str(path.resolve())})
     for bad in report.skipped:
@@ -151,9 +155,105 @@ def config_cmd(settings: Settings) -> None:
     """The effective settings (file + ES_FAQ_* variables), secrets masked."""
     import dataclasses
 
+    import re
+
     secret = {"es_api_key", "es_password"}
-    _emit({k: ("***" if k in secret and v else str(v) if isinstance(v, Path) else v)
-           for k, v in dataclasses.asdict(settings).items()})
+
+    def shown(key, value):
+        if key in secret and value:
+            return "***"
+        if isinstance(value, str) and "://" in value:  # URLs may carry a password
+            return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", value)
+        return str(value) if isinstance(value, Path) else value
+    _emit({k: shown(k, v) for k, v in dataclasses.asdict(settings).items()})
+
+
+# --- dictionaries / analysis -------------------------------------------------------------------------
+@cli.group("dict")
+def dict_group() -> None:
+    """Analysis dictionaries in Elasticsearch: user words, synonyms, rewrites, filler."""
+
+
+def _store(settings: Settings):
+    from .dictionary import DictionaryStore
+
+    return DictionaryStore(make_client(settings), settings)
+
+
+@dict_group.command("import")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path), required=False)
+@pass_settings
+def dict_import(settings: Settings, directory: Path | None) -> None:
+    """Add the entries of the seed files (default: analyzers/) to the stored dictionaries."""
+    from .config import REPO_ROOT
+
+    report = _store(settings).import_dir(directory or REPO_ROOT / "analyzers")
+    for problem in report["rejected"]:
+        click.echo(f"rejected {problem}", err=True)
+    _emit(report)
+
+
+@dict_group.command("export")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@pass_settings
+def dict_export(settings: Settings, directory: Path) -> None:
+    """Write the stored dictionaries as seed files into DIRECTORY."""
+    _emit(_store(settings).export_dir(directory))
+
+
+@dict_group.command("list")
+@click.option("--kind", type=click.Choice(("word", "synonym", "rewrite", "filler")), default=None)
+@pass_settings
+def dict_list(settings: Settings, kind: str | None) -> None:
+    """Every stored entry, one a line, in the seed files' format."""
+    from .dictionary import format_entry
+
+    snapshot = _store(settings).load()
+    click.echo(f"# version {snapshot.version}", err=True)
+    for entry_kind, terms in snapshot.entries():
+        if kind in (None, entry_kind):
+            click.echo(f"{entry_kind}\t{format_entry(entry_kind, terms)}")
+
+
+@dict_group.command("add")
+@click.argument("kind", type=click.Choice(("word", "synonym", "rewrite", "filler")))
+@click.argument("terms", nargs=-1, required=True)
+@pass_settings
+def dict_add(settings: Settings, kind: str, terms: tuple[str, ...]) -> None:
+    """Add an entry: `word 花呗`, `synonym 查询 查看 查找`, `rewrite 搏学考试 博学考试`, `filler 亲`."""
+    from .errors import InvalidInput
+
+    try:
+        version = _store(settings).add(kind, list(terms))
+    except InvalidInput as exc:
+        raise click.UsageError(f"rejected: {exc.message}") from None
+    click.echo(f"added; dictionary version {version} (running APIs pick it up within "
+               f"{settings.dict_check_interval_s:g} s)")
+
+
+@dict_group.command("remove")
+@click.argument("kind", type=click.Choice(("word", "synonym", "rewrite", "filler")))
+@click.argument("terms", nargs=-1, required=True)
+@pass_settings
+def dict_remove(settings: Settings, kind: str, terms: tuple[str, ...]) -> None:
+    """Remove an entry (a synonym group is named by all its terms, a rewrite by its source)."""
+    from .errors import InvalidInput
+
+    try:
+        version = _store(settings).remove(kind, list(terms))
+    except InvalidInput as exc:
+        raise click.UsageError(exc.message) from None
+    click.echo(f"removed; dictionary version {version}")
+
+
+@cli.command()
+@click.argument("query")
+@pass_settings
+def analyze(settings: Settings, query: str) -> None:
+    """Show how a query is analysed: normalised text, rewrites, tokens, synonym expansions."""
+    from .analyze import Analyzer
+
+    _emit(Analyzer(settings, _store(settings)).analyze(query, expand=True).as_dict())
 
 
 # --- search / eval / serve --------------------------------------------------------------------------
@@ -222,6 +322,11 @@ def serve(host: str, port: int, workers: int | None) -> None:
 def _exit_on_sigterm(signum, frame) -> None:
     # Turn `kill` into an exception so half-built index versions are cleaned up on the way out.
     raise SystemExit(128 + signum)
+
+
+from .sync.cli import sync  # noqa: E402  (registered last: the sync group imports nothing heavy)
+
+cli.add_command(sync)
 
 
 def main() -> None:

@@ -70,8 +70,17 @@ class Settings:
     query_max_chars: int = 10000
     analyze_max_chars: int = 256
 
+    # Analysis dictionaries (es_faq/dictionary.py).
+    dict_index: str = "es-faq-dict"
+    dict_check_interval_s: float = 5.0
+    synonym_boost: float = 0.5
+
     # HTTP API.
     api_max_body_bytes: int = 64 * 1024
+    # 503 answers tell clients to come back after this many seconds (Retry-After).
+    api_retry_after_s: int = 5
+    # /readyz must answer before a load balancer's probe gives up; a hung node fails the check.
+    api_ready_timeout_s: float = 2.0
 
     # MySQL sync (docs/sync.md): the source database and how its tables and columns are named.
     mysql_url: str = ""  # mysql://user:password@host:3306/database

@@ -180,7 +180,7 @@ def _running_pid(layout: EngineLayout) -> int | None:
 
 
 def up(settings: Settings, echo=print) -> dict:
-    """Install if needed, start the node unless it runs, and wait until the cluster is green."""
+    """Install if needed, start the node unless it runs, and wait until every primary is assigned."""
     layout = install(settings)
     client = make_client(settings)
     if _running_pid(layout):
@@ -205,8 +205,9 @@ def up(settings: Settings, echo=print) -> dict:
     deadline = time.monotonic() + settings.engine_start_timeout_s
     while True:
         try:
-            health = cluster_health(client, settings, wait_for_status="green", timeout_s=5)
-            if health.get("status") == "green":
+            # Yellow: every primary is assigned; indices with replicas stay yellow on one node.
+            health = cluster_health(client, settings, wait_for_status="yellow", timeout_s=5)
+            if health.get("status") in ("green", "yellow"):
                 return status(settings)
         except EngineUnavailable:
             pass

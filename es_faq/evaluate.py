@@ -29,11 +29,11 @@ def load_queries(bench: Path, split: str, limit: int | None = None) -> list[dict
 
 
 def ensure_bench_index(searcher: Searcher, bench: Path, progress: bool = True) -> str:
-    """The bench's own alias, rebuilt only when faqs.jsonl or the embedding model changed."""
+    """The bench's own alias, rebuilt only when faqs.jsonl, the embedding model or the dictionaries changed."""
     faqs = bench / "faqs.jsonl"
     alias = f"bench-{bench.resolve().name}".lower()
     wanted = {"source": str(faqs.resolve()), "source_sha256": sha256_of(faqs),
-              "model": searcher.embedder.manifest.name}
+              "model": searcher.embedder.manifest.name, "dictionary_version": searcher.analyzer.rewriter.version}
     meta = index_meta(searcher.client, alias) or {}
     if any(meta.get(k) != v for k, v in wanted.items()):
         build(searcher.client, searcher.settings, read_jsonl(faqs), searcher.analyzer, searcher.embedder,

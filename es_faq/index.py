@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -30,21 +31,27 @@ def faq_body(settings: Settings, dims: int, meta: dict) -> dict:
     return body
 
 
+def content_hash(faq: Faq) -> str:
+    """A digest of what a FAQ says, stored with its document so `es-faq sync check` can compare."""
+    content = [faq.question, faq.similar_questions, faq.answer, faq.category, faq.enabled]
+    return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode("utf-8")).hexdigest()[:32]
+
+
 def faq_documents(faqs: list[Faq], analyzer: Analyzer, embedder: Embedder) -> list[dict]:
     """Analyse and embed a batch of FAQs into index documents, one per FAQ, a nested entry per question."""
-    texts = [text for faq in faqs for text in faq.texts]
-    vectors = embedder.encode(texts)
+    analyses = [analyzer.analyze(text) for faq in faqs for text in faq.texts]
+    vectors = embedder.encode([a.text or a.normalized for a in analyses])
     docs, row = [], 0
     for faq in faqs:
         questions = []
         for position, text in enumerate(faq.texts):
-            tokens = analyzer.analyze(text).tokens
+            tokens = analyses[row].tokens
             questions.append({"text": text, "is_standard": position == 0, "tokens": " ".join(tokens),
                               "vector": [round(float(x), 6) for x in vectors[row]]})
             row += 1
         docs.append({"_id": faq.id, "faq_id": faq.id, "question": faq.question, "answer": faq.answer,
                      "category": faq.category, "enabled": faq.enabled, "updated_at": faq.updated_at,
-                     "questions": questions})
+                     "content_hash": content_hash(faq), "questions": questions})
     return docs
 
 
@@ -95,7 +102,9 @@ def build(client: Elasticsearch, settings: Settings, records: Iterable[Faq | Bad
     started = time.monotonic()
     name = new_version_name(alias)
     meta = {"model": embedder.manifest.name, "created": datetime.now(timezone.utc).isoformat(), **(meta or {})}
-    client.indices.create(index=name, **faq_body(settings, embedder.dims, meta))
+    # Marked "building" until verified: a killed build leaves an index that prune and rollback
+    # must treat as garbage, never as a version to keep or return to.
+    client.indices.create(index=name, **faq_body(settings, embedder.dims, {**meta, "state": "building"}))
     report = LoadReport(index=name, alias=alias)
     try:
         with tqdm(total=total, unit="faq", desc=f"indexing {name}", disable=not progress) as bar:
@@ -115,6 +124,7 @@ def build(client: Elasticsearch, settings: Settings, records: Iterable[Faq | Bad
             raise EsFaqError(f"index {name} holds {stored} FAQs, expected {report.faqs}; alias not moved")
         if report.faqs == 0:
             raise DataError("no valid FAQ in the input; the live index was not changed")
+        client.indices.put_mapping(index=name, meta={"es_faq": {**meta, "state": "complete"}})
         report.previous = swap_alias(client, alias, name)
     except BaseException:
         # A half-built version must never be served, nor linger to be mistaken for a good one.
@@ -142,19 +152,28 @@ def swap_alias(client: Elasticsearch, alias: str, index: str) -> list[str]:
 
 
 def versions(client: Elasticsearch, alias: str) -> list[dict]:
-    """Every version of `alias`, oldest first, with its doc count and whether it is live."""
+    """Every version of `alias`, oldest first, with its doc count, whether it is live and complete."""
     live = set(live_indices(client, alias))
     rows = client.cat.indices(index=f"{alias}-*", format="json", h="index,docs.count,creation.date.string",
                               expand_wildcards="open").body
+    metas = client.indices.get_mapping(index=f"{alias}-*", expand_wildcards="open").body
+    state = {name: body["mappings"].get("_meta", {}).get("es_faq", {}).get("state") for name, body in metas.items()}
+    # Versions built before the state marker existed have none and count as complete.
     return sorted(({"index": r["index"], "faqs": int(r["docs.count"] or 0), "created": r["creation.date.string"],
-                    "live": r["index"] in live} for r in rows if r["index"][len(alias) + 1:][:1].isdigit()),
+                    "live": r["index"] in live, "complete": state.get(r["index"]) != "building"}
+                   for r in rows if r["index"][len(alias) + 1:][:1].isdigit()),
                   key=lambda r: r["index"])
 
 
-def prune(client: Elasticsearch, alias: str, keep: int) -> list[str]:
-    """Delete all but the newest `keep` versions, never the live one."""
-    old = [v["index"] for v in versions(client, alias) if not v["live"]]
+def prune(client: Elasticsearch, alias: str, keep: int, orphans: bool = False) -> list[str]:
+    """Delete all but the newest `keep` complete versions, never the live one.
+
+    `orphans` also deletes incomplete versions (killed builds); only safe while no build runs."""
+    rows = [v for v in versions(client, alias) if not v["live"]]
+    old = [v["index"] for v in rows if v["complete"]]
     doomed = old[:max(0, len(old) - (keep - 1))]
+    if orphans:
+        doomed += [v["index"] for v in rows if not v["complete"]]
     for name in doomed:
         client.indices.delete(index=name)
     return doomed
@@ -166,7 +185,7 @@ def rollback(client: Elasticsearch, alias: str) -> dict:
     live = [r["index"] for r in rows if r["live"]]
     if not live:
         raise IndexMissing(f"alias {alias} does not exist; load an index first (`es-faq index load`)")
-    older = [r["index"] for r in rows if r["index"] < live[0]]
+    older = [r["index"] for r in rows if r["index"] < live[0] and r["complete"]]
     if not older:
         raise IndexMissing(f"no version older than {live[0]} is kept; nothing to roll back to")
     swap_alias(client, alias, older[-1])

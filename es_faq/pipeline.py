@@ -9,6 +9,7 @@ from elasticsearch import Elasticsearch
 
 from .analyze import Analysis, Analyzer
 from .config import Settings
+from .dictionary import DictionaryStore
 from .embed import Embedder
 from .errors import InvalidInput
 from .es import make_client
@@ -41,7 +42,7 @@ class Searcher:
                  embedder: Embedder | None = None, analyzer: Analyzer | None = None):
         self.settings = settings
         self.client = client or make_client(settings)
-        self.analyzer = analyzer or Analyzer(settings)
+        self.analyzer = analyzer or Analyzer(settings, DictionaryStore(self.client, settings))
         self._embedder = embedder
 
     @property
@@ -70,24 +71,27 @@ class Searcher:
         query, k = self.validate(query, k)
         timings = {}
         t0 = time.perf_counter()
-        analysis = self.analyzer.analyze(query)
+        self.analyzer.refresh()
+        analysis = self.analyzer.analyze(query, expand=True)
         t1 = time.perf_counter()
         timings["analyze"] = (t1 - t0) * 1000
         vector = None
-        if mode != "bm25" and analysis.normalized:
-            vector = self.embedder.encode([analysis.normalized], is_query=True)[0].tolist()
+        if mode != "bm25" and analysis.text:
+            vector = self.embedder.encode([analysis.text], is_query=True)[0].tolist()
         t2 = time.perf_counter()
         timings["embed"] = (t2 - t1) * 1000
         index = index or self.settings.index_alias
         fusion = self.settings.fusion
         if mode == "hybrid" and fusion != "sum":
             depth = max(k, self.settings.knn_k)
-            request = build_sides(analysis.tokens, vector, depth, self.settings, category, matches)
+            request = build_sides(analysis.tokens, vector, depth, self.settings, category, matches,
+                                  analysis.expansions)
             lists = execute_sides(self.client, self.settings, index, request)
             t_es = time.perf_counter()
             hits = fuse(lists, fusion, self.settings.lexical_weight, self.settings.rrf_k, k)
         else:
-            request = build_request(mode, analysis.tokens, vector, k, self.settings, category, matches)
+            request = build_request(mode, analysis.tokens, vector, k, self.settings, category, matches,
+                                    analysis.expansions)
             hits = execute(self.client, self.settings, index, request)
             t_es = time.perf_counter()
         t3 = time.perf_counter()

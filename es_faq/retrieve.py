@@ -36,7 +36,8 @@ def _inner_hits(name: str) -> dict:
 
 
 def build_request(mode: str, tokens: list[str], vector: list[float] | None, k: int,
-                  settings: Settings, category: str | None = None, matches: bool = True) -> dict:
+                  settings: Settings, category: str | None = None, matches: bool = True,
+                  synonyms: list[str] = ()) -> dict:
     """The exact search body, ready to paste into Kibana Dev Tools.
 
     `matches` asks for the best-matching question text of each hit (nested inner_hits), which
@@ -46,8 +47,11 @@ def build_request(mode: str, tokens: list[str], vector: list[float] | None, k: i
         filters.append({"term": {"category": category}})
     body: dict = {"size": k, "_source": SOURCE_FIELDS}
     if mode in ("bm25", "hybrid") and tokens:
-        lexical = {"nested": {"path": "questions", "score_mode": "max",
-                              "query": {"match": {"questions.tokens": {"query": " ".join(tokens)}}}}}
+        match = {"match": {"questions.tokens": {"query": " ".join(tokens)}}}
+        if synonyms:  # query-side expansion: the stored text is never rewritten with synonyms
+            match = {"bool": {"should": [match, {"match": {"questions.tokens": {
+                "query": " ".join(synonyms), "boost": settings.synonym_boost}}}]}}
+        lexical = {"nested": {"path": "questions", "score_mode": "max", "query": match}}
         if matches:
             lexical["nested"]["inner_hits"] = _inner_hits("lexical")
         body["query"] = {"bool": {"filter": filters, "must": [lexical],
@@ -63,9 +67,9 @@ def build_request(mode: str, tokens: list[str], vector: list[float] | None, k: i
 
 
 def build_sides(tokens: list[str], vector: list[float] | None, depth: int, settings: Settings,
-                category: str | None = None, matches: bool = True) -> dict[str, dict]:
+                category: str | None = None, matches: bool = True, synonyms: list[str] = ()) -> dict[str, dict]:
     """The lexical and the vector search bodies, each `depth` deep, for one `_msearch`."""
-    sides = {"lexical": build_request("bm25", tokens, None, depth, settings, category, matches),
+    sides = {"lexical": build_request("bm25", tokens, None, depth, settings, category, matches, synonyms),
              "vector": build_request("vector", [], vector, depth, settings, category, matches)}
     return {side: body for side, body in sides.items() if "query" in body or "knn" in body}
 
@@ -120,3 +124,25 @@ def execute_sides(client: Elasticsearch, settings: Settings, index: str, sides: 
             raise unreachable(settings, RuntimeError(str(item["error"])[:200]))
         lists[side] = _hits(item)
     return lists
+
+
+FAQ_FIELDS = ["faq_id", "question", "answer", "category", "enabled", "updated_at", "questions.text",
+              "questions.is_standard"]
+MAX_ID_BYTES = 512  # Elasticsearch's limit on an _id
+
+
+def fetch_faq(client: Elasticsearch, settings: Settings, index: str, faq_id: str) -> dict | None:
+    """One FAQ by id, as the knowledge base states it (realtime GET); None when there is none."""
+    if not faq_id or len(faq_id.encode("utf-8")) > MAX_ID_BYTES:
+        return None  # no such document can exist
+    body = _call(settings, index, lambda: client.options(ignore_status=404).get(
+        index=index, id=faq_id, source_includes=FAQ_FIELDS)).body
+    if "error" in body:  # the alias itself is missing, not the document
+        raise _missing(index)
+    if not body.get("found"):
+        return None
+    source = body["_source"]
+    return {"id": source["faq_id"], "question": source.get("question", ""),
+            "similar_questions": [q["text"] for q in source.get("questions", []) if not q.get("is_standard")],
+            "answer": source.get("answer", ""), "category": source.get("category", ""),
+            "enabled": source.get("enabled", True), "updated_at": source.get("updated_at")}

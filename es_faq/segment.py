@@ -21,12 +21,23 @@ class Segmenter:
     def __init__(self):
         self._jieba = jieba.Tokenizer()
         self._lock = threading.Lock()
+        self._user_words: set[str] = set()
 
     def _ready(self) -> None:
         # jieba loads its dictionary lazily and not thread-safely.
         if not self._jieba.initialized:
             with self._lock:
                 self._jieba.initialize()
+
+    def set_user_words(self, words: set[str]) -> None:
+        """Make exactly `words` the user dictionary (added ones kept whole, removed ones forgotten)."""
+        self._ready()
+        with self._lock:
+            for word in self._user_words - words:
+                self._jieba.del_word(word)
+            for word in words - self._user_words:
+                self._jieba.add_word(word)
+            self._user_words = set(words)
 
     def tokens(self, text: str) -> list[str]:
         """Search-mode segmentation (long words plus their parts), punctuation dropped."""

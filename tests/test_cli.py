@@ -20,7 +20,7 @@ def test_search_prints_json_hits(demo_alias):
     out = es_faq("search", "退货要自己出运费吗", "-k", "3", "--index", demo_alias, "--debug", check=True)
     result = json.loads(out.stdout)
     assert len(result["hits"]) == 3
-    assert set(result["hits"][0]) == {"faq_id", "question", "answer", "category", "score", "matched"}
+    assert set(result["hits"][0]) == {"faq_id", "question", "answer", "category", "score", "matched", "scores"}
     assert result["es_request"]["knn"]["field"] == "questions.vector"
     assert result["analysis"]["tokens"]
 

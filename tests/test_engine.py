@@ -21,7 +21,7 @@ def test_up_is_idempotent(settings):
         pytest.skip("the node under test was not started by `es-faq engine up` on this machine")
     out = es_faq("engine", "up", check=True)
     assert "already running" in out.stderr
-    assert json.loads(out.stdout)["health"] == "green"
+    assert json.loads(out.stdout)["health"] in {"green", "yellow"}
 
 
 def test_engine_refuses_remote_urls(settings):
