@@ -1,0 +1,1 @@
+"""Keep the FAQ index in step with the FAQ tables in MySQL (docs/sync.md)."""
