@@ -59,13 +59,13 @@ class Analyzer:
         with self._reload_lock:
             if time.monotonic() - self._checked < self.settings.dict_check_interval_s:
                 return
+            self._checked = time.monotonic()
             try:
                 if self._store.version() != self.rewriter.version:
                     self._apply(self._store.load())
-                self._checked = time.monotonic()
             except (TransportError, ApiError):
-                # Elasticsearch is down: keep the dictionaries we have; the search itself will
-                # report the outage, and the next call tries again.
+                # Elasticsearch is down: keep the dictionaries we have; the search itself reports
+                # the outage, and the check is tried again after the interval.
                 pass
 
     def analyze(self, text: str, max_chars: int | None = None, expand: bool = False) -> Analysis:

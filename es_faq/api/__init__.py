@@ -1,1 +1,1 @@
-"""The HTTP API: a Flask application factory over the retrieval library."""
+"""The HTTP API: a Flask application factory over the retrieval library, served by gunicorn."""

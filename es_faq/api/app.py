@@ -1,69 +1,83 @@
-"""Flask application factory: /v1/search and /healthz, errors as JSON with stable codes."""
+"""Flask application factory: the /v1 API and the operations endpoints, JSON everywhere."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, current_app, jsonify, request
-from werkzeug.exceptions import HTTPException
+import json
+import logging
+import re
+import time
+import uuid
+
+from flask import Flask, g, request
+from flask.json.provider import DefaultJSONProvider
 
 from ..config import Settings, load_settings
-from ..errors import EngineUnavailable, EsFaqError, InvalidInput
 from ..pipeline import Searcher
+from . import errors, metrics
+from .ops import ops
+from .v1 import v1
 
-v1 = Blueprint("v1", __name__, url_prefix="/v1")
+log = logging.getLogger("es_faq.api")
+
+# A caller's X-Request-ID is kept when it is a plain token (UUIDs, trace ids); anything else could
+# forge log lines or bloat them, and is replaced by a fresh id.
+REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+_ROUTE_ARG = re.compile(r"<(?:[^<>:]+:)?([^<>]+)>")
 
 
-def _searcher() -> Searcher:
-    return current_app.extensions["es_faq.searcher"]
+class JsonProvider(DefaultJSONProvider):
+    """UTF-8 JSON in the order the view built it; \\u escapes only if a string cannot be UTF-8."""
+
+    ensure_ascii = False
+    sort_keys = False
+
+    def dumps(self, obj, **kwargs) -> str:
+        text = super().dumps(obj, **kwargs)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate slipped through: still answer with valid JSON
+            text = json.dumps(obj, ensure_ascii=True, default=self.default)
+        return text
 
 
-def _error(code: str, message: str, status: int, headers: dict | None = None):
-    response = jsonify({"error": {"code": code, "message": message}})
-    response.status_code = status
-    for key, value in (headers or {}).items():
-        response.headers[key] = value
+def _begin() -> None:
+    g.started = time.perf_counter()
+    incoming = request.headers.get("X-Request-ID", "")
+    g.request_id = incoming if REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+    # The route as the OpenAPI document writes it ("/v1/faqs/{faq_id}"): one label per endpoint.
+    g.endpoint = _ROUTE_ARG.sub(r"{\1}", request.url_rule.rule) if request.url_rule else "unmatched"
+
+
+def _finish(response):
+    seconds = time.perf_counter() - g.get("started", time.perf_counter())
+    request_id = g.get("request_id") or uuid.uuid4().hex
+    endpoint = g.get("endpoint", "unmatched")
+    response.headers["X-Request-ID"] = request_id
+    metrics.observe_request(endpoint, request.method, response.status_code, seconds)
+    status = response.status_code
+    level = logging.WARNING if status == 503 else logging.ERROR if status >= 500 else logging.INFO
+    fields = {"request_id": request_id, "method": request.method, "path": request.path[:512], "endpoint": endpoint,
+              "status": status, "latency_ms": round(seconds * 1000, 2)}
+    if g.get("error_code"):
+        fields["error_code"] = g.error_code
+    log.log(level, "request", extra=fields)
     return response
 
 
-@v1.post("/search")
-def search():
-    if not request.is_json:
-        return _error("unsupported_media_type", "send the body as application/json", 415)
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise InvalidInput("the body must be a JSON object like {\"query\": \"...\", \"k\": 5}")
-    result = _searcher().search(body.get("query"), body.get("k"), body.get("mode", "hybrid"),
-                                category=body.get("category"))
-    return jsonify(result.as_dict(debug=bool(body.get("debug"))))
-
-
 def create_app(settings: Settings | None = None, searcher: Searcher | None = None) -> Flask:
-    settings = settings or load_settings()
+    """The WSGI app; loads the model once (per gunicorn worker), before the first request."""
+    settings = settings or (searcher.settings if searcher else load_settings())
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = settings.api_max_body_bytes
-    app.json.ensure_ascii = False
+    app.json = JsonProvider(app)
+    app.config.update(MAX_CONTENT_LENGTH=settings.api_max_body_bytes, ES_FAQ_SETTINGS=settings,
+                      # OPTIONS would answer with an empty body; this API is called server to server.
+                      PROVIDE_AUTOMATIC_OPTIONS=False)
     searcher = searcher or Searcher(settings)
-    searcher.embedder  # load the model once per worker, before the first request
+    searcher.embedder  # load the model now: a worker that cannot load it fails to boot
     app.extensions["es_faq.searcher"] = searcher
+    app.before_request(_begin)
+    app.after_request(_finish)
+    errors.register(app)
     app.register_blueprint(v1)
-
-    @app.get("/healthz")
-    def healthz():
-        return jsonify({"status": "ok", "model": searcher.embedder.manifest.name,
-                        "provider": searcher.embedder.provider})
-
-    @app.errorhandler(EsFaqError)
-    def on_es_faq_error(exc: EsFaqError):
-        headers = {"Retry-After": "5"} if isinstance(exc, EngineUnavailable) else None
-        return _error(exc.code, exc.message, exc.http_status, headers)
-
-    @app.errorhandler(HTTPException)
-    def on_http_error(exc: HTTPException):
-        code = {413: "body_too_large", 404: "not_found", 405: "method_not_allowed"}.get(exc.code, "http_error")
-        return _error(code, exc.description, exc.code)
-
-    @app.errorhandler(Exception)
-    def on_unexpected(exc: Exception):
-        app.logger.exception("unexpected error")
-        return _error("internal", "internal error; see the server log", 500)
-
+    app.register_blueprint(ops)
     return app

@@ -1,6 +1,11 @@
-"""gunicorn settings for `es-faq serve`: sized for a 2-core machine, models loaded once per worker."""
+"""gunicorn settings for `es-faq serve`: sized for a 2-core machine, models loaded once per worker,
+metrics shared across workers, logs as JSON lines on stderr."""
 
 import os
+import shutil
+import tempfile
+
+from es_faq.api.logs import logging_config
 
 # Each worker holds its own ONNX session; two workers with two threads each keep 2 cores busy
 # while one request waits on Elasticsearch.
@@ -12,5 +17,36 @@ preload_app = False
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
-accesslog = "-"
+
+# The app logs one JSON line per request, with its request id; gunicorn's own lines are JSON too.
+accesslog = None
 errorlog = "-"
+logconfig_dict = logging_config(os.environ.get("ES_FAQ_API_LOG_LEVEL", "INFO").upper())
+
+# prometheus_client's multiprocess mode: every worker writes its samples to files in one
+# directory and /metrics sums them. It is set here, in the master before it forks the workers (which
+# import prometheus_client later); `es-faq serve` imports this file too, so nothing happens at import.
+_created_dirs = []
+
+
+def on_starting(server):
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        directory = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="es-faq-metrics-")
+        _created_dirs.append(directory)
+    os.makedirs(directory, exist_ok=True)
+    for name in os.listdir(directory):
+        if name.endswith(".db"):  # samples of an earlier run would be added to this one's
+            os.unlink(os.path.join(directory, name))
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    # Live gauges of a dead worker are dropped; its counters and histograms stay in the sums.
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    for directory in _created_dirs:
+        shutil.rmtree(directory, ignore_errors=True)

@@ -1,0 +1,122 @@
+"""/v1: search and FAQ lookup, thin over the library (pipeline.Searcher, retrieve.fetch_faq)."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from flask import Blueprint, current_app, g, jsonify, request
+
+from ..errors import InvalidInput
+from ..pipeline import Searcher
+from ..retrieve import Hit, fetch_faq
+from . import metrics
+from .errors import FaqNotFound, InvalidJson, UnsupportedMediaType
+
+v1 = Blueprint("v1", __name__, url_prefix="/v1")
+
+# These bounds are also stated in openapi.json; a test checks that the two agree.
+CATEGORY_MAX_CHARS = 256
+CALLER_ID_CHARS = "A-Za-z0-9._:@-"
+CALLER_ID = re.compile(f"[{CALLER_ID_CHARS}]{{1,128}}")
+SEARCH_FIELDS = ("query", "k", "category", "mode", "channel_id", "user_id", "debug")
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    query: str
+    k: int | None = None
+    category: str | None = None
+    mode: str | None = None
+    channel_id: str | None = None  # accepted and validated now, for the query log to come
+    user_id: str | None = None
+    debug: bool = False
+
+
+def _searcher() -> Searcher:
+    return current_app.extensions["es_faq.searcher"]
+
+
+def _text(value, name: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(f"{name} must be a string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate escape such as "\ud800" in the JSON
+        raise InvalidInput(f"{name} is not valid Unicode text") from None
+    return value
+
+
+def _json_body():
+    if not request.is_json:
+        raise UnsupportedMediaType("send the body as application/json")
+    data = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise InvalidJson(f"the body is not valid JSON: {str(exc)[:200]}") from None
+
+
+def parse_search(body) -> SearchRequest:
+    """The search body, checked field by field; the query and k are checked by Searcher.validate."""
+    if not isinstance(body, dict):
+        raise InvalidInput('the body must be a JSON object like {"query": "...", "k": 5}')
+    unknown = sorted(set(body) - set(SEARCH_FIELDS))
+    if unknown:
+        raise InvalidInput(f"unknown field {ascii(unknown[0])[:80]}; the fields are {', '.join(SEARCH_FIELDS)}")
+    if "query" not in body:
+        raise InvalidInput("query is required")
+    fields = {name: body.get(name) for name in SEARCH_FIELDS}
+    fields["query"] = _text(fields["query"], "query")
+    k = fields["k"]
+    if isinstance(k, float) and k.is_integer():  # JSON Schema counts 5.0 as an integer
+        fields["k"] = int(k)
+    if fields["mode"] is not None:
+        _text(fields["mode"], "mode")
+    category = fields["category"]
+    if category is not None and not 1 <= len(_text(category, "category")) <= CATEGORY_MAX_CHARS:
+        raise InvalidInput(f"category must be 1 to {CATEGORY_MAX_CHARS} characters")
+    for name in ("channel_id", "user_id"):
+        value = fields[name]
+        if value is not None and not (isinstance(value, str) and CALLER_ID.fullmatch(value)):
+            raise InvalidInput(f"{name} must be 1 to 128 characters of A-Z a-z 0-9 . _ : @ -")
+    if fields["debug"] is not None and not isinstance(fields["debug"], bool):
+        raise InvalidInput("debug must be true or false")
+    fields["debug"] = bool(fields["debug"])
+    return SearchRequest(**fields)
+
+
+def _hit(hit: Hit, debug: bool) -> dict:
+    out = {"faq_id": hit.faq_id, "question": hit.question, "answer": hit.answer, "category": hit.category,
+           "score": hit.score}
+    if debug:
+        out["matched"] = hit.matched
+        # Inner hits carry each side's raw score; the fuse stage keeps them too when it merges lists.
+        side = {name: hit.matched.get(name, {}).get("score", hit.scores.get(name)) for name in ("lexical", "vector")}
+        out["scores"] = {**side, "fused": hit.score}
+    return out
+
+
+@v1.post("/search")
+def search():
+    params = parse_search(_json_body())
+    mode = "hybrid" if params.mode is None else params.mode
+    result = _searcher().search(params.query, params.k, mode, category=params.category, matches=params.debug)
+    metrics.observe_stages(result.timings_ms)
+    out = {"request_id": g.request_id, "query": result.query, "mode": result.mode,
+           "k": params.k or _searcher().settings.search_k, "hits": [_hit(h, params.debug) for h in result.hits],
+           "timings_ms": result.timings_ms}
+    if params.debug:
+        out["analysis"] = result.analysis.as_dict()
+        out["es_request"] = result.request
+    return jsonify(out)
+
+
+@v1.get("/faqs/<path:faq_id>")
+def get_faq(faq_id: str):
+    searcher = _searcher()
+    faq = fetch_faq(searcher.client, searcher.settings, searcher.settings.index_alias, faq_id)
+    if faq is None:
+        raise FaqNotFound(f"no FAQ with id {faq_id[:200]!r} in {searcher.settings.index_alias}")
+    return jsonify(faq)
