@@ -67,7 +67,6 @@ def _node_config(layout: EngineLayout, port: int) -> str:
         f"path.logs: {layout.logs}",
         "network.host: 127.0.0.1",
         f"http.port: {port}",
-        f"transport.port: {port + 100}",
         "discovery.type: single-node",
         # Left unset, the node auto-configures TLS and passwords; this node is loopback-only.
         "xpack.security.enabled: false",
@@ -201,7 +200,11 @@ def up(settings: Settings, echo=print) -> dict:
         proc = subprocess.run([str(layout.dist / "bin" / "elasticsearch"), "-d", "-p", str(layout.pidfile)],
                               env=env, user=user, cwd=layout.root, capture_output=True, text=True)
         if proc.returncode != 0:
-            raise ProvisionError(f"Elasticsearch failed to start:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+            output = proc.stdout + proc.stderr
+            if "BindException" in output:
+                raise ProvisionError(f"Elasticsearch could not bind {settings.es_url}: the port is in use. "
+                                     "Choose another port in ES_FAQ_ES_URL.")
+            raise ProvisionError(f"Elasticsearch failed to start (log: {layout.logs}):\n{output[-2000:]}")
     deadline = time.monotonic() + settings.engine_start_timeout_s
     while True:
         try:
