@@ -49,3 +49,24 @@ class DataError(EsFaqError):
 class ProvisionError(EsFaqError):
     code = "provision_failed"
     exit_status = 7
+
+
+# The MySQL sync (es_faq/sync).
+class SourceUnavailable(EsFaqError):
+    code = "source_unavailable"
+    http_status = 503
+    exit_status = 8
+
+
+class SyncBusy(EsFaqError):
+    """Another sync holds the lock; exit 75 is EX_TEMPFAIL, "try again later", for cron."""
+
+    code = "sync_busy"
+    http_status = 409
+    exit_status = 75
+
+
+class LockLost(EsFaqError):
+    code = "sync_lock_lost"
+    http_status = 409
+    exit_status = 9

@@ -23,7 +23,7 @@ from es_faq.config import REPO_ROOT
 from es_faq.errors import ConfigError, IndexMissing
 from es_faq.index import build, live_indices, rollback, versions
 from es_faq.kb import Faq, read_jsonl
-from es_faq.sync.errors import SourceUnavailable, SyncBusy
+from es_faq.errors import SourceUnavailable, SyncBusy
 from es_faq.sync.run import Sync
 from es_faq.sync.source import MySqlSource
 from tests.conftest import DEMO_FAQS

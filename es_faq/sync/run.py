@@ -14,11 +14,10 @@ from ..analyze import Analyzer
 from ..dictionary import DictionaryStore
 from ..config import Settings
 from ..embed import Embedder
-from ..errors import DataError, EngineUnavailable, EsFaqError, IndexMissing
+from ..errors import DataError, EngineUnavailable, EsFaqError, IndexMissing, SourceUnavailable, SyncBusy
 from ..es import make_client, unreachable
 from ..index import build, content_hash, faq_documents, live_indices, prune
 from ..kb import Faq
-from .errors import SourceUnavailable, SyncBusy
 from .source import BadRow, Change, MySqlSource
 from .state import Lock, SyncState
 

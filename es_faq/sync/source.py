@@ -12,9 +12,8 @@ import pymysql
 from pymysql.cursors import SSCursor
 
 from ..config import Settings
-from ..errors import ConfigError
+from ..errors import ConfigError, SourceUnavailable
 from ..kb import BadRecord, Faq, parse_faq
-from .errors import SourceUnavailable
 
 # MySQL errors that mean the mapping names a table or column that is not there, not an outage.
 SCHEMA_ERRORS = {1054, 1064, 1142, 1143, 1146}

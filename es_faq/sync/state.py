@@ -13,7 +13,7 @@ from typing import Iterable, Iterator
 from elasticsearch import ApiError, BadRequestError, ConflictError, Elasticsearch, NotFoundError, TransportError
 
 from ..config import Settings
-from .errors import LockLost, SyncBusy
+from ..errors import LockLost, SyncBusy
 
 LOCK_ID = "lock"
 
