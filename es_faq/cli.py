@@ -304,6 +304,22 @@ def eval_cmd(settings: Settings, bench: Path, split: str, mode: str, limit: int 
 
 
 @cli.command()
+@click.option("--since", default="7d", show_default=True, help="How far back: a number and s, m, h, d or w.")
+@click.option("--top", default=20, show_default=True, type=click.IntRange(1, 1000),
+              help="How many queries and clusters to list.")
+@pass_settings
+def report(settings: Settings, since: str, top: int) -> None:
+    """From the query log: searches, no-match rate, failing queries and clusters of them (JSON)."""
+    from .errors import InvalidInput
+    from .report import query_log_report
+
+    try:
+        _emit(query_log_report(make_client(settings), settings, since, top))
+    except InvalidInput as exc:
+        raise click.UsageError(exc.message) from None
+
+
+@cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=None, type=int, help="Default: from es_faq/api/gunicorn_conf.py.")

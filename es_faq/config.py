@@ -82,6 +82,15 @@ class Settings:
     # /readyz must answer before a load balancer's probe gives up; a hung node fails the check.
     api_ready_timeout_s: float = 2.0
 
+    # Query log (docs/api.md, "Query log"): every search and its feedback, in daily indices
+    # <query_log_prefix>-YYYY.MM.DD, written off the request path by a background thread.
+    query_log_enabled: bool = True
+    query_log_prefix: str = "es-faq-querylog"
+    # Past this many queued documents new ones are dropped (and counted): never block a search.
+    query_log_queue_size: int = 10000
+    query_log_batch_size: int = 500
+    query_log_flush_s: float = 1.0
+
     # MySQL sync (docs/sync.md): the source database and how its tables and columns are named.
     mysql_url: str = ""  # mysql://user:password@host:3306/database
     mysql_faq_table: str = "faq"

@@ -57,6 +57,12 @@ def _drop_alias_family(es, alias: str) -> None:
         es.options(ignore_status=404).indices.delete(index=",".join(names))
 
 
+def drop_query_log(es, prefix: str) -> None:
+    """Delete a query log's daily indices and its index template."""
+    _drop_alias_family(es, prefix)
+    es.options(ignore_status=404).indices.delete_index_template(name=prefix)
+
+
 @pytest.fixture
 def alias(es):
     """A fresh alias name for one test; its indices are deleted afterwards."""

@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import time
+import uuid
 
 import pytest
 import schemathesis
@@ -19,15 +20,19 @@ from es_faq.api.openapi import spec
 from es_faq.pipeline import Searcher
 from es_faq import retrieve
 from es_faq.retrieve import MODES, build_request, build_sides
+from tests.conftest import drop_query_log
 
 DEMO_QUERY = "可以推迟还小橙花吗"
 
 
 @pytest.fixture(scope="module")
 def app(settings, es, embedder, analyzer, demo_alias):
-    """The app over the demo knowledge base, sharing the session's client and model."""
-    served = settings.replace(index_alias=demo_alias)
-    return create_app(served, searcher=Searcher(served, es, embedder, analyzer))
+    """The app over the demo knowledge base, sharing the session's client and model; its query log is its own."""
+    served = settings.replace(index_alias=demo_alias, query_log_prefix=f"test-querylog-{uuid.uuid4().hex[:8]}")
+    app = create_app(served, searcher=Searcher(served, es, embedder, analyzer))
+    yield app
+    app.extensions["es_faq.querylog"].close()
+    drop_query_log(es, served.query_log_prefix)
 
 
 @pytest.fixture(scope="module")
@@ -274,7 +279,7 @@ def test_healthz_and_readyz(client, conforms):
 
 
 def test_readyz_names_the_missing_alias(settings, es, embedder, analyzer, conforms):
-    served = settings.replace(index_alias="no-such-alias")
+    served = settings.replace(index_alias="no-such-alias", query_log_enabled=False)
     client = create_app(served, Searcher(served, es, embedder, analyzer)).test_client()
     response = conforms("GET", "/readyz", client.get("/readyz"))
     body = response.get_json()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import re
@@ -15,13 +16,11 @@ from ..config import Settings, load_settings
 from ..pipeline import Searcher
 from . import errors, metrics
 from .ops import ops
-from .v1 import v1
+from .querylog import QueryLog
+from .v1 import REQUEST_ID, v1
 
 log = logging.getLogger("es_faq.api")
 
-# A caller's X-Request-ID is kept when it is a plain token (UUIDs, trace ids); anything else could
-# forge log lines or bloat them, and is replaced by a fresh id.
-REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _ROUTE_ARG = re.compile(r"<(?:[^<>:]+:)?([^<>]+)>")
 
 
@@ -75,6 +74,11 @@ def create_app(settings: Settings | None = None, searcher: Searcher | None = Non
     searcher = searcher or Searcher(settings)
     searcher.embedder  # load the model now: a worker that cannot load it fails to boot
     app.extensions["es_faq.searcher"] = searcher
+    if settings.query_log_enabled:
+        # The writer thread starts here, in each gunicorn worker (the app is built after the fork).
+        querylog = QueryLog(settings, searcher.client).start()
+        atexit.register(querylog.close)
+        app.extensions["es_faq.querylog"] = querylog
     app.before_request(_begin)
     app.after_request(_finish)
     errors.register(app)

@@ -24,6 +24,10 @@ STAGES = Histogram("es_faq_search_stage_duration_seconds", "Time in each stage o
                    ["stage"], buckets=STAGE_BUCKETS)
 ES_ERRORS = Counter("es_faq_es_errors_total", "Elasticsearch failures seen while answering, by endpoint and error code",
                     ["endpoint", "code"])
+QUERYLOG_LOGGED = Counter("es_faq_querylog_logged_total", "Query-log documents written, by kind (search, feedback)",
+                          ["kind"])
+QUERYLOG_DROPPED = Counter("es_faq_querylog_dropped_total",
+                           "Query-log documents dropped, by reason (queue_full, write_failed)", ["reason"])
 
 METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 

@@ -13,6 +13,7 @@ from ..pipeline import Searcher
 from ..retrieve import Hit, fetch_faq
 from . import metrics
 from .errors import FaqNotFound, InvalidJson, UnsupportedMediaType
+from .querylog import FEEDBACK, QueryLog
 
 v1 = Blueprint("v1", __name__, url_prefix="/v1")
 
@@ -21,6 +22,11 @@ CATEGORY_MAX_CHARS = 256
 CALLER_ID_CHARS = "A-Za-z0-9._:@-"
 CALLER_ID = re.compile(f"[{CALLER_ID_CHARS}]{{1,128}}")
 SEARCH_FIELDS = ("query", "k", "category", "mode", "channel_id", "user_id", "debug")
+FEEDBACK_FIELDS = ("request_id", "faq_id", "feedback")
+FAQ_ID_MAX_CHARS = 512
+# A caller's X-Request-ID is kept when it is a plain token (UUIDs, trace ids); anything else could
+# forge log lines or bloat them, and is replaced by a fresh id. Feedback names a request the same way.
+REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
 
 @dataclass(frozen=True)
@@ -29,7 +35,7 @@ class SearchRequest:
     k: int | None = None
     category: str | None = None
     mode: str | None = None
-    channel_id: str | None = None  # accepted and validated now, for the query log to come
+    channel_id: str | None = None  # written to the query log
     user_id: str | None = None
     debug: bool = False
 
@@ -87,6 +93,33 @@ def parse_search(body) -> SearchRequest:
     return SearchRequest(**fields)
 
 
+def parse_feedback(body) -> tuple[str, str, str]:
+    """request_id, faq_id and feedback, each checked; unknown fields are refused as in search."""
+    if not isinstance(body, dict):
+        raise InvalidInput('the body must be a JSON object like {"request_id": "...", "faq_id": "...", '
+                           '"feedback": "helpful"}')
+    unknown = sorted(set(body) - set(FEEDBACK_FIELDS))
+    if unknown:
+        raise InvalidInput(f"unknown field {ascii(unknown[0])[:80]}; the fields are {', '.join(FEEDBACK_FIELDS)}")
+    for name in FEEDBACK_FIELDS:
+        if body.get(name) is None:
+            raise InvalidInput(f"{name} is required")
+    request_id = body["request_id"]
+    if not (isinstance(request_id, str) and REQUEST_ID.fullmatch(request_id)):
+        raise InvalidInput("request_id must be the request_id of a search: 1 to 128 characters of "
+                           "A-Z a-z 0-9 . _ : -, starting with a letter or digit")
+    faq_id = _text(body["faq_id"], "faq_id")
+    if not 1 <= len(faq_id) <= FAQ_ID_MAX_CHARS:
+        raise InvalidInput(f"faq_id must be 1 to {FAQ_ID_MAX_CHARS} characters")
+    if body["feedback"] not in FEEDBACK:
+        raise InvalidInput(f"feedback must be one of {', '.join(FEEDBACK)}")
+    return request_id, faq_id, body["feedback"]
+
+
+def _querylog() -> QueryLog | None:
+    return current_app.extensions.get("es_faq.querylog")
+
+
 def _hit(hit: Hit, debug: bool) -> dict:
     out = {"faq_id": hit.faq_id, "question": hit.question, "answer": hit.answer, "category": hit.category,
            "score": hit.score}
@@ -104,6 +137,8 @@ def search():
     mode = "hybrid" if params.mode is None else params.mode
     result = _searcher().search(params.query, params.k, mode, category=params.category, matches=params.debug)
     metrics.observe_stages(result.timings_ms)
+    if _querylog():
+        _querylog().log_search(g.request_id, result, params.channel_id, params.user_id)
     out = {"request_id": g.request_id, "query": result.query, "mode": result.mode,
            "k": params.k or _searcher().settings.search_k, "hits": [_hit(h, params.debug) for h in result.hits],
            "timings_ms": result.timings_ms}
@@ -111,6 +146,16 @@ def search():
         out["analysis"] = result.analysis.as_dict()
         out["es_request"] = result.request
     return jsonify(out)
+
+
+@v1.post("/feedback")
+def feedback():
+    request_id, faq_id, label = parse_feedback(_json_body())
+    querylog = _querylog()
+    if querylog:
+        querylog.log_feedback(request_id, faq_id, label)
+    # 202: the write is queued, like the search's log document, and may still be dropped.
+    return jsonify({"request_id": request_id, "status": "accepted"}), 202
 
 
 @v1.get("/faqs/<path:faq_id>")

@@ -1,0 +1,174 @@
+"""The query log: each search (and its feedback) written to daily Elasticsearch indices, off the request path.
+
+A request only puts a document on a bounded queue (dropped and counted when full); one background
+thread per process writes the queue with the bulk helper every `query_log_flush_s` or
+`query_log_batch_size` documents. Each document's _id is the request id and every write is an
+upsert, so a search and its feedback merge into one document in whichever order they arrive."""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from datetime import datetime, timezone
+
+from elasticsearch import ApiError, Elasticsearch, TransportError
+from elasticsearch.helpers import BulkIndexError, bulk
+
+from ..config import Settings
+from ..index import MAPPINGS_DIR
+from ..pipeline import SearchResult
+from . import metrics
+
+log = logging.getLogger("es_faq.api.querylog")
+
+FEEDBACK = ("helpful", "unhelpful", "clicked")
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class QueryLog:
+    """Queue search and feedback documents for the query-log indices; `start()` runs the writer thread."""
+
+    def __init__(self, settings: Settings, client: Elasticsearch, queue_size: int | None = None):
+        self.settings = settings
+        self.client = client
+        self.prefix = settings.query_log_prefix
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_size or settings.query_log_queue_size)
+        self._template_ready = False
+        self._stop = threading.Event()
+        self._flush_now = threading.Event()
+        self._idle = threading.Condition()
+        self._pending = 0  # queued or being written; flush() waits for zero
+        self._thread: threading.Thread | None = None
+
+    # --- the request side: never blocks ---------------------------------------------------------
+
+    def log_search(self, request_id: str, result: SearchResult, channel_id: str | None, user_id: str | None) -> None:
+        now = _now()
+        doc = {"@timestamp": now.isoformat(timespec="milliseconds"), "request_id": request_id,
+               "query": result.query, "normalized": result.analysis.normalized,
+               "rewrites": [" => ".join(pair) for pair in result.analysis.rewrites],
+               "decision": None,  # no answer / suggest / no-match decision yet (a later issue)
+               "hits": [{"faq_id": h.faq_id, "score": h.score} for h in result.hits],
+               "hit_count": len(result.hits), "latency_ms": result.timings_ms.get("total"),
+               "channel_id": channel_id, "user_id": user_id, "mode": result.mode}
+        self._put("search", self.index_for(now), request_id, doc)
+
+    def log_feedback(self, request_id: str, faq_id: str, feedback: str) -> None:
+        # Feedback goes to the index of the day it arrives: the same day as its search but for
+        # searches just before midnight UTC (docs/api.md, "Query log").
+        now = _now()
+        doc = {"request_id": request_id, "feedback": feedback, "feedback_faq_id": faq_id,
+               "feedback_at": now.isoformat(timespec="milliseconds")}
+        self._put("feedback", self.index_for(now), request_id, doc)
+
+    def index_for(self, when: datetime) -> str:
+        return f"{self.prefix}-{when:%Y.%m.%d}"
+
+    def _put(self, kind: str, index: str, request_id: str, doc: dict) -> None:
+        action = {"_op_type": "update", "_index": index, "_id": request_id, "doc": doc, "doc_as_upsert": True,
+                  "retry_on_conflict": 3}
+        with self._idle:
+            self._pending += 1
+        try:
+            self._queue.put_nowait((kind, action))
+        except queue.Full:
+            with self._idle:
+                self._pending -= 1
+            metrics.QUERYLOG_DROPPED.labels("queue_full").inc()
+            return
+        if self._queue.qsize() >= self.settings.query_log_batch_size:
+            self._flush_now.set()
+
+    # --- the writer thread ------------------------------------------------------------------------
+
+    def start(self) -> "QueryLog":
+        self._thread = threading.Thread(target=self._run, name="es-faq-querylog", daemon=True)
+        self._thread.start()
+        return self
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Wait until everything queued so far is written (or dropped); False on timeout."""
+        self._flush_now.set()
+        deadline = time.monotonic() + timeout_s
+        with self._idle:
+            while self._pending:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._idle.wait(left):
+                    return False
+        return True
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Write what is queued, then stop the writer."""
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._flush_now.set()
+        self._thread.join(timeout_s)
+        self._thread = None
+
+    def ensure_template(self) -> bool:
+        """PUT the composable index template for `<prefix>-*`; False (to retry later) if Elasticsearch says no."""
+        body = json.loads((MAPPINGS_DIR / "querylog.json").read_text(encoding="utf-8"))
+        try:
+            self.client.indices.put_index_template(name=self.prefix, index_patterns=[f"{self.prefix}-*"],
+                                                   template=body, _meta={"es_faq": "query log"})
+        except (TransportError, ApiError) as exc:
+            log.warning("query log template not written; will retry", extra={"error": type(exc).__name__})
+            return False
+        self._template_ready = True
+        return True
+
+    def _run(self) -> None:
+        self.ensure_template()
+        while True:
+            self._flush_now.wait(self.settings.query_log_flush_s)
+            self._flush_now.clear()
+            self._write_batches()
+            if self._stop.is_set():
+                self._write_batches()
+                return
+
+    def _write_batches(self) -> None:
+        while True:
+            batch = []
+            while len(batch) < self.settings.query_log_batch_size:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if not batch:
+                return
+            try:
+                self._write(batch)
+            except Exception:  # a bug here must not kill the writer and leave the queue to fill
+                log.exception("query log batch failed")
+                metrics.QUERYLOG_DROPPED.labels("write_failed").inc(len(batch))
+            with self._idle:
+                self._pending -= len(batch)
+                self._idle.notify_all()
+
+    def _write(self, batch: list) -> None:
+        # Without the template the first daily index would get dynamic mappings: wait for it.
+        if not self._template_ready and not self.ensure_template():
+            metrics.QUERYLOG_DROPPED.labels("write_failed").inc(len(batch))
+            return
+        try:
+            ok, errors = bulk(self.client, [action for _, action in batch], raise_on_error=False,
+                              stats_only=False)
+        except (TransportError, ApiError, BulkIndexError) as exc:
+            # Dropped, not retried: the query log must never hold memory or threads for an outage.
+            log.warning("query log batch dropped", extra={"error": type(exc).__name__, "docs": len(batch)})
+            metrics.QUERYLOG_DROPPED.labels("write_failed").inc(len(batch))
+            return
+        failed = {item.get("update", {}).get("_id") for item in errors}
+        for kind, action in batch:
+            if action["_id"] in failed:
+                metrics.QUERYLOG_DROPPED.labels("write_failed").inc()
+            else:
+                metrics.QUERYLOG_LOGGED.labels(kind).inc()

@@ -1,0 +1,144 @@
+"""The query log against the real node: search and feedback documents, the full queue, and the report."""
+
+import time
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+from prometheus_client import REGISTRY
+
+from es_faq.api.app import create_app
+from es_faq.api.querylog import QueryLog
+from es_faq.pipeline import Searcher
+from es_faq.report import query_log_report
+from tests.conftest import drop_query_log
+from tests.test_api import DEMO_QUERY
+
+
+@pytest.fixture
+def prefix(es):
+    name = f"test-querylog-{uuid.uuid4().hex[:8]}"
+    yield name
+    drop_query_log(es, name)
+
+
+@pytest.fixture
+def app(settings, es, embedder, analyzer, demo_alias, prefix):
+    served = settings.replace(index_alias=demo_alias, query_log_prefix=prefix)
+    app = create_app(served, searcher=Searcher(served, es, embedder, analyzer))
+    yield app
+    app.extensions["es_faq.querylog"].close()
+
+
+def _today(prefix: str) -> str:
+    return f"{prefix}-{datetime.now(timezone.utc):%Y.%m.%d}"
+
+
+def _logged(es, app, request_id: str, until, timeout_s: float = 10.0) -> dict:
+    """The request's log document once `until(doc)` holds: flush the writer, then poll the node."""
+    assert app.extensions["es_faq.querylog"].flush()
+    deadline = time.monotonic() + timeout_s
+    doc = None
+    while time.monotonic() < deadline:
+        # A realtime GET sees the write before the index refreshes.
+        found = es.options(ignore_status=404).get(index=_today(app.config["ES_FAQ_SETTINGS"].query_log_prefix),
+                                                  id=request_id).body
+        doc = found.get("_source")
+        if doc is not None and until(doc):
+            return doc
+        time.sleep(0.1)
+    raise AssertionError(f"no matching query-log document for {request_id} in {timeout_s} s: {doc}")
+
+
+def _sample(name: str, **labels) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_search_is_logged_and_feedback_updates_it(es, app, prefix):
+    client = app.test_client()
+    logged_before = _sample("es_faq_querylog_logged_total", kind="search")
+    response = client.post("/v1/search", json={"query": DEMO_QUERY, "k": 3, "channel_id": "app.ios", "user_id": "u-1"},
+                           headers={"X-Request-ID": "ql-search-1"})
+    assert response.status_code == 200
+    doc = _logged(es, app, "ql-search-1", lambda d: "query" in d)
+    assert doc["query"] == DEMO_QUERY and doc["normalized"] and doc["mode"] == "hybrid"
+    assert doc["hit_count"] == 3 and doc["hits"][0]["faq_id"] == "demo-031" and doc["hits"][0]["score"] > 0
+    assert doc["channel_id"] == "app.ios" and doc["user_id"] == "u-1" and doc["decision"] is None
+    assert doc["latency_ms"] > 0 and doc["@timestamp"] and isinstance(doc["rewrites"], list)
+    assert _sample("es_faq_querylog_logged_total", kind="search") == logged_before + 1
+    mapping = es.indices.get_mapping(index=_today(prefix)).body[_today(prefix)]["mappings"]
+    assert mapping["properties"]["normalized"]["type"] == "keyword"  # from the template, not dynamic
+
+    feedback = client.post("/v1/feedback", json={"request_id": "ql-search-1", "faq_id": "demo-031",
+                                                 "feedback": "helpful"})
+    assert feedback.status_code == 202 and feedback.get_json() == {"request_id": "ql-search-1", "status": "accepted"}
+    doc = _logged(es, app, "ql-search-1", lambda d: "feedback" in d)
+    assert doc["feedback"] == "helpful" and doc["feedback_faq_id"] == "demo-031"
+    assert doc["query"] == DEMO_QUERY and doc["hit_count"] == 3  # the search's fields are kept
+
+
+def test_feedback_before_its_search_is_written_is_kept(es, app):
+    client = app.test_client()
+    assert client.post("/v1/feedback", json={"request_id": "ql-early", "faq_id": "demo-031",
+                                             "feedback": "unhelpful"}).status_code == 202
+    _logged(es, app, "ql-early", lambda d: d.get("feedback") == "unhelpful")
+    response = client.post("/v1/search", json={"query": DEMO_QUERY}, headers={"X-Request-ID": "ql-early"})
+    assert response.status_code == 200
+    doc = _logged(es, app, "ql-early", lambda d: "query" in d)
+    assert doc["feedback"] == "unhelpful" and doc["hit_count"] == 10
+
+
+@pytest.mark.parametrize("body, word", [
+    ({"faq_id": "demo-031", "feedback": "helpful"}, "request_id is required"),
+    ({"request_id": "r1", "faq_id": "demo-031", "feedback": "meh"}, "feedback must be one of"),
+    ({"request_id": "has space", "faq_id": "demo-031", "feedback": "helpful"}, "request_id must be"),
+    ({"request_id": "r1", "faq_id": "", "feedback": "helpful"}, "faq_id must be"),
+    ({"request_id": "r1", "faq_id": 31, "feedback": "helpful"}, "faq_id must be a string"),
+    ({"request_id": "r1", "faq_id": "demo-031", "feedback": "helpful", "score": 5}, "unknown field"),
+    (["r1"], "must be a JSON object"),
+])
+def test_bad_feedback_is_400_invalid_input(app, body, word):
+    response = app.test_client().post("/v1/feedback", json=body)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "invalid_input" and word in response.get_json()["error"]["message"]
+
+
+def test_a_full_queue_drops_without_blocking(settings, es, searcher, demo_alias, prefix):
+    # A queue of one and no writer thread: the second document has nowhere to go.
+    querylog = QueryLog(settings.replace(query_log_prefix=prefix), es, queue_size=1)
+    result = searcher.search(DEMO_QUERY, 1, index=demo_alias)
+    dropped = _sample("es_faq_querylog_dropped_total", reason="queue_full")
+    querylog.log_search("ql-full-1", result, None, None)
+    started = time.perf_counter()
+    querylog.log_search("ql-full-2", result, None, None)
+    querylog.log_feedback("ql-full-1", "demo-031", "clicked")
+    assert time.perf_counter() - started < 0.05
+    assert _sample("es_faq_querylog_dropped_total", reason="queue_full") == dropped + 2
+
+
+def test_report_counts_no_match_and_clusters_paraphrases(settings, es, embedder, prefix):
+    served = settings.replace(query_log_prefix=prefix)
+    assert QueryLog(served, es).ensure_template()
+    now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    rows = [("怎么注销我的账号", 0, None), ("我想把账号注销掉", 0, None), ("怎么注销我的账号", 0, None),
+            ("信用卡年费多少钱", 2, "unhelpful"), ("可以推迟还小橙花吗", 3, "helpful"), ("怎么还款", 3, None)]
+    for i, (query, hit_count, feedback) in enumerate(rows):
+        doc = {"@timestamp": now, "request_id": f"r{i}", "query": query, "normalized": query, "hit_count": hit_count,
+               "hits": [{"faq_id": f"demo-{n:03d}", "score": 1.0} for n in range(hit_count)], "mode": "hybrid"}
+        if feedback:
+            doc["feedback"] = feedback
+        es.index(index=f"{prefix}-{datetime.now(timezone.utc):%Y.%m.%d}", id=f"r{i}", document=doc)
+    es.indices.refresh(index=f"{prefix}-*")
+
+    report = query_log_report(es, served, since="1d", top=5, embedder=embedder)
+    assert report["total_searches"] == 6 and report["no_match"] == 3 and report["no_match_rate"] == 0.5
+    assert report["top_no_match"] == [{"query": "怎么注销我的账号", "count": 2}, {"query": "我想把账号注销掉", "count": 1}]
+    assert report["top_unhelpful"] == [{"query": "信用卡年费多少钱", "count": 1}]
+    assert report["clusters"][0] == {"representative": "怎么注销我的账号", "count": 3,
+                                     "queries": ["怎么注销我的账号", "我想把账号注销掉"]}
+    assert [c["queries"] for c in report["clusters"][1:]] == [["信用卡年费多少钱"]]
+
+
+def test_report_with_no_log_yet(settings, es, embedder, prefix):
+    report = query_log_report(es, settings.replace(query_log_prefix=prefix), embedder=embedder)
+    assert report["total_searches"] == 0 and report["clusters"] == [] and report["no_match_rate"] == 0.0
