@@ -4,6 +4,7 @@
 # Prints wrk's summary as JSON, then the RSS of each gunicorn worker.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+command -v wrk >/dev/null || { echo "bench/load/run.sh needs wrk: apt-get install -y wrk" >&2; exit 1; }
 alias="$1" queries="$2" seconds="${3:-60}" connections="${4:-4}"
 port=8765
 ES_FAQ_INDEX_ALIAS="$alias" ES_FAQ_QUERY_LOG_ENABLED=false .venv/bin/es-faq serve --port "$port" >/tmp/es-faq-load-server.log 2>&1 &
