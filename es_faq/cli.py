@@ -155,7 +155,7 @@ def config_cmd(settings: Settings) -> None:
     """The effective settings (file + ES_FAQ_* variables), secrets masked."""
     import dataclasses
 
-    import re
+    from .config import mask_url
 
     secret = {"es_api_key", "es_password"}
 
@@ -163,7 +163,7 @@ def config_cmd(settings: Settings) -> None:
         if key in secret and value:
             return "***"
         if isinstance(value, str) and "://" in value:  # URLs may carry a password
-            return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", value)
+            return mask_url(value)
         return str(value) if isinstance(value, Path) else value
     _emit({k: shown(k, v) for k, v in dataclasses.asdict(settings).items()})
 

@@ -26,14 +26,15 @@ def _clusters(counts: dict[str, int], embedder: Embedder, threshold: float) -> l
     queries = sorted(counts, key=lambda q: (-counts[q], q))
     if not queries:
         return []
-    vectors = embedder.encode(queries)  # symmetric (no query prefix): queries are compared with queries
-    vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    # Unit vectors (the embedder normalises), without the query prefix: queries meet queries here.
+    vectors = embedder.encode(queries)
     seeds: list[int] = []
     members: dict[int, list[int]] = {}
     for i in range(len(queries)):
-        best = max(seeds, key=lambda s: float(vectors[s] @ vectors[i]), default=None)
-        if best is not None and float(vectors[best] @ vectors[i]) >= threshold:
-            members[best].append(i)
+        similarities = vectors[seeds] @ vectors[i] if seeds else np.empty(0)
+        best = int(np.argmax(similarities)) if len(similarities) else -1
+        if best >= 0 and similarities[best] >= threshold:
+            members[seeds[best]].append(i)
         else:
             seeds.append(i)
             members[i] = [i]

@@ -64,13 +64,18 @@ def _json_body():
         raise InvalidJson(f"the body is not valid JSON: {str(exc)[:200]}") from None
 
 
+def _known_fields(body, fields: tuple[str, ...], example: str) -> None:
+    """A JSON object with no field outside `fields` (a misspelt option must not be ignored)."""
+    if not isinstance(body, dict):
+        raise InvalidInput(f"the body must be a JSON object like {example}")
+    unknown = sorted(set(body) - set(fields))
+    if unknown:
+        raise InvalidInput(f"unknown field {ascii(unknown[0])[:80]}; the fields are {', '.join(fields)}")
+
+
 def parse_search(body) -> SearchRequest:
     """The search body, checked field by field; the query and k are checked by Searcher.validate."""
-    if not isinstance(body, dict):
-        raise InvalidInput('the body must be a JSON object like {"query": "...", "k": 5}')
-    unknown = sorted(set(body) - set(SEARCH_FIELDS))
-    if unknown:
-        raise InvalidInput(f"unknown field {ascii(unknown[0])[:80]}; the fields are {', '.join(SEARCH_FIELDS)}")
+    _known_fields(body, SEARCH_FIELDS, '{"query": "...", "k": 5}')
     if "query" not in body:
         raise InvalidInput("query is required")
     fields = {name: body.get(name) for name in SEARCH_FIELDS}
@@ -95,12 +100,7 @@ def parse_search(body) -> SearchRequest:
 
 def parse_feedback(body) -> tuple[str, str, str]:
     """request_id, faq_id and feedback, each checked; unknown fields are refused as in search."""
-    if not isinstance(body, dict):
-        raise InvalidInput('the body must be a JSON object like {"request_id": "...", "faq_id": "...", '
-                           '"feedback": "helpful"}')
-    unknown = sorted(set(body) - set(FEEDBACK_FIELDS))
-    if unknown:
-        raise InvalidInput(f"unknown field {ascii(unknown[0])[:80]}; the fields are {', '.join(FEEDBACK_FIELDS)}")
+    _known_fields(body, FEEDBACK_FIELDS, '{"request_id": "...", "faq_id": "...", "feedback": "helpful"}')
     for name in FEEDBACK_FIELDS:
         if body.get(name) is None:
             raise InvalidInput(f"{name} is required")

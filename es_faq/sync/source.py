@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 import pymysql
 from pymysql.cursors import SSCursor
 
-from ..config import Settings
+from ..config import Settings, mask_url
 from ..errors import ConfigError, SourceUnavailable
 from ..kb import BadRecord, Faq, parse_faq
 
@@ -73,8 +73,9 @@ class MySqlSource:
                               "(docs/sync.md)")
         url = urlparse(settings.mysql_url)
         if url.scheme not in {"mysql", "mariadb", "mysql+pymysql"} or not url.path.strip("/"):
-            raise ConfigError(f"ES_FAQ_MYSQL_URL={self._masked(url)} is not mysql://user:password@host:port/database")
-        self.url = self._masked(url)
+            raise ConfigError(f"ES_FAQ_MYSQL_URL={mask_url(settings.mysql_url)} is not "
+                              "mysql://user:password@host:port/database")
+        self.url = mask_url(url._replace(query="").geturl())
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         self._connect_args = {
             "host": url.hostname or "127.0.0.1", "port": url.port or 3306, "user": unquote(url.username or ""),
@@ -86,13 +87,6 @@ class MySqlSource:
         if "ssl_ca" in query:
             self._connect_args["ssl"] = {"ca": query["ssl_ca"]}
         self._build_sql()
-
-    @staticmethod
-    def _masked(url) -> str:
-        netloc = url.netloc.rsplit("@", 1)
-        if len(netloc) == 2 and ":" in netloc[0]:
-            netloc[0] = netloc[0].split(":", 1)[0] + ":***"
-        return f"{url.scheme}://{'@'.join(netloc)}{url.path}"
 
     def _build_sql(self) -> None:
         """Every mapped column projected to one canonical name, in the order _record() reads them."""
