@@ -16,7 +16,7 @@ from . import models as models_mod
 from .config import Settings, load_settings
 from .errors import EsFaqError
 from .es import make_client, unreachable
-from .retrieve import MODES
+from .pipeline import MODES
 
 
 def _emit(obj) -> None:
@@ -70,8 +70,13 @@ def models() -> None:
 @click.argument("names", nargs=-1)
 @pass_settings
 def models_pull(settings: Settings, names: tuple[str, ...]) -> None:
-    """Fetch models (default: the embedding model) into the cache, checking sha256."""
-    for name in names or (settings.embed_model,):
+    """Fetch models (default: the embedding model, and the reranker when search_mode is rerank) into
+    the cache, checking sha256.
+
+    A trained model is trained from its recipe when missing: this needs the [train] extra, a running
+    Elasticsearch and, on CPU, up to half an hour (docs/training.md)."""
+    defaults = (settings.embed_model, *((settings.rerank_model,) if settings.search_mode == "rerank" else ()))
+    for name in names or defaults:
         path = models_mod.pull(models_mod.Manifest.load(name), settings)
         click.echo(f"{name}: ready in {path}")
 
@@ -90,6 +95,14 @@ def models_list(settings: Settings) -> None:
     _emit(rows)
 
 
+@models.command("ship")
+@click.argument("name")
+@pass_settings
+def models_ship(settings: Settings, name: str) -> None:
+    """Put a trained model's INT8 file into onnx_models/NAME/ with pinned sha256 (to commit)."""
+    click.echo(f"{name}: shipped in {models_mod.ship(models_mod.Manifest.load(name), settings)}")
+
+
 @models.command("export")
 @click.argument("model_id")
 @click.option("--int8", is_flag=True, help="Also quantize to INT8 (dynamic, AVX2).")
@@ -101,6 +114,49 @@ def models_export(settings: Settings, model_id: str, int8: bool, output: Path | 
 
     target = output or settings.models_path / model_id.rstrip("/").split("/")[-1]
     click.echo(f"exported to {export(model_id, target, int8)}")
+
+
+# --- train ------------------------------------------------------------------------------------------
+@cli.group()
+def train() -> None:
+    """Fine-tune the reranker or the embedder on a faq-bench directory (needs the [train] extra)."""
+
+
+def _train_options(fn):
+    options = [
+        click.option("--bench", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+                     help="A faq-bench directory: its train split and knowledge base."),
+        click.option("--name", default=None, help="Model name (default: reranker-<bench> / embedder-<bench>)."),
+        click.option("--epochs", type=click.IntRange(1), default=None),
+        click.option("--batch-size", type=click.IntRange(1), default=None),
+        click.option("--lr", type=float, default=None),
+        click.option("--limit", type=click.IntRange(1), default=None,
+                     help="Train on this many sampled queries only (a quick CPU run)."),
+        click.option("--seed", type=int, default=None),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return pass_settings(fn)
+
+
+@train.command("reranker")
+@_train_options
+@click.option("--group-size", type=click.IntRange(2), default=None, help="1 positive + N-1 hard negatives.")
+def train_reranker_cmd(settings: Settings, bench: Path, name: str | None, **options) -> None:
+    """Cross-encoder from bge-small-zh-v1.5, listwise loss over hard negatives mined from the index."""
+    from .train.reranker import train_reranker
+
+    _emit(train_reranker(settings, bench, name or f"reranker-{bench.resolve().name}", **options))
+
+
+@train.command("embedder")
+@_train_options
+@click.option("--temperature", type=float, default=None, help="InfoNCE temperature (default 0.07).")
+def train_embedder_cmd(settings: Settings, bench: Path, name: str | None, **options) -> None:
+    """Bi-encoder from bge-small-zh-v1.5, InfoNCE with in-batch and mined hard negatives."""
+    from .train.embedder import train_embedder
+
+    _emit(train_embedder(settings, bench, name or f"embedder-{bench.resolve().name}", **options))
 
 
 # --- index ------------------------------------------------------------------------------------------
@@ -155,9 +211,9 @@ def config_cmd(settings: Settings) -> None:
     """The effective settings (file + ES_FAQ_* variables), secrets masked."""
     import dataclasses
 
-    from .config import mask_url
+    from .config import SECRETS, mask_url
 
-    secret = {"es_api_key", "es_password"}
+    secret = set(SECRETS)
 
     def shown(key, value):
         if key in secret and value:
@@ -260,19 +316,19 @@ def analyze(settings: Settings, query: str) -> None:
 @cli.command()
 @click.argument("query")
 @click.option("-k", default=None, type=int, help="How many FAQs to return.")
-@click.option("--mode", type=click.Choice(MODES), default="hybrid", show_default=True)
+@click.option("--mode", type=click.Choice(MODES), default=None, help="Default: search_mode (rerank).")
 @click.option("--index", default=None, help="Alias or index to search (default: ES_FAQ_INDEX_ALIAS).")
 @click.option("--category", default=None)
 @click.option("--debug", is_flag=True, help="Add the analysis and the exact Elasticsearch request.")
 @pass_settings
-def search(settings: Settings, query: str, k: int | None, mode: str, index: str | None,
+def search(settings: Settings, query: str, k: int | None, mode: str | None, index: str | None,
            category: str | None, debug: bool) -> None:
     """Search the FAQs; prints JSON hits."""
     from .errors import InvalidInput
     from .pipeline import Searcher
 
     try:
-        result = Searcher(settings).search(query, k, mode, index=index, category=category)
+        result = Searcher(settings).search(query, k, mode, index=index, category=category, explain=debug)
     except InvalidInput as exc:
         raise click.UsageError(exc.message) from None
     _emit(result.as_dict(debug=debug))
@@ -301,6 +357,42 @@ def eval_cmd(settings: Settings, bench: Path, split: str, mode: str, limit: int 
         click.echo(json.dumps(row, ensure_ascii=False))
     if json_out:
         json_out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+@cli.command()
+@click.option("--bench", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--split", default="dev", show_default=True)
+@click.option("--target", default=0.9, show_default=True, type=click.FloatRange(0, 1),
+              help="Precision that `answer` must keep.")
+@click.option("--limit", type=int, default=None, help="Only the first N queries of the split.")
+@click.option("--mode", type=click.Choice(("hybrid", "rerank")), default=None,
+              help="The mode to calibrate (default: search_mode); set search_mode to match.")
+@pass_settings
+def calibrate(settings: Settings, bench: Path, split: str, target: float, limit: int | None,
+              mode: str | None) -> None:
+    """Decision thresholds from a split: the answer precision / coverage curve, the chosen values,
+    and how in-KB and held-out queries (gold FAQ hidden) end with them (JSON)."""
+    import math
+
+    from . import calibrate as cal
+    from .evaluate import ensure_bench_index, load_queries
+    from .pipeline import Searcher
+
+    mode = mode or settings.search_mode
+    searcher = Searcher(settings)
+    queries = load_queries(bench, split, limit)
+    alias = ensure_bench_index(searcher, bench)
+    rows = cal.collect(searcher, alias, queries, mode, held_out=False)
+    held_out = cal.collect(searcher, alias, queries, mode, held_out=True)
+    chosen = cal.choose(rows, held_out, target)
+    model = settings.rerank_model if mode == "rerank" else settings.embed_model
+    _emit({"bench": bench.resolve().name, "split": split, "queries": len(queries), "mode": mode, "model": model,
+           "target_precision": target, "chosen": {k: str(v) if math.isinf(v) else v for k, v in chosen.items()},
+           "in_kb": cal.outcomes(rows, chosen), "held_out": cal.outcomes(held_out, chosen),
+           "curve": cal.curve(rows)})
+    if math.isinf(chosen["answer_threshold"]):
+        click.echo(f"note: no threshold answers {cal.MIN_ANSWERED} or more queries at precision {target} on this "
+                   "split (see the curve), so answer_threshold is inf: never answer alone, only suggest.", err=True)
 
 
 @cli.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import tomllib
@@ -12,6 +13,9 @@ from pathlib import Path
 from .errors import ConfigError
 
 ENV_PREFIX = "ES_FAQ_"
+# Shown as *** by `es-faq config`, never logged; URLs are shown with mask_url.
+SECRETS = ("es_api_key", "es_password", "admin_token")
+ADMIN_TOKEN_MIN_CHARS = 16
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -55,9 +59,28 @@ class Settings:
     embed_batch_size: int = 1
     embed_max_tokens: int = 64
     onnx_threads: int = 0  # 0: onnxruntime decides
+    # The cross-encoder (es_faq/rerank.py); trained by `es-faq train reranker` (docs/training.md).
+    rerank_model: str = "reranker-bq"
+    rerank_depth: int = 20  # fused candidates the cross-encoder reorders
+    # The rerank score is the cross-encoder's logit + this x the retrieval (fused) score.
+    rerank_retrieval_weight: float = 0.0
+    rerank_batch_size: int = 64  # pairs per ONNX run: the candidates of one query fit in one
+    rerank_max_tokens: int = 64  # query + question, both short
+    # Where `models pull` finds the faq-bench directory a trained model's recipe names.
+    bench_dir: Path = REPO_ROOT.parent / "shared" / "data" / "faq-bench"
 
     # Search. Defaults measured on the dev splits: docs/benchmarks.md.
     search_k: int = 10
+    # bm25, vector, hybrid or rerank (hybrid, then the cross-encoder). hybrid: the reranker trained
+    # here on CPU did not beat it on bq dev (docs/benchmarks.md), so reranking is opt-in.
+    search_mode: str = "hybrid"
+    # The decision (es_faq/decide.py) on the top hit's score in search_mode: `answer` at or above
+    # answer_threshold when it leads the runner-up by answer_margin, `suggest` at or above
+    # suggest_threshold, else `no_match`. From `es-faq calibrate --mode hybrid` on bq dev: no
+    # threshold reached 90% answer precision there, so the default never answers alone.
+    answer_threshold: float = math.inf
+    answer_margin: float = 0.0
+    suggest_threshold: float = 1.013
     search_max_k: int = 100
     # fusion "sum": one _search, the engine adds lexical_boost x BM25 + vector_boost x (1+cos)/2.
     # "rrf" / "weighted": one _msearch, both lists fused here with lexical_weight (vector: 1 - it).
@@ -82,6 +105,8 @@ class Settings:
     api_retry_after_s: int = 5
     # /readyz must answer before a load balancer's probe gives up; a hung node fails the check.
     api_ready_timeout_s: float = 2.0
+    # Bearer token of /v1/admin (docs/api.md, "Admin"); empty: the admin endpoints answer 404.
+    admin_token: str = field(default="", repr=False)
 
     # Query log (docs/api.md, "Query log"): every search and its feedback, in daily indices
     # <query_log_prefix>-YYYY.MM.DD, written off the request path by a background thread.
@@ -137,6 +162,14 @@ class Settings:
             raise ConfigError(f"fusion={self.fusion!r}: choose sum, rrf or weighted")
         if not 0.0 <= self.lexical_weight <= 1.0:
             raise ConfigError(f"lexical_weight={self.lexical_weight}: must be between 0 and 1")
+        if self.search_mode not in ("bm25", "vector", "hybrid", "rerank"):
+            raise ConfigError(f"search_mode={self.search_mode!r}: choose bm25, vector, hybrid or rerank")
+        if not 1 <= self.rerank_depth <= 200:
+            raise ConfigError(f"rerank_depth={self.rerank_depth}: must be from 1 to 200")
+        token = self.admin_token
+        if token and (len(token) < ADMIN_TOKEN_MIN_CHARS or token != token.strip()):
+            raise ConfigError(f"admin_token must be at least {ADMIN_TOKEN_MIN_CHARS} characters, without surrounding "
+                              "whitespace (for example `openssl rand -hex 32`); leave it empty to disable /v1/admin")
 
     def replace(self, **changes) -> "Settings":
         return dataclasses.replace(self, **changes)
@@ -145,6 +178,19 @@ class Settings:
 def mask_url(url: str) -> str:
     """The URL with any password replaced by ***, for messages and `es-faq config`."""
     return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+def as_env(settings: Settings, omit: tuple[str, ...] = ()) -> dict[str, str]:
+    """ES_FAQ_* variables that rebuild exactly these settings in a child process (a sync started by the API)."""
+    env = {}
+    for f in fields(Settings):
+        if f.name in omit:
+            continue
+        value = getattr(settings, f.name)
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        env[ENV_PREFIX + f.name.upper()] = "" if value is None else str(value)
+    return env
 
 
 def _cast(name: str, kind, raw):

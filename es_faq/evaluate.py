@@ -7,6 +7,7 @@ import statistics
 import time
 from pathlib import Path
 
+from .config import Settings
 from .errors import DataError
 from .fetch import sha256_of
 from .index import build, index_meta
@@ -14,6 +15,7 @@ from .kb import count_lines, read_jsonl
 from .pipeline import Searcher
 
 CUTOFFS = (1, 5, 10, 50)
+DEFAULT_EMBED_MODEL = Settings.__dataclass_fields__["embed_model"].default
 WARMUP_QUERIES = 5
 
 
@@ -29,9 +31,14 @@ def load_queries(bench: Path, split: str, limit: int | None = None) -> list[dict
 
 
 def ensure_bench_index(searcher: Searcher, bench: Path, progress: bool = True) -> str:
-    """The bench's own alias, rebuilt only when faqs.jsonl, the embedding model or the dictionaries changed."""
+    """The bench's own alias, rebuilt only when faqs.jsonl, the embedding model or the dictionaries changed.
+
+    Each embedding model other than the default gets an alias of its own, so comparing models
+    (docs/benchmarks.md, ablation) does not rebuild one index back and forth."""
     faqs = bench / "faqs.jsonl"
-    alias = f"bench-{bench.resolve().name}".lower()
+    model = searcher.embedder.manifest.name
+    suffix = "" if model == DEFAULT_EMBED_MODEL else f"--{model}"
+    alias = f"bench-{bench.resolve().name}{suffix}".lower()
     wanted = {"source": str(faqs.resolve()), "source_sha256": sha256_of(faqs),
               "model": searcher.embedder.manifest.name, "dictionary_version": searcher.analyzer.rewriter.version}
     meta = index_meta(searcher.client, alias) or {}
@@ -52,6 +59,7 @@ def evaluate(searcher: Searcher, bench: Path, split: str, mode: str, index: str,
         searcher.search(row["query"], depth, mode, index=index, matches=False)
     hits_at = {c: 0 for c in CUTOFFS}
     reciprocal_ranks, latencies = [], []
+    answered = answered_right = 0
     for row in queries:
         started = time.perf_counter()
         result = searcher.search(row["query"], depth, mode, index=index, matches=False)
@@ -61,10 +69,16 @@ def evaluate(searcher: Searcher, bench: Path, split: str, mode: str, index: str,
         for c in CUTOFFS:
             hits_at[c] += bool(rank and rank <= c)
         reciprocal_ranks.append(1 / rank if rank and rank <= 10 else 0.0)
+        if result.decision.action == "answer":
+            answered += 1
+            answered_right += rank == 1
     n = len(queries)
     out = {"bench": bench.resolve().name, "split": split, "mode": mode, "queries": n}
     out.update({f"R@{c}": round(hits_at[c] / n, 4) for c in CUTOFFS})
     out["MRR@10"] = round(sum(reciprocal_ranks) / n, 4)
     out["p50_ms"] = round(_percentile(latencies, 50), 2)
     out["p95_ms"] = round(_percentile(latencies, 95), 2)
+    # The decision: only mode rerank answers (its thresholds apply to rerank logits); the others suggest.
+    out["answered"] = round(answered / n, 4)
+    out["answer_precision"] = round(answered_right / answered, 4) if answered else None
     return out

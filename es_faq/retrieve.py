@@ -37,14 +37,17 @@ def _inner_hits(name: str) -> dict:
 
 def build_request(mode: str, tokens: list[str], vector: list[float] | None, k: int,
                   settings: Settings, category: str | None = None, matches: bool = True,
-                  synonyms: list[str] = ()) -> dict:
+                  synonyms: list[str] = (), exclude: list[str] = ()) -> dict:
     """The exact search body, ready to paste into Kibana Dev Tools.
 
     `matches` asks for the best-matching question text of each hit (nested inner_hits), which
-    costs about 0.2 ms per hit and side: evaluation at depth 50 leaves it out."""
+    costs about 0.2 ms per hit and side: evaluation at depth 50 leaves it out. `exclude` hides FAQs
+    by id, as if they were not in the index (calibration holds gold FAQs out this way)."""
     filters = [{"term": {"enabled": True}}]
     if category:
         filters.append({"term": {"category": category}})
+    if exclude:
+        filters.append({"bool": {"must_not": {"terms": {"faq_id": list(exclude)}}}})
     body: dict = {"size": k, "_source": SOURCE_FIELDS}
     if mode in ("bm25", "hybrid") and tokens:
         match = {"match": {"questions.tokens": {"query": " ".join(tokens)}}}
@@ -67,10 +70,11 @@ def build_request(mode: str, tokens: list[str], vector: list[float] | None, k: i
 
 
 def build_sides(tokens: list[str], vector: list[float] | None, depth: int, settings: Settings,
-                category: str | None = None, matches: bool = True, synonyms: list[str] = ()) -> dict[str, dict]:
+                category: str | None = None, matches: bool = True, synonyms: list[str] = (),
+                exclude: list[str] = ()) -> dict[str, dict]:
     """The lexical and the vector search bodies, each `depth` deep, for one `_msearch`."""
-    sides = {"lexical": build_request("bm25", tokens, None, depth, settings, category, matches, synonyms),
-             "vector": build_request("vector", [], vector, depth, settings, category, matches)}
+    sides = {"lexical": build_request("bm25", tokens, None, depth, settings, category, matches, synonyms, exclude),
+             "vector": build_request("vector", [], vector, depth, settings, category, matches, exclude=exclude)}
     return {side: body for side, body in sides.items() if "query" in body or "knn" in body}
 
 

@@ -6,6 +6,7 @@ against any cluster without touching other data.
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from es_faq.index import build
 from es_faq.kb import read_jsonl
 from es_faq.pipeline import Searcher
 
+DEMO = REPO_ROOT / "demo"
 DEMO_FAQS = REPO_ROOT / "demo" / "faqs.jsonl"
 DEMO_QUERIES = REPO_ROOT / "demo" / "queries.jsonl"
 
@@ -78,6 +80,29 @@ def demo_alias(es, settings, embedder, analyzer):
     build(es, settings, read_jsonl(DEMO_FAQS), analyzer, embedder, alias=name, progress=False)
     yield name
     _drop_alias_family(es, name)
+
+
+@pytest.fixture(scope="session")
+def trained_reranker(settings, es):
+    """A small cross-encoder trained for this session on the demo knowledge base (CPU, about a minute):
+    the model the rerank tests run. Its quality is measured in docs/benchmarks.md, not here."""
+    pytest.importorskip("torch", reason="the [train] extra is not installed (scripts/test installs it)")
+    from es_faq.models import MANIFEST_DIR
+    from es_faq.train.reranker import train_reranker
+
+    name = f"test-reranker-{uuid.uuid4().hex[:8]}"
+    try:
+        record = train_reranker(settings, DEMO, name, progress=False, limit=16, batch_size=4, group_size=4)
+        yield name, record
+    finally:
+        (MANIFEST_DIR / f"{name}.json").unlink(missing_ok=True)
+        shutil.rmtree(settings.models_path / name, ignore_errors=True)
+        _drop_alias_family(es, "bench-demo")
+
+
+@pytest.fixture(scope="session")
+def rerank_settings(settings, trained_reranker):
+    return settings.replace(rerank_model=trained_reranker[0])
 
 
 @pytest.fixture

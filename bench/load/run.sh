@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Drive /v1/search from a second process (wrk) on loopback against gunicorn serving an alias.
-#   bench/load/run.sh ALIAS QUERIES_JSONL [SECONDS] [CONNECTIONS]
+#   [ES_FAQ_SEARCH_MODE=hybrid] bench/load/run.sh ALIAS QUERIES_JSONL [SECONDS] [CONNECTIONS]
+# The server searches in search_mode (default rerank); set ES_FAQ_SEARCH_MODE to compare.
 # Prints wrk's summary as JSON, then the RSS of each gunicorn worker.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
