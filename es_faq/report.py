@@ -50,8 +50,9 @@ def query_log_report(client: Elasticsearch, settings: Settings, since: str = "7d
         raise InvalidInput(f"since={since!r}: give a number and a unit s, m, h, d or w, like 7d")
     if not 1 <= top <= 1000:
         raise InvalidInput("top must be from 1 to 1000")
-    # hit_count == 0 stands for "no match" until the decide stage exists; then it becomes decision == no_match.
-    no_match = {"term": {"hit_count": 0}}
+    # The decide stage's no_match, and searches that found nothing at all.
+    no_match = {"bool": {"should": [{"term": {"decision": "no_match"}}, {"term": {"hit_count": 0}}],
+                         "minimum_should_match": 1}}
     unhelpful = {"term": {"feedback": "unhelpful"}}
     failing = {"bool": {"should": [no_match, unhelpful], "minimum_should_match": 1}}
 

@@ -19,16 +19,19 @@ from es_faq.api.logs import JsonFormatter
 from es_faq.api.openapi import spec
 from es_faq.pipeline import Searcher
 from es_faq import retrieve
-from es_faq.retrieve import MODES, build_request, build_sides
+from es_faq.pipeline import MODES
+from es_faq.retrieve import MODES as RETRIEVAL_MODES
+from es_faq.retrieve import build_request, build_sides
 from tests.conftest import drop_query_log
 
 DEMO_QUERY = "可以推迟还小橙花吗"
 
 
 @pytest.fixture(scope="module")
-def app(settings, es, embedder, analyzer, demo_alias):
-    """The app over the demo knowledge base, sharing the session's client and model; its query log is its own."""
-    served = settings.replace(index_alias=demo_alias, query_log_prefix=f"test-querylog-{uuid.uuid4().hex[:8]}")
+def app(rerank_settings, es, embedder, analyzer, demo_alias):
+    """The app over the demo knowledge base, sharing the session's client and models (mode rerank runs the
+    session's small cross-encoder); its query log is its own."""
+    served = rerank_settings.replace(index_alias=demo_alias, query_log_prefix=f"test-querylog-{uuid.uuid4().hex[:8]}")
     app = create_app(served, searcher=Searcher(served, es, embedder, analyzer))
     yield app
     app.extensions["es_faq.querylog"].close()
@@ -69,10 +72,14 @@ def test_search_returns_faqs_with_request_id_and_timings(client, conforms):
     body = response.get_json()
     assert [h["faq_id"] for h in body["hits"]][0] == "demo-031" and len(body["hits"]) == 3
     assert body["hits"][0]["answer"] and body["hits"][0]["score"] > 0
+    scores = [h["score"] for h in body["hits"]]
+    assert scores == sorted(scores, reverse=True)
     assert body["request_id"] == response.headers["X-Request-ID"]
-    assert body["k"] == 3 and body["mode"] == "hybrid"
+    assert body["k"] == 3 and body["mode"] == "hybrid"  # search_mode's default
+    assert body["decision"]["action"] in ("suggest", "no_match") and body["decision"]["reason"]  # never answers
+    assert body["decision"]["score"] == pytest.approx(scores[0], abs=1e-4)
     assert {"analyze", "embed", "retrieve", "total"} <= set(body["timings_ms"])
-    assert not {"analysis", "es_request"} & set(body) and "scores" not in body["hits"][0]
+    assert not {"analysis", "es_request", "stages"} & set(body) and "scores" not in body["hits"][0]
 
 
 @pytest.mark.parametrize("incoming, kept", [
@@ -85,11 +92,14 @@ def test_incoming_request_id_is_honoured_only_when_sane(client, conforms, incomi
 
 
 def test_debug_adds_analysis_request_and_score_breakdown(client, conforms, settings):
-    body = _search(client, conforms, {"query": DEMO_QUERY, "k": 3, "debug": True}).get_json()
+    body = _search(client, conforms, {"query": DEMO_QUERY, "k": 3, "mode": "hybrid", "debug": True}).get_json()
     assert body["analysis"]["tokens"] and body["analysis"]["original"] == DEMO_QUERY
+    assert set(body["stages"]) == {"lexical", "vector", "fused"}
+    assert body["stages"]["fused"][0]["faq_id"] == body["hits"][0]["faq_id"]
     top = body["hits"][0]
     assert top["matched"]["lexical"]["text"] and top["matched"]["vector"]["text"]
-    assert top["scores"]["fused"] == top["score"]
+    assert top["scores"]["fused"] == top["score"] and top["scores"]["rerank"] is None
+    assert top["scores"]["cross_encoder"] is None
     assert top["scores"]["lexical"] == top["matched"]["lexical"]["score"]
     if settings.fusion == "sum":  # the engine adds the two boosted sides: the breakdown must add up
         request = body["es_request"]
@@ -103,9 +113,16 @@ def test_debug_adds_analysis_request_and_score_breakdown(client, conforms, setti
 @pytest.mark.parametrize("mode", MODES)
 def test_each_mode(client, conforms, mode):
     body = _search(client, conforms, {"query": "忘了支付密码", "k": 2, "mode": mode, "debug": True}).get_json()
-    assert body["mode"] == mode and body["hits"][0]["faq_id"] == "demo-001"
+    assert body["mode"] == mode
+    if mode == "rerank":  # the session's cross-encoder is a toy: it reorders, the candidates stay
+        assert "demo-001" in [s["faq_id"] for s in body["stages"]["reranked"]]
+    else:
+        assert body["hits"][0]["faq_id"] == "demo-001"
     side = body["hits"][0]["scores"]
     assert (side["lexical"] is None) is (mode == "vector") and (side["vector"] is None) is (mode == "bm25")
+    assert (side["rerank"] is None) is (mode != "rerank")
+    if mode == "rerank":
+        assert side["rerank"] == body["hits"][0]["score"] == body["stages"]["reranked"][0]["score"]
 
 
 def test_category_filter_and_caller_ids(client, conforms):
@@ -117,7 +134,8 @@ def test_category_filter_and_caller_ids(client, conforms):
 def test_optional_fields_may_be_null(client, conforms):
     body = _search(client, conforms, {"query": DEMO_QUERY, "k": None, "mode": None, "category": None,
                                       "channel_id": None, "user_id": None, "debug": None}).get_json()
-    assert body["k"] == client.application.config["ES_FAQ_SETTINGS"].search_k and body["mode"] == "hybrid"
+    served = client.application.config["ES_FAQ_SETTINGS"]
+    assert body["k"] == served.search_k and body["mode"] == served.search_mode
 
 
 @pytest.mark.parametrize("payload, code, says", [
@@ -224,7 +242,7 @@ def test_retrieve_builds_only_match_term_and_knn(settings):
     text = inspect.getsource(retrieve)
     assert "query_string" not in text and "simple_query_string" not in text
     tokens, vector = ["title:x", "or", "*"], [0.1] * 512
-    bodies = [build_request(mode, tokens, vector, 5, settings, "c\" OR *", True, ["alt"]) for mode in MODES]
+    bodies = [build_request(mode, tokens, vector, 5, settings, "c\" OR *", True, ["alt"]) for mode in RETRIEVAL_MODES]
     bodies.append(build_sides(tokens, vector, 5, settings, "c", True, ["alt"]))
     for body in bodies:
         assert not SYNTAX_CLAUSES & set(_keys(body)), body
@@ -272,10 +290,34 @@ def test_absent_faq_is_404(client, conforms, faq_id):
 
 def test_healthz_and_readyz(client, conforms):
     health = conforms("GET", "/healthz", client.get("/healthz")).get_json()
-    assert health == {"status": "ok", "model": "bge-small-zh-v1.5-q", "provider": "CPUExecutionProvider"}
+    assert health == {"status": "ok", "model": "bge-small-zh-v1.5-q", "provider": "CPUExecutionProvider",
+                      "reranker": None}  # search_mode is hybrid: the cross-encoder is not part of serving
     ready = conforms("GET", "/readyz", client.get("/readyz"))
     assert ready.status_code == 200 and ready.get_json()["status"] == "ready"
     assert ready.get_json()["checks"]["execution_provider"]["detail"] == "CPUExecutionProvider"
+    assert "reranker" not in ready.get_json()["checks"]
+
+
+def test_rerank_serving_reports_the_cross_encoder(rerank_settings, es, embedder, analyzer, demo_alias, conforms):
+    served = rerank_settings.replace(index_alias=demo_alias, query_log_enabled=False, search_mode="rerank")
+    client = create_app(served, Searcher(served, es, embedder, analyzer)).test_client()
+    health = conforms("GET", "/healthz", client.get("/healthz")).get_json()
+    assert health["reranker"] == {"model": served.rerank_model, "provider": "CPUExecutionProvider"}
+    ready = conforms("GET", "/readyz", client.get("/readyz")).get_json()
+    assert ready["checks"]["reranker"] == {"ok": True, "detail": f"{served.rerank_model} on CPUExecutionProvider"}
+    body = _search(client, conforms, {"query": DEMO_QUERY, "k": 3}).get_json()
+    scores = [h["score"] for h in body["hits"]]
+    assert body["mode"] == "rerank" and scores == sorted(scores, reverse=True)
+    assert body["decision"]["score"] == pytest.approx(body["hits"][0]["score"], abs=1e-4)
+    assert body["timings_ms"]["rerank"] > 0
+
+
+def test_a_missing_reranker_fails_the_boot(settings, es, embedder, analyzer):
+    from es_faq.errors import ModelError
+
+    served = settings.replace(search_mode="rerank", rerank_model="no-such-reranker", query_log_enabled=False)
+    with pytest.raises(ModelError, match="no model manifest"):
+        create_app(served, Searcher(served, es, embedder, analyzer))
 
 
 def test_readyz_names_the_missing_alias(settings, es, embedder, analyzer, conforms):

@@ -6,6 +6,7 @@ content type, headers, body)."""
 
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import missing_required_header
 
 from es_faq.api.openapi import spec
 from es_faq.config import load_settings
@@ -22,5 +23,9 @@ schema = schemathesis.openapi.from_dict(spec(load_settings()))
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
                                  HealthCheck.function_scoped_fixture])
 def test_api_conforms_to_its_document(case, app):  # noqa: F811
-    response = case.call_and_validate(app=app)
+    # This app has no admin_token, so /v1/admin answers 404 admin_disabled to every request, by
+    # design, where schemathesis expects 401 for a missing Authorization header; the 401s are
+    # checked with a token configured, in tests/test_admin.py.
+    excluded = [missing_required_header] if case.path.startswith("/v1/admin/") else []
+    response = case.call_and_validate(app=app, excluded_checks=excluded)
     assert response.status_code < 500 or response.status_code == 503

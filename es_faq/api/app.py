@@ -15,6 +15,8 @@ from flask.json.provider import DefaultJSONProvider
 from ..config import Settings, load_settings
 from ..pipeline import Searcher
 from . import errors, metrics
+from .admin import admin
+from .debug_page import debug_page
 from .ops import ops
 from .querylog import QueryLog
 from .v1 import REQUEST_ID, v1
@@ -64,7 +66,7 @@ def _finish(response):
 
 
 def create_app(settings: Settings | None = None, searcher: Searcher | None = None) -> Flask:
-    """The WSGI app; loads the model once (per gunicorn worker), before the first request."""
+    """The WSGI app; loads the models once (per gunicorn worker), before the first request."""
     settings = settings or (searcher.settings if searcher else load_settings())
     app = Flask(__name__)
     app.json = JsonProvider(app)
@@ -72,7 +74,9 @@ def create_app(settings: Settings | None = None, searcher: Searcher | None = Non
                       # OPTIONS would answer with an empty body; this API is called server to server.
                       PROVIDE_AUTOMATIC_OPTIONS=False)
     searcher = searcher or Searcher(settings)
-    searcher.embedder  # load the model now: a worker that cannot load it fails to boot
+    searcher.embedder  # load the models now: a worker that cannot load them fails to boot
+    if settings.search_mode == "rerank":
+        searcher.reranker
     app.extensions["es_faq.searcher"] = searcher
     if settings.query_log_enabled:
         # The writer thread starts here, in each gunicorn worker (the app is built after the fork).
@@ -84,4 +88,6 @@ def create_app(settings: Settings | None = None, searcher: Searcher | None = Non
     errors.register(app)
     app.register_blueprint(v1)
     app.register_blueprint(ops)
+    app.register_blueprint(admin)
+    app.register_blueprint(debug_page)
     return app

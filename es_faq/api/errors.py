@@ -29,6 +29,30 @@ class FaqNotFound(EsFaqError):
     http_status = 404
 
 
+# /v1/admin (es_faq/api/admin.py).
+class AdminDisabled(EsFaqError):
+    """No admin_token is configured: the admin endpoints are off, never open."""
+
+    code = "admin_disabled"
+    http_status = 404
+
+
+class Unauthorized(EsFaqError):
+    code = "unauthorized"
+    http_status = 401
+    headers = {"WWW-Authenticate": 'Bearer realm="es-faq admin"'}
+
+
+class EntryNotFound(EsFaqError):
+    code = "entry_not_found"
+    http_status = 404
+
+
+class SyncNotConfigured(EsFaqError):
+    code = "sync_not_configured"
+    http_status = 400
+
+
 def error_response(code: str, message: str, status: int, headers: dict | None = None, extra: dict | None = None):
     """The error shape (plus `extra` fields, for /readyz); every 503 says when to come back."""
     response = jsonify({**(extra or {}), "error": {"code": code, "message": message}})
@@ -47,7 +71,7 @@ def register(app: Flask) -> None:
             return on_unexpected(exc)
         if isinstance(exc, (EngineUnavailable, IndexMissing)):
             metrics.ES_ERRORS.labels(g.get("endpoint", "unmatched"), exc.code).inc()
-        return error_response(exc.code, exc.message, exc.http_status)
+        return error_response(exc.code, exc.message, exc.http_status, getattr(exc, "headers", None))
 
     @app.errorhandler(HTTPException)
     def on_http_error(exc: HTTPException):

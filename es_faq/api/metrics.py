@@ -29,6 +29,9 @@ QUERYLOG_LOGGED = Counter("es_faq_querylog_logged_total", "Query-log documents w
 QUERYLOG_DROPPED = Counter("es_faq_querylog_dropped_total",
                            "Query-log documents dropped, by reason (queue_full, write_failed)", ["reason"])
 
+DECISIONS = Counter("es_faq_search_decisions_total", "Searches by decision (answer, suggest, no_match)",
+                    ["decision"])
+
 METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 
@@ -43,6 +46,10 @@ def observe_stages(timings_ms: dict) -> None:
     for stage, ms in timings_ms.items():
         if stage != "total":
             STAGES.labels(stage).observe(ms / 1000)
+
+
+def observe_decision(action: str) -> None:
+    DECISIONS.labels(action).inc()
 
 
 def exposition() -> tuple[bytes, str]:

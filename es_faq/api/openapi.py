@@ -25,5 +25,6 @@ def spec(settings: Settings) -> dict:
     fields = doc["components"]["schemas"]["SearchRequest"]["properties"]
     fields["query"]["maxLength"] = settings.query_max_chars
     fields["k"].update(maximum=settings.search_max_k, default=settings.search_k)
+    fields["mode"]["default"] = settings.search_mode
     return doc
 

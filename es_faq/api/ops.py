@@ -20,9 +20,12 @@ def _searcher() -> Searcher:
 
 @ops.get("/healthz")
 def healthz():
-    """The process is up and its model loaded (create_app fails otherwise); asks nothing of Elasticsearch."""
-    embedder = _searcher().embedder
-    return jsonify({"status": "ok", "model": embedder.manifest.name, "provider": embedder.provider})
+    """The process is up and its models loaded (create_app fails otherwise); asks nothing of Elasticsearch."""
+    searcher = _searcher()
+    embedder = searcher.embedder
+    reranker = searcher.reranker if searcher.settings.search_mode == "rerank" else None
+    return jsonify({"status": "ok", "model": embedder.manifest.name, "provider": embedder.provider,
+                    "reranker": {"model": reranker.manifest.name, "provider": reranker.provider} if reranker else None})
 
 
 def readiness(searcher: Searcher) -> dict[str, dict]:
@@ -53,6 +56,12 @@ def readiness(searcher: Searcher) -> dict[str, dict]:
     except EsFaqError as exc:
         checks["model"] = {"ok": False, "detail": exc.message}
         checks["execution_provider"] = {"ok": False, "detail": "no model loaded"}
+    if settings.search_mode == "rerank":
+        try:
+            reranker = searcher.reranker
+            checks["reranker"] = {"ok": True, "detail": f"{reranker.manifest.name} on {reranker.provider}"}
+        except EsFaqError as exc:
+            checks["reranker"] = {"ok": False, "detail": exc.message}
     return checks
 
 

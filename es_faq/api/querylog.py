@@ -53,8 +53,8 @@ class QueryLog:
         doc = {"@timestamp": now.isoformat(timespec="milliseconds"), "request_id": request_id,
                "query": result.query, "normalized": result.analysis.normalized,
                "rewrites": [" => ".join(pair) for pair in result.analysis.rewrites],
-               "decision": None,  # no answer / suggest / no-match decision yet (a later issue)
-               "hits": [{"faq_id": h.faq_id, "score": h.score} for h in result.hits],
+               "decision": result.decision.action,
+               "hits": [{"faq_id": h.faq_id, "score": h.scores.get("rerank", h.score)} for h in result.hits],
                "hit_count": len(result.hits), "latency_ms": result.timings_ms.get("total"),
                "channel_id": channel_id, "user_id": user_id, "mode": result.mode}
         self._put("search", self.index_for(now), request_id, doc)

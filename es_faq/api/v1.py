@@ -121,30 +121,34 @@ def _querylog() -> QueryLog | None:
 
 
 def _hit(hit: Hit, debug: bool) -> dict:
+    rerank = hit.scores.get("rerank")
     out = {"faq_id": hit.faq_id, "question": hit.question, "answer": hit.answer, "category": hit.category,
-           "score": hit.score}
+           # The score the list is ordered by: the cross-encoder's logit when it ran, else the fused score.
+           "score": rerank if rerank is not None else hit.score}
     if debug:
         out["matched"] = hit.matched
         # Inner hits carry each side's raw score; the fuse stage keeps them too when it merges lists.
         side = {name: hit.matched.get(name, {}).get("score", hit.scores.get(name)) for name in ("lexical", "vector")}
-        out["scores"] = {**side, "fused": hit.score}
+        out["scores"] = {**side, "fused": hit.score, "cross_encoder": hit.scores.get("cross_encoder"), "rerank": rerank}
     return out
 
 
 @v1.post("/search")
 def search():
     params = parse_search(_json_body())
-    mode = "hybrid" if params.mode is None else params.mode
-    result = _searcher().search(params.query, params.k, mode, category=params.category, matches=params.debug)
+    result = _searcher().search(params.query, params.k, params.mode, category=params.category,
+                                matches=params.debug, explain=params.debug)
     metrics.observe_stages(result.timings_ms)
+    metrics.observe_decision(result.decision.action)
     if _querylog():
         _querylog().log_search(g.request_id, result, params.channel_id, params.user_id)
     out = {"request_id": g.request_id, "query": result.query, "mode": result.mode,
-           "k": params.k or _searcher().settings.search_k, "hits": [_hit(h, params.debug) for h in result.hits],
-           "timings_ms": result.timings_ms}
+           "k": params.k or _searcher().settings.search_k, "decision": result.decision.as_dict(),
+           "hits": [_hit(h, params.debug) for h in result.hits], "timings_ms": result.timings_ms}
     if params.debug:
         out["analysis"] = result.analysis.as_dict()
         out["es_request"] = result.request
+        out["stages"] = result.stages
     return jsonify(out)
 
 

@@ -46,8 +46,9 @@ class SyncState:
         self._ready = True
 
     def watermark(self, version: str) -> dict | None:
-        """Where incremental runs into `version` continue: its last saved mark, else the one its full sync read."""
-        self._ensure()
+        """Where incremental runs into `version` continue: its last saved mark, else the one its full sync read.
+
+        A read: creates nothing (the state index may not exist yet)."""
         doc = self.client.options(ignore_status=404).get(index=self.index, id=f"watermark:{version}")
         if doc.get("found"):
             return doc["_source"]["mark"]
@@ -58,6 +59,15 @@ class SyncState:
         self._ensure()
         self.client.index(index=self.index, id=f"watermark:{version}",
                           document={"mark": mark, "saved_at": _when(_now_ms())})
+
+    def holder(self) -> dict | None:
+        """Who holds the lock now (command, host, pid, renewed_at, expires_at), or None; creates nothing."""
+        doc = self.client.options(ignore_status=404).get(index=self.index, id=LOCK_ID)
+        if not doc.get("found") or doc["_source"]["expires_at"] < _now_ms():
+            return None
+        held = doc["_source"]
+        return {"command": held["command"], "host": held["host"], "pid": held["pid"],
+                "renewed_at": held["renewed_at"], "expires_at": _when(held["expires_at"])}
 
     def lock(self, command: str, wait_s: float = 0.0) -> "Lock":
         """The one sync lock of this alias, taken now (or within `wait_s`), else SyncBusy."""

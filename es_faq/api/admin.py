@@ -1,0 +1,217 @@
+"""/v1/admin: the analysis dictionaries and a background re-sync from MySQL, behind a bearer token.
+
+Without `admin_token` every endpoint here answers 404 `admin_disabled`: off, never open. The
+dictionary endpoints are `es-faq dict list|add|remove` over HTTP (es_faq/dictionary.py); reindex
+starts `es-faq sync full` as a detached process (es_faq/sync/), as cron would."""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from elasticsearch import ApiError, TransportError
+from flask import Blueprint, current_app, jsonify, request
+
+from ..config import ENV_PREFIX, Settings, as_env
+from ..dictionary import KINDS, DictionaryStore, validate
+from ..dictionary import entry_id as id_of
+from ..errors import ConfigError, InvalidInput, SyncBusy
+from ..es import unreachable
+from ..index import live_indices
+from ..pipeline import Searcher
+from ..sync.source import MySqlSource
+from ..sync.state import SyncState
+from .errors import AdminDisabled, EntryNotFound, SyncNotConfigured, Unauthorized
+from .v1 import _json_body, _known_fields, _text
+
+admin = Blueprint("admin", __name__, url_prefix="/v1/admin")
+
+ENTRY_FIELDS = ("kind", "terms")
+MAX_TERMS = 100  # a synonym group is a handful of words; this only bounds the work of one request
+REINDEX = "es_faq.reindex"  # app.extensions key: the last reindex this process started
+
+
+def _searcher() -> Searcher:
+    return current_app.extensions["es_faq.searcher"]
+
+
+@admin.before_request
+def authorize() -> None:
+    """Every admin request: 404 while no token is configured, 401 unless it bears the token."""
+    token = current_app.config["ES_FAQ_SETTINGS"].admin_token
+    if not token:
+        raise AdminDisabled("the admin API is disabled; set ES_FAQ_ADMIN_TOKEN (admin_token) to enable it")
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        raise Unauthorized("this endpoint needs the admin token: send `Authorization: Bearer <admin_token>`")
+    # WSGI headers are latin-1 strings, so this gives back the bytes the client sent.
+    if not hmac.compare_digest(given.strip().encode("latin-1", "replace"), token.encode("utf-8", "surrogateescape")):
+        raise Unauthorized("the admin token is wrong")
+
+
+@contextlib.contextmanager
+def _elasticsearch(settings: Settings):
+    """Elasticsearch down, overloaded or failing becomes a 503 engine_unavailable, as in search."""
+    try:
+        yield
+    except (TransportError, ApiError) as exc:
+        if isinstance(exc, ApiError) and exc.status_code < 500 and exc.status_code != 429:
+            raise
+        raise unreachable(settings, exc) from None
+
+
+# --- dictionaries ------------------------------------------------------------------------------------
+def _store() -> DictionaryStore:
+    searcher = _searcher()
+    return DictionaryStore(searcher.client, searcher.settings)
+
+
+def _entry(kind: str, terms: list[str]) -> dict:
+    return {"id": id_of(kind, terms), "kind": kind, "terms": terms}
+
+
+def parse_entry(body) -> tuple[str, list[str]]:
+    """kind and terms of a new entry, as types; what they may say is dictionary.validate's to decide."""
+    _known_fields(body, ENTRY_FIELDS, '{"kind": "synonym", "terms": ["查询", "查看"]}')
+    for name in ENTRY_FIELDS:
+        if body.get(name) is None:
+            raise InvalidInput(f"{name} is required")
+    kind = _text(body["kind"], "kind")
+    terms = body["terms"]
+    if not isinstance(terms, list) or not 1 <= len(terms) <= MAX_TERMS:
+        raise InvalidInput(f"terms must be an array of 1 to {MAX_TERMS} strings")
+    return kind, [_text(term, "each term") for term in terms]
+
+
+@admin.get("/dictionary")
+def list_entries():
+    kind = request.args.get("kind")
+    if kind is not None and kind not in KINDS:
+        raise InvalidInput(f"unknown dictionary kind {kind[:40]!r}; use one of {', '.join(KINDS)}")
+    settings = _searcher().settings
+    with _elasticsearch(settings):
+        snapshot = _store().load()
+    entries = [_entry(k, terms) for k, terms in snapshot.entries() if kind in (None, k)]
+    return jsonify({"version": snapshot.version, "entries": entries})
+
+
+@admin.post("/dictionary")
+def add_entry():
+    kind, terms = parse_entry(_json_body())
+    settings = _searcher().settings
+    store = _store()
+    with _elasticsearch(settings):
+        terms = validate(kind, terms, store.load())  # the cleaned terms, for the answer; add() checks again
+        version = store.add(kind, terms)
+    return jsonify({**_entry(kind, terms), "version": version,
+                    "effective_within_s": settings.dict_check_interval_s}), 201
+
+
+@admin.delete("/dictionary/<path:entry_id>")
+def remove_entry(entry_id: str):
+    kind, _, key = entry_id.partition(":")
+    if kind not in KINDS or not key.strip():
+        raise EntryNotFound(f"no dictionary entry {entry_id[:200]!r}; ids are KIND:KEY, as GET "
+                            "/v1/admin/dictionary lists them")
+    settings = _searcher().settings
+    try:
+        with _elasticsearch(settings):
+            version = _store().remove(kind, [key])  # id_of(kind, [key]) is entry_id itself, for every kind
+    except InvalidInput as exc:  # remove() says so when there is no such entry
+        raise EntryNotFound(exc.message) from None
+    return jsonify({"id": entry_id, "removed": True, "version": version,
+                    "effective_within_s": settings.dict_check_interval_s})
+
+
+# --- sync from MySQL -----------------------------------------------------------------------------------
+@dataclass
+class Reindex:
+    """A detached `es-faq sync full` this process started."""
+
+    proc: subprocess.Popen
+    alias: str
+    log: str
+    command: list[str] = field(default_factory=list)
+    started_at: str = ""
+
+    def as_dict(self) -> dict:
+        status = self.proc.poll()  # also reaps the finished child
+        return {"pid": self.proc.pid, "command": self.command, "alias": self.alias, "log": self.log,
+                "started_at": self.started_at, "running": status is None, "exit_status": status}
+
+
+def _log_dir(settings: Settings) -> Path:
+    try:
+        directory = settings.home / "logs"
+        directory.mkdir(parents=True, exist_ok=True)
+        return directory
+    except OSError:  # a read-only home: the log still has to go somewhere
+        return Path(tempfile.gettempdir())
+
+
+def start_full_sync(settings: Settings) -> Reindex:
+    """`es-faq sync full` of settings.index_alias in a new session, with exactly these settings, output to a log."""
+    alias = settings.index_alias
+    args = ["sync", "full", "--no-progress", "--alias", alias]
+    now = datetime.now(timezone.utc)
+    log = _log_dir(settings) / f"sync-full-{alias}-{now:%Y%m%dT%H%M%S%fZ}.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+    env.update(as_env(settings, omit=("admin_token",)))  # the child needs no admin token
+    with log.open("ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "es_faq", *args], env=env, stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+    return Reindex(proc, alias, str(log), ["es-faq", *args], now.isoformat(timespec="seconds"))
+
+
+def _source_url(settings: Settings) -> str:
+    """The MySQL source, password masked; SyncNotConfigured (400) when there is none to sync from."""
+    try:
+        return MySqlSource(settings).url
+    except ConfigError as exc:
+        raise SyncNotConfigured(f"no MySQL source to reindex from: {exc.message}") from None
+
+
+@admin.post("/reindex")
+def reindex():
+    searcher = _searcher()
+    settings = searcher.settings
+    source = _source_url(settings)
+    last = current_app.extensions.get(REINDEX)
+    if last and last.proc.poll() is None:
+        raise SyncBusy(f"the reindex this server started (pid {last.proc.pid}) is still running; "
+                       "GET /v1/admin/sync shows its progress")
+    with _elasticsearch(settings):
+        holder = SyncState(searcher.client, settings.index_alias, settings).holder()
+    if holder:
+        raise SyncBusy(f"another sync ({holder['command']}, pid {holder['pid']} on {holder['host']}) holds the lock "
+                       f"on {settings.index_alias} until {holder['expires_at']}; try again later")
+    job = start_full_sync(settings)
+    current_app.extensions[REINDEX] = job
+    return jsonify({"status": "started", "source": source, **job.as_dict()}), 202
+
+
+@admin.get("/sync")
+def sync_status():
+    searcher = _searcher()
+    settings = searcher.settings
+    alias = settings.index_alias
+    with _elasticsearch(settings):
+        live = live_indices(searcher.client, alias)
+        index = live[0] if len(live) == 1 else None
+        state = SyncState(searcher.client, alias, settings)
+        watermark = state.watermark(index) if index else None
+        holder = state.holder()
+    try:
+        source = MySqlSource(settings).url
+    except ConfigError:
+        source = None
+    last = current_app.extensions.get(REINDEX)
+    return jsonify({"alias": alias, "index": index, "source": source, "watermark": watermark, "lock": holder,
+                    "reindex": last.as_dict() if last else None})
