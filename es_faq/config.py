@@ -63,7 +63,7 @@ class Settings:
     rerank_model: str = "reranker-bq"
     rerank_depth: int = 20  # fused candidates the cross-encoder reorders
     # The rerank score is the cross-encoder's logit + this x the retrieval (fused) score.
-    rerank_retrieval_weight: float = 0.0
+    rerank_retrieval_weight: float = 10.0  # bq dev sweep, bench/sweep_rerank.py
     rerank_batch_size: int = 64  # pairs per ONNX run: the candidates of one query fit in one
     rerank_max_tokens: int = 64  # query + question, both short
     # Where `models pull` finds the faq-bench directory a trained model's recipe names.
