@@ -13,10 +13,7 @@ from pathlib import Path
 from es_faq.config import load_settings
 from es_faq.evaluate import ensure_bench_index, load_queries
 from es_faq.pipeline import Searcher
-
-
-def _floats(text: str) -> list[float]:
-    return [float(x) for x in text.split(",") if x]
+from sweep_hybrid import _floats  # bench/ is on sys.path when a bench script runs
 
 
 def main() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from .config import Settings
@@ -25,6 +27,18 @@ def unreachable(settings: Settings, exc: Exception | None = None) -> EngineUnava
         f"Elasticsearch is not reachable at {settings.es_url}{detail}. "
         "Start the local engine with `es-faq engine up`, or point ES_FAQ_ES_URL at your cluster."
     )
+
+
+@contextlib.contextmanager
+def engine_errors(settings: Settings):
+    """Elasticsearch down, overloaded (429) or failing (5xx) becomes EngineUnavailable (a 503 in the
+    API); a 4xx refusal of the request itself is raised as it is."""
+    try:
+        yield
+    except (TransportError, ApiError) as exc:
+        if isinstance(exc, ApiError) and exc.status_code < 500 and exc.status_code != 429:
+            raise
+        raise unreachable(settings, exc) from None
 
 
 def cluster_health(client: Elasticsearch, settings: Settings, wait_for_status: str | None = None,

@@ -46,11 +46,10 @@ class Reranker(OnnxModel):
         retrieval score still carries evidence a small cross-encoder misses (docs/benchmarks.md)."""
         texts = [candidate_texts(h) for h in hits]
         flat = self.score(query, [t for group in texts for t in group])
-        weight = retrieval_weight
         start = 0
         for hit, group in zip(hits, texts):
             logit = float(flat[start:start + len(group)].max())
             hit.scores["cross_encoder"] = round(logit, 4)
-            hit.scores["rerank"] = round(logit + weight * hit.score, 4)
+            hit.scores["rerank"] = round(logit + retrieval_weight * hit.score, 4)
             start += len(group)
         return sorted(hits, key=lambda h: -h.scores["rerank"])

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError
+from elasticsearch import Elasticsearch, NotFoundError
 
 from .config import Settings
 from .errors import EngineUnavailable, IndexMissing
-from .es import unreachable
+from .es import engine_errors, unreachable
 
 MODES = ("bm25", "vector", "hybrid")
 SOURCE_FIELDS = ["faq_id", "question", "answer", "category"]
@@ -93,13 +93,10 @@ def _missing(index: str) -> IndexMissing:
 
 def _call(settings: Settings, index: str, request):
     try:
-        return request()
+        with engine_errors(settings):
+            return request()
     except NotFoundError:
         raise _missing(index) from None
-    except (TransportError, ApiError) as exc:
-        if isinstance(exc, ApiError) and exc.status_code < 500 and exc.status_code != 429:
-            raise
-        raise unreachable(settings, exc) from None
 
 
 def _hits(response: dict) -> list[Hit]:

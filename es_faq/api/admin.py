@@ -6,7 +6,6 @@ starts `es-faq sync full` as a detached process (es_faq/sync/), as cron would.""
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import os
 import subprocess
@@ -16,14 +15,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from elasticsearch import ApiError, TransportError
 from flask import Blueprint, current_app, jsonify, request
 
 from ..config import ENV_PREFIX, Settings, as_env
 from ..dictionary import KINDS, DictionaryStore, validate
 from ..dictionary import entry_id as id_of
 from ..errors import ConfigError, InvalidInput, SyncBusy
-from ..es import unreachable
+from ..es import engine_errors
 from ..index import live_indices
 from ..pipeline import Searcher
 from ..sync.source import MySqlSource
@@ -56,17 +54,6 @@ def authorize() -> None:
         raise Unauthorized("the admin token is wrong")
 
 
-@contextlib.contextmanager
-def _elasticsearch(settings: Settings):
-    """Elasticsearch down, overloaded or failing becomes a 503 engine_unavailable, as in search."""
-    try:
-        yield
-    except (TransportError, ApiError) as exc:
-        if isinstance(exc, ApiError) and exc.status_code < 500 and exc.status_code != 429:
-            raise
-        raise unreachable(settings, exc) from None
-
-
 # --- dictionaries ------------------------------------------------------------------------------------
 def _store() -> DictionaryStore:
     searcher = _searcher()
@@ -96,7 +83,7 @@ def list_entries():
     if kind is not None and kind not in KINDS:
         raise InvalidInput(f"unknown dictionary kind {kind[:40]!r}; use one of {', '.join(KINDS)}")
     settings = _searcher().settings
-    with _elasticsearch(settings):
+    with engine_errors(settings):
         snapshot = _store().load()
     entries = [_entry(k, terms) for k, terms in snapshot.entries() if kind in (None, k)]
     return jsonify({"version": snapshot.version, "entries": entries})
@@ -107,7 +94,7 @@ def add_entry():
     kind, terms = parse_entry(_json_body())
     settings = _searcher().settings
     store = _store()
-    with _elasticsearch(settings):
+    with engine_errors(settings):
         terms = validate(kind, terms, store.load())  # the cleaned terms, for the answer; add() checks again
         version = store.add(kind, terms)
     return jsonify({**_entry(kind, terms), "version": version,
@@ -122,7 +109,7 @@ def remove_entry(entry_id: str):
                             "/v1/admin/dictionary lists them")
     settings = _searcher().settings
     try:
-        with _elasticsearch(settings):
+        with engine_errors(settings):
             version = _store().remove(kind, [key])  # id_of(kind, [key]) is entry_id itself, for every kind
     except InvalidInput as exc:  # remove() says so when there is no such entry
         raise EntryNotFound(exc.message) from None
@@ -187,7 +174,7 @@ def reindex():
     if last and last.proc.poll() is None:
         raise SyncBusy(f"the reindex this server started (pid {last.proc.pid}) is still running; "
                        "GET /v1/admin/sync shows its progress")
-    with _elasticsearch(settings):
+    with engine_errors(settings):
         holder = SyncState(searcher.client, settings.index_alias, settings).holder()
     if holder:
         raise SyncBusy(f"another sync ({holder['command']}, pid {holder['pid']} on {holder['host']}) holds the lock "
@@ -202,7 +189,7 @@ def sync_status():
     searcher = _searcher()
     settings = searcher.settings
     alias = settings.index_alias
-    with _elasticsearch(settings):
+    with engine_errors(settings):
         live = live_indices(searcher.client, alias)
         index = live[0] if len(live) == 1 else None
         state = SyncState(searcher.client, alias, settings)
