@@ -10,10 +10,11 @@ import argparse
 import json
 from pathlib import Path
 
+from sweep_hybrid import _floats  # bench/ is on sys.path when a bench script runs
+
 from es_faq.config import load_settings
 from es_faq.evaluate import ensure_bench_index, load_queries
 from es_faq.pipeline import Searcher
-from sweep_hybrid import _floats  # bench/ is on sys.path when a bench script runs
 
 
 def main() -> None:
@@ -31,7 +32,8 @@ def main() -> None:
     for row in load_queries(args.bench, args.split):
         result = searcher.search(row["query"], max(depths), "hybrid", index=alias, matches=True)
         ids, fused = [h.faq_id for h in result.hits], [h.score for h in result.hits]
-        scored = {h.faq_id: h.scores["cross_encoder"] for h in searcher.reranker.rerank(result.analysis.text, result.hits)}
+        reranked = searcher.reranker.rerank(result.analysis.text, result.hits)
+        scored = {h.faq_id: h.scores["cross_encoder"] for h in reranked}
         rows.append((set(row["relevant"]), ids, fused, [scored[i] for i in ids]))
     for depth in depths:
         for weight in _floats(args.weights):

@@ -56,17 +56,22 @@ class Analyzer:
         """Reload when the stored version moved; at most one version check per interval."""
         if self._store is None or time.monotonic() - self._checked < self.settings.dict_check_interval_s:
             return
-        with self._reload_lock:
+        # One thread checks; the others go on with the dictionaries they have instead of queueing
+        # behind it (on a hung node the check takes the client's whole timeout).
+        if not self._reload_lock.acquire(blocking=False):
+            return
+        try:
             if time.monotonic() - self._checked < self.settings.dict_check_interval_s:
                 return
             self._checked = time.monotonic()
-            try:
-                if self._store.version() != self.rewriter.version:
-                    self._apply(self._store.load())
-            except (TransportError, ApiError):
-                # Elasticsearch is down: keep the dictionaries we have; the search itself reports
-                # the outage, and the check is tried again after the interval.
-                pass
+            if self._store.version() != self.rewriter.version:
+                self._apply(self._store.load())
+        except (TransportError, ApiError):
+            # Elasticsearch is down: keep the dictionaries we have; the search itself reports
+            # the outage, and the check is tried again after the interval.
+            pass
+        finally:
+            self._reload_lock.release()
 
     def analyze(self, text: str, max_chars: int | None = None, expand: bool = False) -> Analysis:
         limit = max_chars or self.settings.analyze_max_chars

@@ -1,95 +1,176 @@
-"""Thresholds for the decision, from a dev split: the precision of `answer` against the share answered.
+"""The decision, measured and calibrated on a bench split: what each query's search would say.
 
-Each query is searched twice in the mode being calibrated: as is, and with its gold FAQs hidden
-(`exclude`), which is the knowledge base without them: those queries should end in `suggest` or
-`no_match`.
+`collect` runs every query once and records the leading FAQ and the decision features. A query is
+a `paraphrase` (its FAQ is in the knowledge base), a `near_miss` (it only looks like the FAQ in
+`near_miss`: answering with that FAQ is wrong) or a `no_match` (no FAQ answers it). Benches
+without kinds hold paraphrases only; for calibration each of their queries is also run with its
+gold FAQs hidden (`exclude`), which makes it a no-match.
+`fit` is the small calibrated model (logistic regression on FEATURES), `choose` the thresholds,
+`outcomes` and `curve` what they do.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import time
+from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
-from .decide import ranking_score
+from .decide import FEATURES, Calibration, features
 from .pipeline import Searcher
 
-MARGINS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0, 2.0)  # fused scores differ by hundredths, logits by units
-MIN_ANSWERED = 10  # a precision over fewer answered queries is noise
+KINDS = ("paraphrase", "near_miss", "no_match")
+SUGGEST_DEPTH = 5  # a suggestion list shows this many FAQs
+GRID = [round(i / 100, 2) for i in range(101)]
 
 
-def collect(searcher: Searcher, index: str, queries: list[dict], mode: str, held_out: bool,
-            progress: bool = True) -> list[dict]:
+def collect(searcher: Searcher, index: str, queries: list[dict], mode: str, held_out: bool = False,
+            depth: int = SUGGEST_DEPTH, progress: bool = True) -> list[dict]:
+    """One row per query: its kind, the gold FAQ's rank, whether the leader is right, the decision's
+    features, probability and action, and the search's latency."""
     rows = []
-    label = "held-out" if held_out else "in-KB"
-    for row in tqdm(queries, desc=f"calibrating ({label})", unit="query", disable=not progress):
+    depth = max(depth, SUGGEST_DEPTH, searcher.settings.decide_depth)
+    label = "held out" if held_out else "searching"
+    for row in tqdm(queries, desc=f"{label} ({mode})", unit="query", disable=not progress):
         gold = set(row["relevant"])
-        result = searcher.search(row["query"], 5, mode, index=index, matches=False,
-                                 exclude=sorted(gold) if held_out else ())
+        started = time.perf_counter()
+        result = searcher.search(row["query"], depth, mode, index=index, exclude=sorted(gold) if held_out else ())
+        latency = (time.perf_counter() - started) * 1000
         hits = result.hits
-        scores = [ranking_score(h) for h in hits]
-        rows.append({"top": scores[0] if scores else float("-inf"),
-                     "margin": scores[0] - scores[1] if len(scores) > 1 else float("inf"),
-                     "correct": bool(hits) and hits[0].faq_id in gold,
-                     "in_top5": any(h.faq_id in gold for h in hits)})
+        kind = "no_match" if held_out else row.get("kind", "paraphrase" if gold else "no_match")
+        head = [h for h in hits[:searcher.settings.decide_depth] if "cross_encoder" in h.scores]
+        top = hits[0].faq_id if hits else None
+        rank = None if held_out else next((i for i, h in enumerate(hits, start=1) if h.faq_id in gold), None)
+        rows.append({"kind": kind, "top": top, "right": rank == 1, "rank": rank,
+                     "near_miss_hit": top in set(row.get("near_miss", ())),
+                     "in_suggestions": rank is not None and rank <= SUGGEST_DEPTH,
+                     "features": features(head) if head else None,
+                     "probability": result.decision.probability, "action": result.decision.action,
+                     "latency_ms": latency})
     return rows
 
 
-def _answered(rows: list[dict], threshold: float, margin: float) -> list[dict]:
-    return [r for r in rows if r["top"] >= threshold and r["margin"] >= margin]
+def judged(row: dict) -> bool:
+    """Whether answering this row with its leader is known right or wrong: a near-miss answered with
+    some other FAQ may be right (it can be equivalent to another FAQ), so it is counted neither way."""
+    return row["kind"] != "near_miss" or row["near_miss_hit"]
 
 
-def curve(rows: list[dict], points: int = 20) -> list[dict]:
-    """Precision of `answer` and the share answered, over thresholds (quantiles of the top score)."""
-    tops = sorted(r["top"] for r in rows)
-    thresholds = sorted({tops[int(i * (len(tops) - 1) / points)] for i in range(points + 1)})
+def fit(rows: list[dict], names: tuple[str, ...] = FEATURES) -> tuple[tuple[float, ...], float]:
+    """Logistic regression of "the leader is right" on the named features, over the judged rows."""
+    from sklearn.linear_model import LogisticRegression
+
+    data = [r for r in rows if r["features"] is not None and judged(r)]
+    x = np.array([[r["features"][n] for n in names] for r in data])
+    y = np.array([r["right"] for r in data], dtype=int)
+    if len(set(y.tolist())) < 2:
+        raise ValueError("calibration needs both right and wrong leaders; use a larger or more varied split")
+    model = LogisticRegression(C=1.0, max_iter=1000).fit(x, y)
+    return tuple(float(c) for c in model.coef_[0]), float(model.intercept_[0])
+
+
+def outcomes(rows: list[dict], answer: float, suggest: float, key: str = "probability") -> dict:
+    """What the decision does to a split at these thresholds on rows' `key` (a probability)."""
+    by_kind: dict[str, list[dict]] = {k: [r for r in rows if r["kind"] == k] for k in KINDS}
+    answered = [r for r in rows if r[key] is not None and r[key] >= answer]
+    para, near, none = by_kind["paraphrase"], by_kind["near_miss"], by_kind["no_match"]
+
+    def share(part: list[dict], total: list[dict]) -> float | None:
+        return round(len(part) / len(total), 4) if total else None
+
+    judged_answers = [r for r in answered if judged(r)]
+    return {
+        "answer_threshold": answer, "suggest_threshold": suggest,
+        "coverage": share([r for r in answered if r["kind"] == "paraphrase" and r["right"]], para),
+        "wrong_faq_rate": share([r for r in answered if r["kind"] == "paraphrase" and not r["right"]], para),
+        "near_miss_false_answer_rate": share([r for r in answered if r["kind"] == "near_miss" and r["near_miss_hit"]],
+                                             near),
+        "no_match_false_answer_rate": share([r for r in answered if r["kind"] == "no_match"], none),
+        "answer_precision": (round(sum(r["right"] for r in judged_answers) / len(judged_answers), 4)
+                             if judged_answers else None),
+        "answered": share(answered, rows),
+        "suggested": share([r for r in rows if r[key] is not None and suggest <= r[key] < answer], rows),
+        "queries": {k: len(v) for k, v in by_kind.items()},
+    }
+
+
+def curve(rows: list[dict], suggest: float, key: str = "probability") -> list[dict]:
+    """`outcomes` at every answer threshold of GRID."""
+    return [outcomes(rows, t, min(suggest, t), key) for t in GRID]
+
+
+def choose(rows: list[dict], near_miss_max: float, no_match_max: float) -> dict:
+    """The answer threshold with the most coverage whose near-miss and no-match false-answer rates
+    stay within bounds (rows of benches with kinds), and the suggest threshold that best separates
+    queries whose FAQ is among the suggestions from no-match ones (Youden's J)."""
+    answer = math.inf
+    for t in GRID:
+        o = outcomes(rows, t, 0.0)
+        if (o["near_miss_false_answer_rate"] or 0.0) <= near_miss_max and \
+                (o["no_match_false_answer_rate"] or 0.0) <= no_match_max:
+            answer = t
+            break
+    findable = [r["probability"] for r in rows if r["kind"] == "paraphrase" and r["in_suggestions"]]
+    absent = [r["probability"] for r in rows if r["kind"] == "no_match"]
+
+    def youden(t: float) -> float:
+        return (sum(p >= t for p in findable) / max(1, len(findable))
+                - sum(p >= t for p in absent) / max(1, len(absent)))
+
+    suggest = max(GRID, key=youden) if findable and absent else 0.0
+    return {"answer_threshold": answer, "suggest_threshold": min(suggest, answer)}
+
+
+def with_probabilities(rows: list[dict], calibration: Calibration) -> list[dict]:
+    """Rows with `probability` recomputed under `calibration` (no new searches)."""
     out = []
-    for margin in MARGINS:
-        for t in thresholds:
-            answered = _answered(rows, t, margin)
-            out.append({"threshold": round(t, 3), "margin": margin, "answered": round(len(answered) / len(rows), 4),
-                        "precision": round(sum(r["correct"] for r in answered) / len(answered), 4) if answered else None})
-    return out
-
-
-def choose(rows: list[dict], held_out: list[dict], target: float) -> dict:
-    """The (threshold, margin) answering the most queries at `target` precision, and the suggest
-    threshold that best separates answerable queries (gold in the top 5) from held-out ones. When no
-    threshold answers MIN_ANSWERED queries at that precision, answer_threshold is infinite."""
-    best = None
-    for margin in MARGINS:
-        for t in sorted({r["top"] for r in rows}):
-            answered = _answered(rows, t, margin)
-            if len(answered) < MIN_ANSWERED:
-                break
-            precision = sum(r["correct"] for r in answered) / len(answered)
-            if precision >= target and (best is None or len(answered) > best[2]):
-                best = (t, margin, len(answered), precision)
-    answerable = [r["top"] for r in rows if r["in_top5"]]
-    absent = [r["top"] for r in held_out]
-
-    def youden(t):
-        return sum(s >= t for s in answerable) / max(1, len(answerable)) - sum(s >= t for s in absent) / max(1, len(absent))
-
-    suggest = max(sorted(set(answerable + absent)), key=youden)
-    if best is None:  # answering alone is not safe at this precision: never answer, only suggest
-        return {"answer_threshold": math.inf, "answer_margin": 0.0, "suggest_threshold": round(suggest, 3)}
-    return {"answer_threshold": round(best[0], 3), "answer_margin": best[1], "suggest_threshold": round(suggest, 3)}
-
-
-def outcomes(rows: list[dict], thresholds: dict) -> dict:
-    """How the split's queries end with these thresholds: shares of each action, answer precision."""
-    counts = {"answer": 0, "suggest": 0, "no_match": 0}
-    correct = 0
     for r in rows:
-        if r["top"] >= thresholds["answer_threshold"] and r["margin"] >= thresholds["answer_margin"]:
-            counts["answer"] += 1
-            correct += r["correct"]
-        elif r["top"] >= thresholds["suggest_threshold"]:
-            counts["suggest"] += 1
-        else:
-            counts["no_match"] += 1
-    n = len(rows)
-    out = {action: round(c / n, 4) for action, c in counts.items()}
-    out["answer_precision"] = round(correct / counts["answer"], 4) if counts["answer"] else None
+        p = None if r["features"] is None else calibration.probability(r["features"])
+        out.append({**r, "probability": p})
     return out
+
+
+def plot(points: list[dict], chosen: dict, title: str, path: Path) -> Path:
+    """The decision's rates over the answer threshold, with the chosen one marked (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    x = [p["answer_threshold"] for p in points]
+    for key, label in (("coverage", "coverage (paraphrases answered right)"),
+                       ("wrong_faq_rate", "paraphrases answered with a wrong FAQ"),
+                       ("near_miss_false_answer_rate", "near-misses answered with their look-alike"),
+                       ("no_match_false_answer_rate", "no-match queries answered")):
+        y = [p[key] for p in points]
+        if any(v is not None for v in y):
+            ax.plot(x, [math.nan if v is None else v for v in y], label=label)
+    if math.isfinite(chosen["answer_threshold"]):
+        ax.axvline(chosen["answer_threshold"], color="grey", linestyle="--", linewidth=1)
+        ax.text(chosen["answer_threshold"], 1.02, f" answer_threshold {chosen['answer_threshold']}", fontsize=8)
+    ax.set_xlabel("answer threshold on P(right)")
+    ax.set_ylabel("share of queries of that kind")
+    ax.set_ylim(0, 1.08)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="center left")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write_curve(points: list[dict], chosen: dict, title: str, stem: Path) -> dict[str, str]:
+    """The curve as JSON and PNG beside each other: <stem>.json, <stem>.png."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    json_path = stem.with_suffix(".json")
+    json_path.write_text(json.dumps({"chosen": chosen, "curve": points}, indent=1) + "\n", encoding="utf-8")
+    return {"json": str(json_path), "png": str(plot(points, chosen, title, stem.with_suffix(".png")))}
+
+
+__all__ = ["collect", "fit", "choose", "outcomes", "curve", "with_probabilities", "write_curve"]

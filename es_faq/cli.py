@@ -13,10 +13,11 @@ from elasticsearch import ApiError, TransportError
 from . import engine as engine_mod
 from . import index as index_mod
 from . import models as models_mod
-from .config import Settings, load_settings
+from .config import SEARCH_MODES, Settings, load_settings
+from .decide import FEATURE_SETS, FEATURES
+from .dictionary import KINDS
 from .errors import EsFaqError
 from .es import make_client, unreachable
-from .pipeline import MODES
 
 
 def _emit(obj) -> None:
@@ -70,12 +71,12 @@ def models() -> None:
 @click.argument("names", nargs=-1)
 @pass_settings
 def models_pull(settings: Settings, names: tuple[str, ...]) -> None:
-    """Fetch models (default: the embedding model, and the reranker when search_mode is rerank) into
-    the cache, checking sha256.
+    """Fetch models (default: the embedding model, and the cross-encoder when searches decide or
+    rerank with it) into the cache, checking sha256.
 
-    A trained model is trained from its recipe when missing: this needs the [train] extra, a running
-    Elasticsearch and, on CPU, up to half an hour (docs/training.md)."""
-    defaults = (settings.embed_model, *((settings.rerank_model,) if settings.search_mode == "rerank" else ()))
+    A trained model comes from onnx_models/ when shipped there; a pull never trains one (that is
+    `es-faq train`, docs/training.md)."""
+    defaults = (settings.embed_model, *((settings.rerank_model,) if settings.uses_reranker else ()))
     for name in names or defaults:
         path = models_mod.pull(models_mod.Manifest.load(name), settings)
         click.echo(f"{name}: ready in {path}")
@@ -140,13 +141,32 @@ def _train_options(fn):
 
 
 @train.command("reranker")
-@_train_options
-@click.option("--group-size", type=click.IntRange(2), default=None, help="1 positive + N-1 hard negatives.")
-def train_reranker_cmd(settings: Settings, bench: Path, name: str | None, **options) -> None:
-    """Cross-encoder from bge-small-zh-v1.5, listwise loss over hard negatives mined from the index."""
-    from .train.reranker import train_reranker
+@click.argument("name", default="reranker-zh")
+@click.option("--corpus", "corpora", multiple=True, help="A pair corpus under pairs_dir (repeatable; default: "
+              "bq, atec, atec-preprocessed, chip2019).")
+@click.option("--bench", "benches", multiple=True, help="A faq-bench under bench_dir whose train groups to add "
+              "(repeatable; default: diac).")
+@click.option("--corpus-limit", type=click.IntRange(1), default=None, help="Sample this many pairs of each corpus.")
+@click.option("--mined-per-query", type=click.IntRange(0), default=None, help="Mined negatives per bench query.")
+@click.option("--epochs", type=click.IntRange(1), default=None)
+@click.option("--batch-size", type=click.IntRange(1), default=None)
+@click.option("--lr", type=float, default=None)
+@click.option("--max-tokens", type=click.IntRange(8, 512), default=None)
+@click.option("--seed", type=int, default=None)
+@click.option("--no-bf16", "bf16", flag_value=False, default=None, help="Train in fp32 (CPUs without avx512_bf16).")
+@click.option("--eval-every", type=click.IntRange(1), default=None, help="Steps between dev evaluations.")
+@click.option("--checkpoint-every", type=click.IntRange(1), default=None, help="Steps between checkpoints.")
+@pass_settings
+def train_reranker_cmd(settings: Settings, name: str, corpora: tuple[str, ...], benches: tuple[str, ...],
+                       **options) -> None:
+    """The cross-encoder from bge-small-zh-v1.5, on labelled pairs plus a bench's train groups.
 
-    _emit(train_reranker(settings, bench, name or f"reranker-{bench.resolve().name}", **options))
+    Resumable: run the same command again after an interruption and it continues from the last
+    checkpoint under ~/.cache/es-faq/train-runs/NAME. Ends with the ONNX export (fp32 + INT8)."""
+    from .train.cross_encoder import recipe_of, train_reranker
+
+    recipe = recipe_of(corpora=list(corpora) or None, benches=list(benches) or None, **options)
+    _emit(train_reranker(settings, name, recipe))
 
 
 @train.command("embedder")
@@ -173,10 +193,9 @@ def index_group() -> None:
 def index_load(settings: Settings, path: Path, alias: str | None, skip_bad: bool) -> None:
     """Build a new index version from a JSONL knowledge base and swap the alias to it."""
     from .analyze import Analyzer
+    from .dictionary import DictionaryStore
     from .embed import Embedder
     from .kb import count_lines, read_jsonl
-
-    from .dictionary import DictionaryStore
 
     embedder = Embedder(settings)
     client = make_client(settings)
@@ -202,7 +221,7 @@ def index_versions(settings: Settings, alias: str | None) -> None:
 @pass_settings
 def index_rollback(settings: Settings, alias: str | None) -> None:
     """Point the alias back at the previous kept version."""
-    _emit(index_mod.rollback(make_client(settings), alias or settings.index_alias))
+    _emit(index_mod.rollback(make_client(settings), settings, alias or settings.index_alias))
 
 
 @cli.command("config")
@@ -258,7 +277,7 @@ def dict_export(settings: Settings, directory: Path) -> None:
 
 
 @dict_group.command("list")
-@click.option("--kind", type=click.Choice(("word", "synonym", "rewrite", "filler")), default=None)
+@click.option("--kind", type=click.Choice(KINDS), default=None)
 @pass_settings
 def dict_list(settings: Settings, kind: str | None) -> None:
     """Every stored entry, one a line, in the seed files' format."""
@@ -272,7 +291,7 @@ def dict_list(settings: Settings, kind: str | None) -> None:
 
 
 @dict_group.command("add")
-@click.argument("kind", type=click.Choice(("word", "synonym", "rewrite", "filler")))
+@click.argument("kind", type=click.Choice(KINDS))
 @click.argument("terms", nargs=-1, required=True)
 @pass_settings
 def dict_add(settings: Settings, kind: str, terms: tuple[str, ...]) -> None:
@@ -288,7 +307,7 @@ def dict_add(settings: Settings, kind: str, terms: tuple[str, ...]) -> None:
 
 
 @dict_group.command("remove")
-@click.argument("kind", type=click.Choice(("word", "synonym", "rewrite", "filler")))
+@click.argument("kind", type=click.Choice(KINDS))
 @click.argument("terms", nargs=-1, required=True)
 @pass_settings
 def dict_remove(settings: Settings, kind: str, terms: tuple[str, ...]) -> None:
@@ -316,7 +335,7 @@ def analyze(settings: Settings, query: str) -> None:
 @cli.command()
 @click.argument("query")
 @click.option("-k", default=None, type=int, help="How many FAQs to return.")
-@click.option("--mode", type=click.Choice(MODES), default=None, help="Default: search_mode (rerank).")
+@click.option("--mode", type=click.Choice(SEARCH_MODES), default=None, help="Default: the search_mode setting.")
 @click.option("--index", default=None, help="Alias or index to search (default: ES_FAQ_INDEX_ALIAS).")
 @click.option("--category", default=None)
 @click.option("--debug", is_flag=True, help="Add the analysis and the exact Elasticsearch request.")
@@ -337,62 +356,112 @@ def search(settings: Settings, query: str, k: int | None, mode: str | None, inde
 @cli.command("eval")
 @click.option("--bench", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--split", default="test", show_default=True)
-@click.option("--mode", type=click.Choice((*MODES, "all")), default="hybrid", show_default=True)
+@click.option("--mode", type=click.Choice((*SEARCH_MODES, "all")), default="hybrid", show_default=True)
 @click.option("--limit", type=int, default=None, help="Only the first N queries of the split.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the rows to this file (JSON lines).")
+@click.option("--curve", "curve_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write the decision's curve over the answer threshold here (JSON and PNG, one per mode).")
 @pass_settings
-def eval_cmd(settings: Settings, bench: Path, split: str, mode: str, limit: int | None, json_out: Path | None) -> None:
-    """Index the bench (re-used while unchanged), run the split's queries, print one JSON row per mode."""
+def eval_cmd(settings: Settings, bench: Path, split: str, mode: str, limit: int | None, json_out: Path | None,
+             curve_dir: Path | None) -> None:
+    """Index the bench (re-used while unchanged), run the split's queries, print one JSON row per mode:
+    recall and MRR on paraphrases, and what the decision does to each kind of query."""
+    from . import calibrate as cal
     from .evaluate import ensure_bench_index, evaluate, load_queries
     from .pipeline import Searcher
 
     searcher = Searcher(settings)
     queries = load_queries(bench, split, limit)
     alias = ensure_bench_index(searcher, bench)
-    rows = []
-    for m in MODES if mode == "all" else (mode,):
-        row = evaluate(searcher, bench, split, m, alias, queries)
-        rows.append(row)
-        click.echo(json.dumps(row, ensure_ascii=False))
+    summaries = []
+    for m in SEARCH_MODES if mode == "all" else (mode,):
+        summary, rows = evaluate(searcher, bench, split, m, alias, queries, progress=True)
+        if curve_dir and "decision" in summary:
+            chosen = {k: summary["decision"][k] for k in ("answer_threshold", "suggest_threshold")}
+            title = f"{bench.resolve().name} {split}, mode {m}: the decision over the answer threshold"
+            summary["curve"] = cal.write_curve(cal.curve(rows, chosen["suggest_threshold"]), chosen, title,
+                                               curve_dir / f"decision-{bench.resolve().name}-{split}-{m}")
+        summaries.append(summary)
+        click.echo(json.dumps(summary, ensure_ascii=False))
     if json_out:
-        json_out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        json_out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in summaries))
+
+
+@cli.command("eval-pairs")
+@click.option("--corpus", "corpora", multiple=True, help="A corpus under pairs_dir with a dev.tsv (repeatable; "
+              "default: bq, afqmc, lcqmc, chip2019, oppo-xiaobu, pawsx-zh).")
+@click.option("--model", default=None, help="A reranker model (default: the rerank_model setting).")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Score a seeded sample of N dev pairs per corpus.")
+@pass_settings
+def eval_pairs_cmd(settings: Settings, corpora: tuple[str, ...], model: str | None, limit: int | None) -> None:
+    """The cross-encoder on labelled dev pairs: accuracy, F1 and ROC-AUC (percent), at a logit
+    threshold chosen on training data."""
+    from .pair_eval import CORPORA, evaluate_pairs
+
+    _emit(evaluate_pairs(settings, corpora or CORPORA, model, limit))
 
 
 @cli.command()
-@click.option("--bench", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--bench", "benches", multiple=True, required=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A faq-bench directory (repeatable). Benches with query kinds set the false-answer bounds.")
 @click.option("--split", default="dev", show_default=True)
-@click.option("--target", default=0.9, show_default=True, type=click.FloatRange(0, 1),
-              help="Precision that `answer` must keep.")
-@click.option("--limit", type=int, default=None, help="Only the first N queries of the split.")
-@click.option("--mode", type=click.Choice(("hybrid", "rerank")), default=None,
-              help="The mode to calibrate (default: search_mode); set search_mode to match.")
+@click.option("--near-miss-max", default=0.05, show_default=True, type=click.FloatRange(0, 1),
+              help="Most near-miss queries that may be answered with the FAQ they only look like.")
+@click.option("--no-match-max", default=0.02, show_default=True, type=click.FloatRange(0, 1),
+              help="Most no-match queries that may be answered at all.")
+@click.option("--limit", type=int, default=None, help="Only the first N queries of each split.")
+@click.option("--write", is_flag=True, help="Write the fit and thresholds to onnx_models/<rerank_model>/decision.json.")
+@click.option("--features", default=",".join(FEATURES), show_default=True,
+              type=click.Choice(FEATURE_SETS), help="What the decision model sees (comma-separated).")
+@click.option("--curve", "curve_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write the curve over the answer threshold here (JSON and PNG).")
 @pass_settings
-def calibrate(settings: Settings, bench: Path, split: str, target: float, limit: int | None,
-              mode: str | None) -> None:
-    """Decision thresholds from a split: the answer precision / coverage curve, the chosen values,
-    and how in-KB and held-out queries (gold FAQ hidden) end with them (JSON)."""
-    import math
-
+def calibrate(settings: Settings, benches: tuple[Path, ...], split: str, near_miss_max: float, no_match_max: float,
+              limit: int | None, write: bool, features: str, curve_dir: Path | None) -> None:
+    """Fit the decision (P(right) from the cross-encoder's logit and margin) on dev splits and choose
+    the thresholds: the most coverage within the false-answer bounds (JSON)."""
     from . import calibrate as cal
+    from .decide import Calibration
     from .evaluate import ensure_bench_index, load_queries
     from .pipeline import Searcher
 
-    mode = mode or settings.search_mode
     searcher = Searcher(settings)
-    queries = load_queries(bench, split, limit)
-    alias = ensure_bench_index(searcher, bench)
-    rows = cal.collect(searcher, alias, queries, mode, held_out=False)
-    held_out = cal.collect(searcher, alias, queries, mode, held_out=True)
-    chosen = cal.choose(rows, held_out, target)
-    model = settings.rerank_model if mode == "rerank" else settings.embed_model
-    _emit({"bench": bench.resolve().name, "split": split, "queries": len(queries), "mode": mode, "model": model,
-           "target_precision": target, "chosen": {k: str(v) if math.isinf(v) else v for k, v in chosen.items()},
-           "in_kb": cal.outcomes(rows, chosen), "held_out": cal.outcomes(held_out, chosen),
-           "curve": cal.curve(rows)})
-    if math.isinf(chosen["answer_threshold"]):
-        click.echo(f"note: no threshold answers {cal.MIN_ANSWERED} or more queries at precision {target} on this "
-                   "split (see the curve), so answer_threshold is inf: never answer alone, only suggest.", err=True)
+    mode = settings.search_mode
+    parts = {}
+    for bench in benches:
+        queries = load_queries(bench, split, limit)
+        alias = ensure_bench_index(searcher, bench)
+        rows = cal.collect(searcher, alias, queries, mode)
+        if not any("kind" in q for q in queries):  # no no-match queries of its own: hide the gold FAQs
+            rows += cal.collect(searcher, alias, queries, mode, held_out=True)
+        parts[bench.resolve().name] = (any("kind" in q for q in queries), rows)
+    every = [r for _, rows in parts.values() for r in rows]
+    names = tuple(features.split(","))
+    coef, intercept = cal.fit(every, names)
+    bounded = [r for kinds, rows in parts.values() if kinds for r in rows] or every
+    fitted = Calibration(names, coef, intercept, 0.5, 0.5, {})
+    chosen = cal.choose(cal.with_probabilities(bounded, fitted), near_miss_max, no_match_max)
+    retrieval_mode = "hybrid" if mode == "rerank" else mode
+    calibration = Calibration(names, coef, intercept, chosen["answer_threshold"], chosen["suggest_threshold"],
+                              {"benches": sorted(parts), "split": split, "retrieval_mode": retrieval_mode,
+                               "model": settings.rerank_model, "embed_model": settings.embed_model,
+                               "decide_depth": settings.decide_depth, "near_miss_max": near_miss_max,
+                               "no_match_max": no_match_max})
+    report: dict = {"calibration": {"features": names, "coef": coef, "intercept": intercept, **chosen},
+                    "outcomes": {}}
+    for name, (_, rows) in parts.items():
+        scored = cal.with_probabilities(rows, calibration)
+        report["outcomes"][name] = cal.outcomes(scored, chosen["answer_threshold"], chosen["suggest_threshold"])
+        if curve_dir:
+            title = f"{name} {split}: the decision over the answer threshold (calibrated on {', '.join(sorted(parts))})"
+            points = cal.curve(scored, chosen["suggest_threshold"])
+            report["outcomes"][name]["curve"] = cal.write_curve(points, chosen, title,
+                                                                curve_dir / f"calibration-{name}-{split}")
+    if write:
+        report["written"] = str(calibration.save(settings.rerank_model))
+    _emit(report)
 
 
 @cli.command()

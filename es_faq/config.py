@@ -7,6 +7,7 @@ import math
 import os
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -17,6 +18,17 @@ ENV_PREFIX = "ES_FAQ_"
 SECRETS = ("es_api_key", "es_password", "admin_token")
 ADMIN_TOKEN_MIN_CHARS = 16
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The names a mode or fusion setting may take, defined here once: the stages, the CLI and the API import them.
+RETRIEVAL_MODES = ("bm25", "vector", "hybrid")  # one Elasticsearch request each (es_faq/retrieve.py)
+SEARCH_MODES = (*RETRIEVAL_MODES, "rerank")  # rerank: hybrid, then the cross-encoder (es_faq/rerank.py)
+FUSIONS = ("sum", "rrf", "weighted")  # how hybrid merges its two sides (es_faq/fuse.py)
+BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+
+
+def _one_of(names: Iterable[str]) -> str:
+    """`a, b or c`, for messages."""
+    *rest, last = names
+    return ", ".join(rest) + " or " + last
 
 
 def _default_home() -> Path:
@@ -30,11 +42,21 @@ class Settings:
 
     # Elasticsearch connection (a local engine or any cluster of the user's).
     es_url: str = "http://127.0.0.1:9200"
-    es_api_key: str = ""
+    es_api_key: str = field(default="", repr=False)
     es_username: str = ""
-    es_password: str = ""
+    es_password: str = field(default="", repr=False)
     es_ca_certs: str = ""
     es_timeout_s: float = 10.0
+    # The API's searches and FAQ reads: a hung node must give a 503 in seconds, not hold a serving
+    # thread for es_timeout_s; writers keep es_timeout_s. 1 s failed every search of a node that was
+    # live but starved on the 2-core test machine; the breaker below makes most 503s immediate
+    # anyway (docs/reliability.md).
+    search_timeout_s: float = 2.0
+    # After this many requests in a row get no answer (timeout, refused, 429, 5xx), stop asking the
+    # node for engine_breaker_open_s, then let one request through: a hung or drowning node is not
+    # buried under every client's retries (docs/reliability.md). 0: never stop asking.
+    engine_breaker_failures: int = 3
+    engine_breaker_open_s: float = 2.0
     index_alias: str = "faq"
     index_shards: int = 1
     index_replicas: int = 0
@@ -60,27 +82,30 @@ class Settings:
     embed_max_tokens: int = 64
     onnx_threads: int = 0  # 0: onnxruntime decides
     # The cross-encoder (es_faq/rerank.py); trained by `es-faq train reranker` (docs/training.md).
-    rerank_model: str = "reranker-bq"
+    rerank_model: str = "reranker-zh"
     rerank_depth: int = 20  # fused candidates the cross-encoder reorders
     # The rerank score is the cross-encoder's logit + this x the retrieval (fused) score.
     rerank_retrieval_weight: float = 10.0  # bq dev sweep, bench/sweep_rerank.py
     rerank_batch_size: int = 64  # pairs per ONNX run: the candidates of one query fit in one
-    rerank_max_tokens: int = 64  # query + question, both short
+    rerank_max_tokens: int = 80  # query + question; 95% of corpus pairs and diac pairs fit (docs/training.md)
     # Where `models pull` finds the faq-bench directory a trained model's recipe names.
     bench_dir: Path = REPO_ROOT.parent / "shared" / "data" / "faq-bench"
+    # Labelled question pairs (text1<TAB>text2<TAB>label) the cross-encoder trains and is evaluated on.
+    pairs_dir: Path = REPO_ROOT.parent / "shared" / "data" / "pairs"
 
     # Search. Defaults measured on the dev splits: docs/benchmarks.md.
     search_k: int = 10
     # bm25, vector, hybrid or rerank (hybrid, then the cross-encoder). hybrid: the reranker trained
     # here on CPU did not beat it on bq dev (docs/benchmarks.md), so reranking is opt-in.
     search_mode: str = "hybrid"
-    # The decision (es_faq/decide.py) on the top hit's score in search_mode: `answer` at or above
-    # answer_threshold when it leads the runner-up by answer_margin, `suggest` at or above
-    # suggest_threshold, else `no_match`. From `es-faq calibrate --mode hybrid` on bq dev: no
-    # threshold reached 90% answer precision there, so the default never answers alone.
-    answer_threshold: float = math.inf
-    answer_margin: float = 0.0
-    suggest_threshold: float = 1.013
+    # The decision (es_faq/decide.py): the cross-encoder scores the top decide_depth candidates and
+    # a calibrated model turns the leader's logit and margin into P(right); `answer` at or above
+    # answer_threshold, `suggest` at or above suggest_threshold, else `no_match`. Unset thresholds
+    # come from onnx_models/<rerank_model>/decision.json (`es-faq calibrate --write`, diac and bq dev).
+    # decide_depth 0 turns the cross-encoder off: every search then only suggests.
+    decide_depth: int = 3
+    answer_threshold: float | None = None
+    suggest_threshold: float | None = None
     search_max_k: int = 100
     # fusion "sum": one _search, the engine adds lexical_boost x BM25 + vector_boost x (1+cos)/2.
     # "rrf" / "weighted": one _msearch, both lists fused here with lexical_weight (vector: 1 - it).
@@ -158,12 +183,19 @@ class Settings:
         return self.home / "engine"
 
     def __post_init__(self):
-        if self.fusion not in ("sum", "rrf", "weighted"):
-            raise ConfigError(f"fusion={self.fusion!r}: choose sum, rrf or weighted")
+        if self.fusion not in FUSIONS:
+            raise ConfigError(f"fusion={self.fusion!r}: choose {_one_of(FUSIONS)}")
         if not 0.0 <= self.lexical_weight <= 1.0:
             raise ConfigError(f"lexical_weight={self.lexical_weight}: must be between 0 and 1")
-        if self.search_mode not in ("bm25", "vector", "hybrid", "rerank"):
-            raise ConfigError(f"search_mode={self.search_mode!r}: choose bm25, vector, hybrid or rerank")
+        if self.search_mode not in SEARCH_MODES:
+            raise ConfigError(f"search_mode={self.search_mode!r}: choose {_one_of(SEARCH_MODES)}")
+        if not 0 <= self.decide_depth <= 50:
+            raise ConfigError(f"decide_depth={self.decide_depth}: must be from 0 (no cross-encoder) to 50")
+        for name in ("answer_threshold", "suggest_threshold"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0 and not math.isinf(value):
+                raise ConfigError(f"{name}={value}: a probability from 0 to 1 (inf: never), or unset for the "
+                                  "calibrated value")
         if not 1 <= self.rerank_depth <= 200:
             raise ConfigError(f"rerank_depth={self.rerank_depth}: must be from 1 to 200")
         token = self.admin_token
@@ -171,13 +203,44 @@ class Settings:
             raise ConfigError(f"admin_token must be at least {ADMIN_TOKEN_MIN_CHARS} characters, without surrounding "
                               "whitespace (for example `openssl rand -hex 32`); leave it empty to disable /v1/admin")
 
-    def replace(self, **changes) -> "Settings":
+    @property
+    def uses_reranker(self) -> bool:
+        """Whether a default search runs the cross-encoder: to decide, or to rerank."""
+        return self.decide_depth > 0 or self.search_mode == "rerank"
+
+    def __repr__(self) -> str:
+        """The settings with URLs masked and secrets left out: a repr ends up in logs and test reports."""
+        shown = []
+        for f in fields(self):
+            if f.repr:
+                value = getattr(self, f.name)
+                shown.append(f"{f.name}={mask_url(value)!r}" if isinstance(value, str) and "://" in value
+                             else f"{f.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
+    def replace(self, **changes) -> Settings:
         return dataclasses.replace(self, **changes)
 
 
+# Query parameters that carry a secret in the URLs drivers accept (`?password=...`).
+_SECRET_PARAM = re.compile(r"([?&;](?:password|passwd|pwd|secret|token|access_token|api_key|apikey)=)[^&;#]*",
+                           re.IGNORECASE)
+
+
 def mask_url(url: str) -> str:
-    """The URL with any password replaced by ***, for messages and `es-faq config`."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+    """The URL with its password (and any password-like query parameter) shown as ***.
+
+    Split by hand, not by urllib: a password may hold an unescaped '@', ':' or '/', which urllib
+    would misread (and IPv6 hosts make it raise). Everything before the last '@' is taken as the
+    user info, and all of it after the first ':' is hidden: when in doubt, hide more."""
+    scheme, sep, rest = url.partition("://")
+    prefix = scheme + sep if sep else ""
+    rest = rest if sep else url
+    userinfo, at, host = rest.rpartition("@")
+    if at:
+        user, colon, _ = userinfo.partition(":")
+        rest = f"{user}:***@{host}" if colon else rest
+    return _SECRET_PARAM.sub(r"\1***", prefix + rest)
 
 
 def as_env(settings: Settings, omit: tuple[str, ...] = ()) -> dict[str, str]:
@@ -195,11 +258,16 @@ def as_env(settings: Settings, omit: tuple[str, ...] = ()) -> dict[str, str]:
 
 def _cast(name: str, kind, raw):
     kind = str(kind)
+    if "None" in kind and str(raw).strip() == "":  # as_env writes an unset optional setting as ""
+        return None
     try:
         if kind.startswith("bool"):
             if isinstance(raw, bool):
                 return raw
-            return str(raw).strip().lower() in {"1", "true", "yes", "on"}
+            value = BOOLEANS.get(str(raw).strip().lower())
+            if value is None:  # a typo ("ture") must not quietly turn a feature off
+                raise ValueError(f"use one of {_one_of(BOOLEANS)}")
+            return value
         if kind.startswith("int"):
             return int(raw)
         if kind.startswith("float"):

@@ -20,6 +20,10 @@ FILES = {"word": "user_words.txt", "synonym": "synonyms.txt", "rewrite": "rewrit
 VERSION_ID = "__version__"
 _SPACE = re.compile(r"\s")
 MAX_TERM_CHARS = 32
+# A synonym group's id joins its sorted terms with this: a term holding it would make two groups
+# share an id (["a|b", "c"] and ["a", "b", "c"]), so no term may.
+ID_SEPARATOR = "|"
+MAX_ID_BYTES = 512  # Elasticsearch's limit on a document id
 
 
 @dataclass
@@ -48,7 +52,8 @@ def _term(term: str, what: str) -> str:
 
 
 def entry_id(kind: str, terms: list[str]) -> str:
-    key = terms[0] if kind != "synonym" else "|".join(sorted(terms))
+    """`kind:key`, one per entry: the word, the rewrite's source, or the synonym group's sorted terms."""
+    key = terms[0] if kind != "synonym" else ID_SEPARATOR.join(sorted(terms))
     return f"{kind}:{key}"
 
 
@@ -69,6 +74,12 @@ def validate(kind: str, terms: list[str], current: Dictionary) -> list[str]:
             raise InvalidInput("a synonym group needs at least two different terms")
         if any(_SPACE.search(t) for t in unique):
             raise InvalidInput("synonym terms are single words (no whitespace)")
+        if any(ID_SEPARATOR in t for t in unique):
+            raise InvalidInput(f"synonym terms may not contain {ID_SEPARATOR!r}: it separates the terms "
+                               "of a group's id")
+        if len(entry_id(kind, unique).encode("utf-8")) > MAX_ID_BYTES:
+            raise InvalidInput(f"this synonym group is too long to store ({MAX_ID_BYTES} bytes of terms at most); "
+                               "split it into smaller groups")
         return unique
     if len(terms) != 2:
         raise InvalidInput("a rewrite is FROM => TO")
@@ -172,7 +183,9 @@ class DictionaryStore:
         Bad lines are reported by file and line; the rest go in."""
         self._ensure()
         snapshot = self.load()
-        added, errors, actions = {}, [], []
+        added: dict[str, int] = {}
+        errors: list[str] = []
+        actions: list[dict] = []
         for kind, name in FILES.items():
             path = directory / name
             if not path.exists():

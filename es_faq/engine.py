@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import glob
 import os
-import re
 import pwd
+import re
 import shutil
 import signal
 import subprocess
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from .config import Settings
+from .config import Settings, mask_url
 from .errors import EngineUnavailable, ProvisionError
 from .es import cluster_health, make_client
 from .fetch import fetch_maven
@@ -53,7 +53,7 @@ def _local_port(settings: Settings) -> int:
     url = urlparse(settings.es_url)
     if url.scheme != "http" or url.hostname not in {"127.0.0.1", "localhost"}:
         raise ProvisionError(
-            f"ES_FAQ_ES_URL={settings.es_url} is not a local http URL; `es-faq engine` only manages "
+            f"ES_FAQ_ES_URL={mask_url(settings.es_url)} is not a local http URL; `es-faq engine` only manages "
             "a local node. Unset ES_FAQ_ES_URL or set it to http://127.0.0.1:PORT."
         )
     return url.port or 9200
@@ -188,7 +188,8 @@ def up(settings: Settings, echo=print) -> dict:
         try:
             cluster_health(client, settings)
             raise ProvisionError(
-                f"something else already answers at {settings.es_url}; stop it or choose another port in ES_FAQ_ES_URL"
+                f"something else already answers at {mask_url(settings.es_url)}; stop it or choose another port "
+                "in ES_FAQ_ES_URL"
             )
         except EngineUnavailable:
             pass
@@ -196,13 +197,13 @@ def up(settings: Settings, echo=print) -> dict:
                    ES_TMPDIR=str(layout.tmp), ES_JAVA_OPTS=f"-Xms{settings.engine_heap} -Xmx{settings.engine_heap}")
         env.pop("JAVA_HOME", None)
         user = settings.engine_user if os.geteuid() == 0 else None
-        echo(f"starting Elasticsearch {settings.engine_version} at {settings.es_url} (logs: {layout.logs})")
+        echo(f"starting Elasticsearch {settings.engine_version} at {mask_url(settings.es_url)} (logs: {layout.logs})")
         proc = subprocess.run([str(layout.dist / "bin" / "elasticsearch"), "-d", "-p", str(layout.pidfile)],
                               env=env, user=user, cwd=layout.root, capture_output=True, text=True)
         if proc.returncode != 0:
             output = proc.stdout + proc.stderr
             if "BindException" in output:
-                raise ProvisionError(f"Elasticsearch could not bind {settings.es_url}: the port is in use. "
+                raise ProvisionError(f"Elasticsearch could not bind {mask_url(settings.es_url)}: the port is in use. "
                                      "Choose another port in ES_FAQ_ES_URL.")
             raise ProvisionError(f"Elasticsearch failed to start (log: {layout.logs}):\n{output[-2000:]}")
     deadline = time.monotonic() + settings.engine_start_timeout_s
@@ -251,5 +252,5 @@ def status(settings: Settings) -> dict:
     health = cluster_health(client, settings)
     nodes = client.nodes.info(filter_path="nodes.*.version").body.get("nodes", {})
     versions = sorted({n["version"] for n in nodes.values()})
-    return {"url": settings.es_url, "version": ",".join(versions), "health": health["status"],
+    return {"url": mask_url(settings.es_url), "version": ",".join(versions), "health": health["status"],
             "nodes": health["number_of_nodes"], "local_pid": _running_pid(layout)}

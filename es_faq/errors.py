@@ -35,8 +35,10 @@ class IndexMissing(EsFaqError):
 
 
 class ModelError(EsFaqError):
+    """A model missing or unusable: permanent until an operator pulls it, so a 500, not a 503 to retry."""
+
     code = "model_error"
-    http_status = 503
+    http_status = 500
     exit_status = 5
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import time
 from pathlib import Path
 
 from .config import Settings
@@ -52,33 +51,30 @@ def _percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] if len(values) > 1 else values[0]
 
 
-def evaluate(searcher: Searcher, bench: Path, split: str, mode: str, index: str, queries: list[dict]) -> dict:
-    """Run every query of the split through the library; one summary row."""
-    depth = max(CUTOFFS)
+def evaluate(searcher: Searcher, bench: Path, split: str, mode: str, index: str, queries: list[dict],
+             progress: bool = False) -> tuple[dict, list[dict]]:
+    """Run every query of the split through the library: one summary row, and the per-query rows.
+
+    Recall and MRR are over the queries that have an FAQ (paraphrases); the decision is reported at
+    the configured thresholds, for every kind of query the bench holds (es_faq/calibrate.py)."""
+    from .calibrate import collect, outcomes
+    from .decide import thresholds
+
     for row in queries[:WARMUP_QUERIES]:
-        searcher.search(row["query"], depth, mode, index=index, matches=False)
-    hits_at = {c: 0 for c in CUTOFFS}
-    reciprocal_ranks, latencies = [], []
-    answered = answered_right = 0
-    for row in queries:
-        started = time.perf_counter()
-        result = searcher.search(row["query"], depth, mode, index=index, matches=False)
-        latencies.append((time.perf_counter() - started) * 1000)
-        relevant = set(row["relevant"])
-        rank = next((i for i, h in enumerate(result.hits, start=1) if h.faq_id in relevant), None)
-        for c in CUTOFFS:
-            hits_at[c] += bool(rank and rank <= c)
-        reciprocal_ranks.append(1 / rank if rank and rank <= 10 else 0.0)
-        if result.decision.action == "answer":
-            answered += 1
-            answered_right += rank == 1
-    n = len(queries)
-    out = {"bench": bench.resolve().name, "split": split, "mode": mode, "queries": n}
-    out.update({f"R@{c}": round(hits_at[c] / n, 4) for c in CUTOFFS})
-    out["MRR@10"] = round(sum(reciprocal_ranks) / n, 4)
+        searcher.search(row["query"], max(CUTOFFS), mode, index=index)
+    rows = collect(searcher, index, queries, mode, depth=max(CUTOFFS), progress=progress)
+    answerable = [r for r in rows if r["kind"] == "paraphrase"]
+    n = len(answerable)
+    out: dict = {"bench": bench.resolve().name, "split": split, "mode": mode, "queries": len(queries),
+                 "paraphrases": n}
+    out.update({f"R@{c}": round(sum(bool(r["rank"] and r["rank"] <= c) for r in answerable) / n, 4) if n else None
+                for c in CUTOFFS})
+    out["MRR@10"] = round(sum(1 / r["rank"] for r in answerable if r["rank"] and r["rank"] <= 10) / n, 4) if n else None
+    latencies = [r["latency_ms"] for r in rows]
     out["p50_ms"] = round(_percentile(latencies, 50), 2)
     out["p95_ms"] = round(_percentile(latencies, 95), 2)
-    # The decision: only mode rerank answers (its thresholds apply to rerank logits); the others suggest.
-    out["answered"] = round(answered / n, 4)
-    out["answer_precision"] = round(answered_right / answered, 4) if answered else None
-    return out
+    calibration = searcher.calibration if searcher.settings.decide_depth else None
+    if calibration is not None and calibration.applies_to("hybrid" if mode == "rerank" else mode):
+        answer, suggest = thresholds(searcher.settings, calibration)
+        out["decision"] = outcomes(rows, answer, suggest)
+    return out, rows

@@ -14,8 +14,7 @@ def onnx_export(source, output: Path, task: str, int8: bool) -> dict[str, Path]:
     """`source` (hub id or local checkpoint) to `output/model.onnx` with optimum, plus an INT8 copy
     (dynamic quantization, AVX2) as `model_int8`. task: feature-extraction or text-classification."""
     try:
-        from optimum.onnxruntime import (ORTModelForFeatureExtraction, ORTModelForSequenceClassification,
-                                         ORTQuantizer)
+        from optimum.onnxruntime import ORTModelForFeatureExtraction, ORTModelForSequenceClassification, ORTQuantizer
         from optimum.onnxruntime.configuration import AutoQuantizationConfig
     except ImportError:
         raise ModelError("model export needs the [train] extra (optimum, torch): "

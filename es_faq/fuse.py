@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from .retrieve import Hit
 
-FUSIONS = ("sum", "rrf", "weighted")
-
 
 def _min_max(hits: list[Hit]) -> dict[str, float]:
     if not hits:

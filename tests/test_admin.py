@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from es_faq.cli import cli
 from es_faq.config import load_settings
 from es_faq.dictionary import DictionaryStore
 from es_faq.errors import ConfigError
+from es_faq.index import versions
 from es_faq.pipeline import Searcher
 from es_faq.sync.state import SyncState
 from tests.test_sync import db, demo, wait_for  # noqa: F401  (db: a throwaway MariaDB database)
@@ -256,8 +259,35 @@ def test_reindex_is_409_while_another_sync_holds_the_lock(make_client, conforms,
         response = conforms("POST", "/v1/admin/reindex", client.post("/v1/admin/reindex", headers=AUTH))
         status, code, message = _error(response)
         assert (status, code) == (409, "sync_busy")
-        assert re.search(rf"another sync \(incremental, pid \d+ on .+\) holds the lock on {alias}", message)
+        assert re.search(rf"another writer \(incremental, pid \d+ on .+\) holds the lock on {alias}", message)
         lock = conforms("GET", "/v1/admin/sync", client.get("/v1/admin/sync", headers=AUTH)).get_json()["lock"]
         assert lock["command"] == "incremental"
         assert datetime.fromisoformat(lock["expires_at"]) > datetime.now(timezone.utc)
     assert client.get("/v1/admin/sync", headers=AUTH).get_json()["lock"] is None
+
+
+def test_parallel_reindex_requests_start_exactly_one_sync(make_client, conforms, db, alias, es):  # noqa: F811
+    db.add(demo(4))
+    app = make_client(index_alias=alias, mysql_url=db.url).application
+    start = threading.Barrier(6)
+
+    def post(_):
+        client = app.test_client()
+        start.wait()
+        return client.post("/v1/admin/reindex", headers=AUTH)
+    with ThreadPoolExecutor(6) as pool:
+        responses = list(pool.map(post, range(6)))
+    for response in responses:
+        conforms("POST", "/v1/admin/reindex", response)
+    assert sorted(r.status_code for r in responses) == [202, 409, 409, 409, 409, 409]
+    assert {_error(r)[1] for r in responses if r.status_code == 409} == {"sync_busy"}
+
+    client = app.test_client()
+
+    def finished():
+        state = client.get("/v1/admin/sync", headers=AUTH).get_json()
+        return not state["reindex"]["running"] and state
+    state = wait_for(finished, 300, "the reindex to finish", every_s=0.5)
+    log = Path(state["reindex"]["log"]).read_text(encoding="utf-8", errors="replace")
+    assert state["reindex"]["exit_status"] == 0, log[-3000:]  # it adopted the lease the API took for it
+    assert len(versions(es, alias)) == 1 and state["lock"] is None

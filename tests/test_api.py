@@ -2,7 +2,6 @@
 
 Every response a test looks at is also checked against the OpenAPI document the server serves."""
 
-import inspect
 import json
 import logging
 import re
@@ -17,12 +16,10 @@ from es_faq.api import v1 as v1_module
 from es_faq.api.app import create_app
 from es_faq.api.logs import JsonFormatter
 from es_faq.api.openapi import spec
+from es_faq.config import SEARCH_MODES
 from es_faq.pipeline import Searcher
-from es_faq import retrieve
-from es_faq.pipeline import MODES
-from es_faq.retrieve import MODES as RETRIEVAL_MODES
-from es_faq.retrieve import build_request, build_sides
 from tests.conftest import drop_query_log
+from tests.test_retrieve import SYNTAX_CLAUSES, keys
 
 DEMO_QUERY = "可以推迟还小橙花吗"
 
@@ -73,11 +70,12 @@ def test_search_returns_faqs_with_request_id_and_timings(client, conforms):
     assert [h["faq_id"] for h in body["hits"]][0] == "demo-031" and len(body["hits"]) == 3
     assert body["hits"][0]["answer"] and body["hits"][0]["score"] > 0
     scores = [h["score"] for h in body["hits"]]
-    assert scores == sorted(scores, reverse=True)
+    assert scores == sorted(scores, reverse=True)  # the decision verifies the first hit, it does not reorder
     assert body["request_id"] == response.headers["X-Request-ID"]
     assert body["k"] == 3 and body["mode"] == "hybrid"  # search_mode's default
-    assert body["decision"]["action"] in ("suggest", "no_match") and body["decision"]["reason"]  # never answers
-    assert body["decision"]["score"] == pytest.approx(scores[0], abs=1e-4)
+    decision = body["decision"]
+    assert decision["action"] in ("answer", "suggest") and decision["reason"].startswith("P(right)")
+    assert 0 < decision["probability"] <= 1 and decision["margin"] > 0 and isinstance(decision["pair_score"], float)
     assert {"analyze", "embed", "retrieve", "total"} <= set(body["timings_ms"])
     assert not {"analysis", "es_request", "stages"} & set(body) and "scores" not in body["hits"][0]
 
@@ -94,12 +92,14 @@ def test_incoming_request_id_is_honoured_only_when_sane(client, conforms, incomi
 def test_debug_adds_analysis_request_and_score_breakdown(client, conforms, settings):
     body = _search(client, conforms, {"query": DEMO_QUERY, "k": 3, "mode": "hybrid", "debug": True}).get_json()
     assert body["analysis"]["tokens"] and body["analysis"]["original"] == DEMO_QUERY
-    assert set(body["stages"]) == {"lexical", "vector", "fused"}
-    assert body["stages"]["fused"][0]["faq_id"] == body["hits"][0]["faq_id"]
+    assert set(body["stages"]) == {"lexical", "vector", "fused", "decided"}
+    # The cross-encoder scored the fused head, in the fused order.
+    decided = [s["faq_id"] for s in body["stages"]["decided"]]
+    assert decided == [s["faq_id"] for s in body["stages"]["fused"]][:len(decided)]
     top = body["hits"][0]
     assert top["matched"]["lexical"]["text"] and top["matched"]["vector"]["text"]
     assert top["scores"]["fused"] == top["score"] and top["scores"]["rerank"] is None
-    assert top["scores"]["cross_encoder"] is None
+    assert top["scores"]["cross_encoder"] == body["decision"]["pair_score"]
     assert top["scores"]["lexical"] == top["matched"]["lexical"]["score"]
     if settings.fusion == "sum":  # the engine adds the two boosted sides: the breakdown must add up
         request = body["es_request"]
@@ -110,11 +110,11 @@ def test_debug_adds_analysis_request_and_score_breakdown(client, conforms, setti
             assert lexical * (s["lexical"] or 0) + vector * (s["vector"] or 0) == pytest.approx(s["fused"], rel=1e-4)
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", SEARCH_MODES)
 def test_each_mode(client, conforms, mode):
     body = _search(client, conforms, {"query": "忘了支付密码", "k": 2, "mode": mode, "debug": True}).get_json()
     assert body["mode"] == mode
-    if mode == "rerank":  # the session's cross-encoder is a toy: it reorders, the candidates stay
+    if mode == "rerank":  # the cross-encoder reorders the fused candidates; it finds no new ones
         assert "demo-001" in [s["faq_id"] for s in body["stages"]["reranked"]]
     else:
         assert body["hits"][0]["faq_id"] == "demo-001"
@@ -210,19 +210,6 @@ def test_unknown_path_and_wrong_method_are_json(client):
 
 INJECTIONS = ['title:x OR *', '*:*', 'enabled:false', '{"match_all": {}}', '{"query": {"match_all": {}}}',
               'question:* AND NOT answer:""', '") OR 1=1 --', '/.*/', 'a~2 b^10', '_exists_:answer']
-# Clauses that would parse user text as syntax, or run code; none may ever be built.
-SYNTAX_CLAUSES = {"query_string", "simple_query_string", "regexp", "wildcard", "prefix", "fuzzy", "script",
-                  "script_score", "match_all", "intervals", "percolate", "wrapper"}
-
-
-def _keys(node):
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield key
-            yield from _keys(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _keys(value)
 
 
 def _match_texts(node):
@@ -238,22 +225,12 @@ def _match_texts(node):
             yield from _match_texts(value)
 
 
-def test_retrieve_builds_only_match_term_and_knn(settings):
-    text = inspect.getsource(retrieve)
-    assert "query_string" not in text and "simple_query_string" not in text
-    tokens, vector = ["title:x", "or", "*"], [0.1] * 512
-    bodies = [build_request(mode, tokens, vector, 5, settings, "c\" OR *", True, ["alt"]) for mode in RETRIEVAL_MODES]
-    bodies.append(build_sides(tokens, vector, 5, settings, "c", True, ["alt"]))
-    for body in bodies:
-        assert not SYNTAX_CLAUSES & set(_keys(body)), body
-
-
 @pytest.mark.parametrize("query", INJECTIONS)
 def test_query_syntax_is_plain_text(client, conforms, query):
     response = _search(client, conforms, {"query": query, "k": 5, "mode": "bm25", "debug": True})
     assert response.status_code == 200
     body = response.get_json()
-    assert not SYNTAX_CLAUSES & set(_keys(body["es_request"]))
+    assert not SYNTAX_CLAUSES & set(keys(body["es_request"]))
     analysis = body["analysis"]
     words = set(analysis["tokens"]) | {alt for alts in analysis.get("synonyms", {}).values() for alt in alts}
     for text in _match_texts(body["es_request"]):
@@ -290,12 +267,13 @@ def test_absent_faq_is_404(client, conforms, faq_id):
 
 def test_healthz_and_readyz(client, conforms):
     health = conforms("GET", "/healthz", client.get("/healthz")).get_json()
+    # The default search decides with the cross-encoder, so it is part of serving.
     assert health == {"status": "ok", "model": "bge-small-zh-v1.5-q", "provider": "CPUExecutionProvider",
-                      "reranker": None}  # search_mode is hybrid: the cross-encoder is not part of serving
+                      "reranker": {"model": "reranker-zh", "provider": "CPUExecutionProvider"}}
     ready = conforms("GET", "/readyz", client.get("/readyz"))
     assert ready.status_code == 200 and ready.get_json()["status"] == "ready"
     assert ready.get_json()["checks"]["execution_provider"]["detail"] == "CPUExecutionProvider"
-    assert "reranker" not in ready.get_json()["checks"]
+    assert ready.get_json()["checks"]["reranker"]["ok"]
 
 
 def test_rerank_serving_reports_the_cross_encoder(rerank_settings, es, embedder, analyzer, demo_alias, conforms):
@@ -308,8 +286,7 @@ def test_rerank_serving_reports_the_cross_encoder(rerank_settings, es, embedder,
     body = _search(client, conforms, {"query": DEMO_QUERY, "k": 3}).get_json()
     scores = [h["score"] for h in body["hits"]]
     assert body["mode"] == "rerank" and scores == sorted(scores, reverse=True)
-    assert body["decision"]["score"] == pytest.approx(body["hits"][0]["score"], abs=1e-4)
-    assert body["timings_ms"]["rerank"] > 0
+    assert body["decision"]["pair_score"] is not None and body["timings_ms"]["rerank"] > 0
 
 
 def test_a_missing_reranker_fails_the_boot(settings, es, embedder, analyzer):
@@ -383,7 +360,8 @@ def test_metrics_count_requests_stages_and_es_errors(client, dead_engine_client)
              _sample("es_faq_http_request_duration_seconds_count", **labels),
              _sample("es_faq_search_stage_duration_seconds_count", stage="embed"),
              _sample("es_faq_es_errors_total", endpoint="/v1/search", code="engine_unavailable"))
-    assert [a - b for a, b in zip(after, before)] == [1, 1, 1, 1]  # a failed search reports no stage timings
+    # A failed search reports no stage timings.
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1, 1]
     client.get("/v1/faqs/demo-001")
     assert _sample("es_faq_http_requests_total", endpoint="/v1/faqs/{faq_id}", method="GET", status="200") >= 1
     client.open("/does/not/exist", method="BREW")

@@ -21,8 +21,8 @@ def test_search_prints_json_hits(demo_alias):
     result = json.loads(out.stdout)
     assert len(result["hits"]) == 3
     assert set(result["hits"][0]) == {"faq_id", "question", "answer", "category", "score", "matched", "scores"}
-    assert result["mode"] == "hybrid" and result["decision"]["action"] in ("suggest", "no_match")
-    assert set(result["stages"]) == {"lexical", "vector", "fused"}
+    assert result["mode"] == "hybrid" and result["decision"]["action"] in ("answer", "suggest", "no_match")
+    assert set(result["stages"]) == {"lexical", "vector", "fused", "decided"}
     assert result["es_request"]["knn"]["field"] == "questions.vector"
     assert result["analysis"]["tokens"]
 
@@ -54,25 +54,53 @@ def test_index_load_reports_bad_line_and_skip_bad(tmp_jsonl, alias, es):
     assert es.count(index=alias)["count"] == 2
 
 
-def test_eval_prints_one_row_per_mode(tmp_path, es, trained_reranker):
+def _bench_with_kinds(tmp_path, split="test"):
+    """The demo knowledge base and queries, plus one near-miss and one no-match query."""
     bench = tmp_path / "demo-bench"
     bench.mkdir()
     shutil.copy(DEMO_FAQS, bench / "faqs.jsonl")
-    shutil.copy(DEMO_QUERIES, bench / "queries.jsonl")
+    queries = [{**json.loads(line), "split": split} for line in DEMO_QUERIES.open(encoding="utf-8")]
+    queries += [{"qid": "nm1", "query": "小橙花可以提前还款吗", "relevant": [], "near_miss": ["demo-031"],
+                 "split": split, "kind": "near_miss"},
+                {"qid": "no1", "query": "北京明天会下雨吗", "relevant": [], "split": split, "kind": "no_match"}]
+    (bench / "queries.jsonl").write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in queries))
+    return bench
+
+
+def test_calibrate_fits_the_decision_and_reports_each_bench(tmp_path, es):
+    bench = _bench_with_kinds(tmp_path, "dev")
     try:
-        out = es_faq("eval", "--bench", str(bench), "--split", "test", "--mode", "all",
-                     "--json", str(tmp_path / "rows.jsonl"), check=True,
-                     env={"ES_FAQ_RERANK_MODEL": trained_reranker[0], "ES_FAQ_ANSWER_THRESHOLD": "1.0"})
+        out = es_faq("calibrate", "--bench", str(bench), "--curve", str(tmp_path / "c"), check=True)
+        report = json.loads(out.stdout)
+        calibration = report["calibration"]
+        assert calibration["features"] == ["pair_logit", "margin", "retrieval_score", "retrieval_margin"]
+        assert len(calibration["coef"]) == 4 and calibration["coef"][0] > 0  # a higher pair score: more often right
+        assert 0 <= calibration["suggest_threshold"] <= calibration["answer_threshold"]
+        outcome = report["outcomes"]["demo-bench"]
+        assert outcome["queries"] == {"paraphrase": 40, "near_miss": 1, "no_match": 1}
+        assert (tmp_path / "c" / "calibration-demo-bench-dev.png").stat().st_size > 0
+        assert "written" not in report  # without --write the shipped calibration is left alone
+    finally:
+        _drop_alias_family(es, "bench-demo-bench")
+
+
+def test_eval_prints_one_row_per_mode_with_the_decision_and_its_curve(tmp_path, es):
+    bench = _bench_with_kinds(tmp_path)
+    try:
+        out = es_faq("eval", "--bench", str(bench), "--split", "test", "--mode", "all", "--curve", str(tmp_path / "c"),
+                     "--json", str(tmp_path / "rows.jsonl"), check=True)
         rows = [json.loads(line) for line in out.stdout.splitlines()]
         assert [r["mode"] for r in rows] == ["bm25", "vector", "hybrid", "rerank"]
-        keys = {"bench", "split", "mode", "queries", "R@1", "R@5", "R@10", "R@50", "MRR@10", "p50_ms", "p95_ms",
-                "answered", "answer_precision"}
-        assert all(set(r) == keys and r["queries"] == 40 for r in rows)
+        assert all(r["queries"] == 42 and r["paraphrases"] == 40 for r in rows)
         assert rows[2]["R@10"] >= rows[0]["R@10"]
         assert rows[3]["R@50"] == rows[2]["R@50"]  # reranking reorders the hybrid top, it finds nothing new
-        # Only search_mode (hybrid) applies the thresholds; here a finite one lets it answer.
-        assert rows[2]["answered"] > 0 and [r["answered"] for r in (rows[0], rows[1], rows[3])] == [0.0] * 3
-        assert 0 <= rows[2]["answer_precision"] <= 1
+        decision = rows[2]["decision"]
+        assert decision["queries"] == {"paraphrase": 40, "near_miss": 1, "no_match": 1}
+        assert 0 <= decision["coverage"] <= 1 and decision["no_match_false_answer_rate"] == 0.0
+        assert "decision" not in rows[0]  # calibrated on hybrid retrieval scores: bm25 only suggests
+        for m in ("hybrid", "rerank"):
+            curve = json.loads((tmp_path / "c" / f"decision-demo-bench-test-{m}.json").read_text())
+            assert len(curve["curve"]) == 101 and (tmp_path / "c" / f"decision-demo-bench-test-{m}.png").stat().st_size
         assert (tmp_path / "rows.jsonl").read_text().count("\n") == 4
         # A second run re-uses the index: no new version is built.
         before = es.cat.indices(index="bench-demo-bench-*", format="json", h="index").body
@@ -82,14 +110,28 @@ def test_eval_prints_one_row_per_mode(tmp_path, es, trained_reranker):
         _drop_alias_family(es, "bench-demo-bench")
 
 
+def test_eval_pairs_reports_each_corpus_at_a_threshold_from_training_data(tmp_path):
+    """A small pairs_dir: bq with train and dev files, lcqmc with dev only (its threshold is pooled)."""
+    rows = {"train": ["花呗怎么还款\t花呗如何还钱\t1", "花呗怎么还款\t借呗额度多少\t0"] * 10,
+            "dev": ["怎么延期还款\t可以晚几天还吗\t1", "怎么延期还款\t怎么修改密码\t0"] * 5}
+    for corpus, splits in (("bq", ("train", "dev")), ("lcqmc", ("dev",))):
+        (tmp_path / corpus).mkdir()
+        for split in splits:
+            (tmp_path / corpus / f"{split}.tsv").write_text("\n".join(rows[split]) + "\n", encoding="utf-8")
+    out = es_faq("eval-pairs", "--corpus", "bq", "--corpus", "lcqmc", env={"ES_FAQ_PAIRS_DIR": str(tmp_path)},
+                 check=True)
+    report = json.loads(out.stdout)["corpora"]
+    assert report["bq"]["pairs"] == 10 and report["bq"]["threshold_from"] == "bq train sample"
+    assert report["lcqmc"]["threshold_from"] == "pooled train samples"
+    assert all(0 <= report[c][k] <= 100 for c in report for k in ("accuracy", "f1", "auc"))
+
+
 def test_models_list_reports_provider():
     rows = json.loads(es_faq("models", "list", check=True).stdout)
     row = next(r for r in rows if r["name"] == "bge-small-zh-v1.5-q")
     assert row["ready"] and row["dims"] == 512 and row["provider"] == "CPUExecutionProvider"
-    recipe = next(r for r in rows if r["name"] == "reranker-bq")  # not shipped: trained on demand
-    assert recipe["task"] == "reranker"
-    if not recipe["ready"]:
-        assert "missing" in recipe["problems"][0]
+    shipped = next(r for r in rows if r["name"] == "reranker-zh")  # in onnx_models/, pulled by scripts/test
+    assert shipped["task"] == "reranker" and shipped["ready"]
 
 
 def test_models_export_fails_cleanly_without_hub_or_optimum(tmp_path):

@@ -107,17 +107,17 @@ def test_a_search_shows_every_stage_side_by_side(browser, server, demo_alias):
     # What the API said for the same search, to compare with what the page shows.
     api = requests.post(f"{server}/v1/search", json={"query": QUERY, "debug": True, "mode": MODE}, timeout=30).json()
     analysis = api["analysis"]
-    final = api["hits"][0]["faq_id"]  # the session's cross-encoder is a toy: it may not put demo-031 first
+    final = api["hits"][0]["faq_id"]
 
     assert _text(browser, "original") == QUERY and _text(browser, "normalized") == analysis["normalized"]
     tokens = [chip.text for chip in browser.find_elements(By.CSS_SELECTOR, "#tokens .token")]
     assert tokens == analysis["tokens"] and "小橙花" in tokens
 
     columns = {c.get_attribute("data-stage"): c for c in browser.find_elements(By.CSS_SELECTOR, "#stages .stage")}
-    assert set(columns) == {"lexical", "vector", "fused", "reranked"}
+    assert set(columns) == {"lexical", "vector", "fused", "reranked", "decided"}
     for name, column in columns.items():
         ids = [row.get_attribute("data-faq-id") for row in column.find_elements(By.TAG_NAME, "li")]
-        assert TOP in ids, (name, ids)
+        assert TOP in ids or name == "decided", (name, ids)  # decided: only the head the decision scored
         highlighted = [row.get_attribute("data-faq-id") for row in column.find_elements(By.CSS_SELECTOR, "li.top")]
         assert highlighted == ([final] if final in ids else []), name  # the FAQ that ends up first, in every stage
     assert browser.find_element(By.CSS_SELECTOR, "#hits tr.top").get_attribute("data-faq-id") == final
@@ -129,6 +129,11 @@ def test_a_search_shows_every_stage_side_by_side(browser, server, demo_alias):
     assert {"analyze", "embed", "retrieve", "rerank", "total"} <= timings
     decision = browser.find_element(By.ID, "decision").text
     assert api["decision"]["action"] in decision
+    # Why: the calibrated probability and the two features behind it, as the API gave them.
+    why = {row.get_attribute("data-why"): row.find_elements(By.TAG_NAME, "td")[1].text
+           for row in browser.find_elements(By.CSS_SELECTOR, "#decision tr")}
+    assert why == {"probability": f"{api['decision']['probability']:.3f}",
+                   "pair_score": f"{api['decision']['pair_score']:.2f}", "margin": f"{api['decision']['margin']:.2f}"}
     assert "?q=" in browser.current_url  # the search can be shared as a link
 
     browser.find_element(By.ID, "copy-request").click()

@@ -85,3 +85,12 @@ def test_synonyms_expand_the_lexical_query(searcher, demo_alias, store, settings
     assert result.analysis.synonyms == {"销户": ["注销"]}
     clause = result.request["query"]["bool"]["must"][0]["nested"]["query"]["bool"]["should"][1]
     assert clause["match"]["questions.tokens"]["query"] == "注销"
+
+
+def test_entry_ids_are_unambiguous(store):
+    store.add("synonym", ["甲", "乙", "丙"])
+    with pytest.raises(InvalidInput, match="may not contain '|'"):
+        store.add("synonym", ["甲|乙", "丙"])  # would have taken the id of the group above
+    assert store.load().synonyms == [["甲", "乙", "丙"]]
+    with pytest.raises(InvalidInput, match="too long to store"):
+        validate("synonym", [f"同义词{i:03d}" for i in range(60)], Dictionary())  # an id over Elasticsearch's 512 bytes

@@ -9,6 +9,7 @@ from es_faq.errors import ProvisionError
 from tests.test_cli import es_faq
 
 
+@pytest.mark.requires_es
 def test_status_reports_url_version_and_health(settings):
     status = json.loads(es_faq("engine", "status", check=True).stdout)
     assert status["url"] == settings.es_url
@@ -16,6 +17,7 @@ def test_status_reports_url_version_and_health(settings):
     assert status["health"] in {"green", "yellow"}
 
 
+@pytest.mark.requires_es
 def test_up_is_idempotent(settings):
     if engine._running_pid(engine.EngineLayout(settings.engine_path, settings.engine_version)) is None:
         pytest.skip("the node under test was not started by `es-faq engine up` on this machine")

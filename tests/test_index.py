@@ -1,12 +1,17 @@
 """Versioned indices behind an alias, against the real Elasticsearch node."""
 
 import json
+import os
+import subprocess
+import sys
+import time
 
 import pytest
 
-from es_faq.errors import DataError, IndexMissing
+from es_faq.errors import ConfigError, DataError, IndexMissing, SyncBusy
 from es_faq.index import build, live_indices, rollback, versions
 from es_faq.kb import read_jsonl
+from es_faq.sync.state import SyncState
 
 
 def _faq(i, question, **extra):
@@ -27,7 +32,8 @@ def test_load_swaps_alias_and_keeps_previous_version(es, settings, analyzer, emb
     assert live_indices(es, alias) == [second.index]
     assert [v["live"] for v in versions(es, alias)] == [False, True]
     assert es.count(index=alias)["count"] == 1
-    assert rollback(es, alias) == {"alias": alias, "from": second.index, "to": first.index}
+    assert rollback(es, settings, alias) == {"alias": alias, "from": second.index, "to": first.index,
+                                             "orphans_deleted": []}
     assert es.count(index=alias)["count"] == 2
 
 
@@ -62,6 +68,90 @@ def test_empty_input_never_replaces_live_index(es, settings, analyzer, embedder,
     assert live_indices(es, alias) == [good.index]
 
 
-def test_rollback_without_history_is_a_clear_error(es, alias):
+def test_rollback_without_history_is_a_clear_error(es, settings, alias):
     with pytest.raises(IndexMissing, match="does not exist"):
-        rollback(es, alias)
+        rollback(es, settings, alias)
+
+
+# --- aliases, writers and orphans (issue 12) ---------------------------------------------------------
+def test_aliases_that_share_a_prefix_never_touch_each_other(es, settings, analyzer, embedder, alias, tmp_jsonl):
+    other = f"{alias}-2"  # its versions are `<alias>-2-<stamp>`: a prefix match would take them for ours
+    theirs = _load(es, settings, analyzer, embedder,
+                   tmp_jsonl([_faq(1, "怎么还款", similar_questions=["如何还钱", "还款方式"])], "theirs.jsonl"), other)
+    SyncState(es, other, settings).save_watermark(theirs.index, {"updated_at": "2025-01-01T00:00:00", "id": 1})
+    ours = [_load(es, settings, analyzer, embedder, tmp_jsonl([_faq(2, "怎么退货")], f"v{i}.jsonl"), alias).index
+            for i in range(settings.index_keep_versions + 1)]
+
+    assert live_indices(es, other) == [theirs.index]  # not pruned as an old version of ours
+    assert es.indices.exists(index=f"{other}-sync-state")  # nor their lock and watermarks
+    assert [v["index"] for v in versions(es, alias)] == ours[1:]
+    # One FAQ with three questions is one FAQ, not the four Lucene documents the cat API counts.
+    assert [(v["index"], v["faqs"]) for v in versions(es, other)] == [(theirs.index, 1)]
+    assert rollback(es, settings, alias)["to"] == ours[1]
+    with pytest.raises(IndexMissing, match="nothing to roll back to"):
+        rollback(es, settings, alias)  # never onto the other alias's index
+    assert live_indices(es, other) == [theirs.index]
+
+
+@pytest.mark.parametrize("name", ["faq-sync-state", "faq*", "FAQ", "faq,other", "faq-20250101-120000-000000", "-faq"])
+def test_an_alias_that_could_claim_another_aliass_indices_is_refused(es, settings, analyzer, embedder, name,
+                                                                     tmp_jsonl):
+    with pytest.raises(ConfigError, match="is not usable"):
+        _load(es, settings, analyzer, embedder, tmp_jsonl([_faq(1, "怎么还款")]), name)
+
+
+def test_one_writer_at_a_time_per_alias(es, settings, analyzer, embedder, alias, tmp_jsonl):
+    path = tmp_jsonl([_faq(1, "怎么还款")])
+    impatient = settings.replace(mysql_lock_ttl_s=1.0)  # how long a load waits for the lock
+    with SyncState(es, alias, settings).lock("full"):
+        started = time.monotonic()
+        with pytest.raises(SyncBusy, match=r"another writer \(full, pid \d+ on .+\) holds the lock on"):
+            _load(es, impatient, analyzer, embedder, path, alias)
+        assert 1.0 <= time.monotonic() - started < 5
+        with pytest.raises(SyncBusy):
+            rollback(es, impatient, alias)
+    assert versions(es, alias) == []  # the refused load created nothing
+    loaded = _load(es, impatient, analyzer, embedder, path, alias)  # released: the next writer goes ahead
+    assert live_indices(es, alias) == [loaded.index]
+
+
+def _building(es, alias):
+    for v in versions(es, alias):
+        if not v["complete"]:
+            stats = es.indices.stats(index=v["index"], metric="indexing")["indices"].get(v["index"])
+            if stats and stats["primaries"]["indexing"]["index_total"] > 0:
+                return v["index"]
+    return None
+
+
+def _killed_load(es, alias, path) -> str:
+    """Start `es-faq index load` as a process, SIGKILL it once its new version holds documents; the orphan's name."""
+    env = {**os.environ, "ES_FAQ_MYSQL_LOCK_TTL_S": "2"}  # the dead loader's lease runs out quickly
+    proc = subprocess.Popen([sys.executable, "-m", "es_faq", "index", "load", str(path), "--alias", alias],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 180
+        while not (orphan := _building(es, alias)):
+            assert proc.poll() is None and time.monotonic() < deadline, "the load ended before it could be killed"
+            time.sleep(0.1)
+    finally:
+        proc.kill()
+        proc.wait()
+    return orphan
+
+
+def test_every_writer_clears_a_killed_loads_orphan_first(es, settings, analyzer, embedder, alias, tmp_jsonl):
+    first = _load(es, settings, analyzer, embedder, tmp_jsonl([_faq(1, "怎么还款")], "a.jsonl"), alias).index
+    second = _load(es, settings, analyzer, embedder, tmp_jsonl([_faq(2, "怎么退货")], "b.jsonl"), alias).index
+    big = tmp_jsonl([_faq(i, f"第{i}号业务怎么办理") for i in range(2000)], "big.jsonl")
+
+    orphan = _killed_load(es, alias, big)
+    assert live_indices(es, alias) == [second]
+    rolled = rollback(es, settings, alias)  # waits out the dead loader's lease, then clears its version
+    assert (rolled["to"], rolled["orphans_deleted"]) == (first, [orphan])
+    assert not es.indices.exists(index=orphan)
+
+    orphan = _killed_load(es, alias, big)
+    report = _load(es, settings, analyzer, embedder, tmp_jsonl([_faq(3, "发票")], "c.jsonl"), alias)
+    assert report.orphans_deleted == [orphan]
+    assert all(v["complete"] for v in versions(es, alias))

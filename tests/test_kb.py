@@ -6,7 +6,8 @@ from es_faq.kb import BadRecord, Faq, parse_faq, read_jsonl
 
 
 def test_parse_cleans_similar_questions():
-    faq = parse_faq({"id": "a", "question": " 怎么 还款 ", "similar_questions": ["如何还款", "", "如何还款", "怎么 还款"]})
+    faq = parse_faq({"id": "a", "question": " 怎么 还款 ",
+                     "similar_questions": ["如何还款", "", "如何还款", "怎么 还款"]})
     assert faq.question == "怎么 还款"
     assert faq.similar_questions == ["如何还款"]
     assert faq.texts == ["怎么 还款", "如何还款"]

@@ -134,7 +134,8 @@ def test_report_counts_no_match_and_clusters_paraphrases(settings, es, embedder,
 
     report = query_log_report(es, served, since="1d", top=5, embedder=embedder)
     assert report["total_searches"] == 6 and report["no_match"] == 3 and report["no_match_rate"] == 0.5
-    assert report["top_no_match"] == [{"query": "怎么注销我的账号", "count": 2}, {"query": "我想把账号注销掉", "count": 1}]
+    assert report["top_no_match"] == [{"query": "怎么注销我的账号", "count": 2},
+                                      {"query": "我想把账号注销掉", "count": 1}]
     assert report["top_unhelpful"] == [{"query": "信用卡年费多少钱", "count": 1}]
     assert report["clusters"][0] == {"representative": "怎么注销我的账号", "count": 3,
                                      "queries": ["怎么注销我的账号", "我想把账号注销掉"]}

@@ -1,4 +1,4 @@
-"""The cross-encoder through onnxruntime (a small one trained for the session), the rerank stage, the decision."""
+"""The shipped cross-encoder through onnxruntime, the rerank stage, and the decision it makes."""
 
 import json
 import shutil
@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from es_faq.decide import decide
+from es_faq.decide import Calibration, decide, features
 from es_faq.errors import ModelError
 from es_faq.models import MANIFEST_DIR, Manifest
 from es_faq.pipeline import Searcher
@@ -29,12 +29,15 @@ def _demo_queries():
     return [json.loads(line) for line in DEMO_QUERIES.open(encoding="utf-8")]
 
 
-def test_recipe_manifests_name_their_training(settings):
-    """reranker-bq and embedder-bq are not shipped: their manifests are recipes `models pull` trains from."""
-    for name, task in ((settings.rerank_model, "reranker"), ("embedder-bq", "embedding")):
-        manifest = Manifest.load(name)
-        assert manifest.task == task and manifest.source["train"]["bench"] == "bq"
-        assert not any("sha256" in spec for spec in manifest.files.values())
+def test_the_cross_encoder_ships_with_pinned_files_and_its_data_terms(settings):
+    """A fresh clone decides with no training step: the INT8 file is in onnx_models/, sha256-pinned,
+    and the manifest names every corpus it learned from with that corpus's terms."""
+    manifest = Manifest.load(settings.rerank_model)
+    assert manifest.task == "reranker" and manifest.source["repo"] == settings.rerank_model
+    assert all(len(spec["sha256"]) == 64 for spec in manifest.files.values())
+    assert {"bq", "atec", "diac"} <= {part["corpus"] for part in manifest.training_data}
+    assert all(part["terms"] for part in manifest.training_data)
+    assert Calibration.path(settings.rerank_model).exists()
 
 
 def test_scores_are_one_finite_logit_per_text(reranker):
@@ -43,12 +46,12 @@ def test_scores_are_one_finite_logit_per_text(reranker):
     assert reranker.score("可以推迟还款吗", []).shape == (0,)
 
 
-def test_scores_do_not_depend_on_batch_size(reranker):
-    texts = ["怎么延期还款", "怎么修改收货地址", "借款利息怎么算", "提前还款有手续费吗"]
+def test_scores_do_not_depend_on_batch_mates(reranker):
+    """Static INT8: activation scales are fixed at export, so a pair scores the same alone or in any batch."""
+    texts = ["怎么延期还款", "怎么修改收货地址", "借款利息怎么算，年化利率是多少", "提前还款有手续费吗"]
     together = reranker.score("可以推迟还款吗", texts)
-    one_by_one = [reranker.score("可以推迟还款吗", [t])[0] for t in texts]
-    # INT8 activations are quantized per run, so batch-mates may move a score, but only a little.
-    assert np.allclose(together, one_by_one, atol=0.05), (together, one_by_one)
+    one_by_one = np.array([reranker.score("可以推迟还款吗", [t])[0] for t in texts])
+    assert np.array_equal(together, one_by_one), (together, one_by_one)
 
 
 def test_candidate_texts_are_the_standard_and_matched_questions():
@@ -64,7 +67,7 @@ def test_rerank_mode_orders_by_the_rerank_score(rerank_searcher, demo_alias):
     scores = [h.scores["rerank"] for h in result.hits]
     assert scores == sorted(scores, reverse=True)
     assert result.timings_ms["rerank"] > 0
-    assert set(result.stages) == {"lexical", "vector", "fused", "reranked"}
+    assert set(result.stages) == {"lexical", "vector", "fused", "reranked", "decided"}
     assert [s["faq_id"] for s in result.stages["reranked"][:5]] == [h.faq_id for h in result.hits]
     # The cross-encoder reorders the fused candidates; it neither adds nor drops one.
     depth = rerank_searcher.settings.rerank_depth
@@ -85,28 +88,81 @@ def test_absent_gold_is_never_answered_with_the_calibrated_defaults(searcher, de
     rows = _demo_queries()
     held_out = [searcher.search(r["query"], 5, index=demo_alias, exclude=r["relevant"]) for r in rows]
     assert all(r.decision.action in ("suggest", "no_match") for r in held_out)
-    assert all(not set(r["relevant"]) & {h.faq_id for h in res.hits} for r, res in zip(rows, held_out))
+    assert all(not set(r["relevant"]) & {h.faq_id for h in res.hits} for r, res in zip(rows, held_out, strict=True))
 
 
-def _hits(*scores):
-    return [Hit(f"f{i}", "q", "", "", 1.0, scores={"rerank": s}) for i, s in enumerate(scores)]
+def _scored(*logits, retrieval=(0.9, 0.8, 0.7)):
+    return [Hit(f"f{i}", "q", "", "", r, scores={"cross_encoder": x})
+            for i, (x, r) in enumerate(zip(logits, retrieval, strict=False))]
 
 
-def test_decision_thresholds(settings):
-    s = settings.replace(search_mode="rerank", answer_threshold=2.0, answer_margin=1.0, suggest_threshold=-1.0)
-    assert decide(_hits(3.0, 1.0), "rerank", s).action == "answer"
-    assert decide(_hits(3.0, 2.5), "rerank", s).action == "suggest"  # confident but not clearly ahead
-    assert decide(_hits(3.0), "rerank", s).action == "answer"
-    assert decide(_hits(0.0, -3.0), "rerank", s).action == "suggest"
-    assert decide(_hits(-2.0, -3.0), "rerank", s).action == "no_match"
-    assert decide([], "rerank", s).action == "no_match"
-    # Another mode's scores are on another scale: it never answers on these thresholds.
-    assert decide([Hit("f", "q", "", "", 5.0)], "hybrid", s).action == "suggest"
-    # In hybrid, the fused score is what the thresholds apply to.
-    h = settings.replace(search_mode="hybrid", answer_threshold=0.9, answer_margin=0.01, suggest_threshold=0.8)
-    fused = [Hit("a", "q", "", "", 0.95), Hit("b", "q", "", "", 0.90)]
-    assert decide(fused, "hybrid", h).action == "answer" and decide(fused[1:], "hybrid", h).action == "answer"
-    assert decide([Hit("a", "q", "", "", 0.85)], "hybrid", h).action == "suggest"
+def test_the_decision_features_are_the_leaders_scores_and_margins():
+    assert features(_scored(3.0, 1.0, 2.5)) == pytest.approx(
+        {"pair_logit": 3.0, "margin": 0.5, "retrieval_score": 0.9, "retrieval_margin": 0.1})
+    # A lone candidate leads by the cap; the cross-encoder may prefer another hit (a negative margin).
+    assert features(_scored(2.0))["margin"] == 10.0 and features(_scored(40.0, -40.0))["margin"] == 10.0
+    assert features(_scored(1.0, 3.0))["margin"] == -2.0
+
+
+LOGIT_ONLY = ("pair_logit", "margin")
+
+
+def test_decision_thresholds_apply_to_the_calibrated_probability(settings):
+    # P = sigmoid(logit + margin - 3): 3.0 with margin 2.0 gives 0.88; 3.0 with 0.5 gives 0.62.
+    calibration = Calibration(LOGIT_ONLY, (1.0, 1.0), -3.0, 0.8, 0.3, {})
+    assert decide(_scored(3.0, 1.0), 3, settings, calibration).action == "answer"
+    close = decide(_scored(3.0, 2.5), 3, settings, calibration)
+    assert close.action == "suggest" and close.probability == pytest.approx(0.6225, abs=1e-4)
+    assert (close.pair_score, close.margin) == (3.0, 0.5)
+    assert decide(_scored(-1.0, -3.0), 3, settings, calibration).action == "no_match"
+    assert decide([], 3, settings, calibration).action == "no_match"
+    # Settings override the calibrated thresholds; inf never answers.
+    assert decide(_scored(3.0, 1.0), 3, settings.replace(answer_threshold=0.9), calibration).action == "suggest"
+    assert decide(_scored(9.0), 3, settings.replace(answer_threshold=float("inf")), calibration).action == "suggest"
+    # Without a calibration or with the cross-encoder off, a search only suggests, and says why.
+    assert "calibrate" in decide(_scored(3.0), 3, settings, None).reason
+    assert decide(_scored(3.0), 0, settings, calibration).reason.startswith("the cross-encoder decision is off")
+
+
+def test_retrieval_features_tie_a_calibration_to_its_retrieval_mode(settings):
+    calibration = Calibration(("pair_logit", "retrieval_score"), (1.0, 10.0), -10.0, 0.5, 0.1,
+                              {"retrieval_mode": "hybrid"})
+    assert decide(_scored(3.0, retrieval=(0.9,)), 1, settings, calibration, "hybrid").action == "answer"
+    other = decide(_scored(3.0, retrieval=(0.9,)), 1, settings, calibration, "bm25")
+    assert other.action == "suggest" and "calibrated on hybrid" in other.reason
+    # One on the cross-encoder alone applies to every mode.
+    alone = Calibration(LOGIT_ONLY, (1.0, 0.0), 0.0, 0.5, 0.1, {"retrieval_mode": "hybrid"})
+    assert decide(_scored(3.0, retrieval=(0.9,)), 1, settings, alone, "bm25").action == "answer"
+
+
+def test_a_calibration_survives_a_round_trip(settings, tmp_path, monkeypatch):
+    monkeypatch.setattr("es_faq.decide.MANIFEST_DIR", tmp_path)
+    saved = Calibration(LOGIT_ONLY, (0.5, 0.25), -1.0, 0.7, 0.2, {"benches": ["diac"]})
+    saved.save("m")
+    assert Calibration.load("m") == saved
+    data = json.loads((tmp_path / "m" / "decision.json").read_text())
+    data["features"] = ["pair_logit", "no_such_feature"]
+    (tmp_path / "m" / "decision.json").write_text(json.dumps(data))
+    with pytest.raises(ModelError, match="calibrate --write"):
+        Calibration.load("m")
+
+
+def test_the_default_search_decides_with_the_cross_encoder(searcher, demo_alias):
+    """A paraphrase of a demo FAQ is answered with it; a question no FAQ is about is not answered."""
+    result = searcher.search("小橙花可以晚几天还吗", 5, index=demo_alias, explain=True)
+    head = result.hits[:searcher.settings.decide_depth]
+    assert all("cross_encoder" in h.scores for h in head)
+    # The cross-encoder verifies; the order stays the retrieval's.
+    assert [h.faq_id for h in head] == [s["faq_id"] for s in result.stages["fused"][:len(head)]]
+    assert result.hits[0].faq_id == "demo-031" and result.decision.action in ("answer", "suggest")
+    assert 0 <= result.decision.probability <= 1 and result.timings_ms["decide"] > 0
+    assert [s["faq_id"] for s in result.stages["decided"]] == [h.faq_id for h in head]
+    # A near-miss of the same FAQ (early repayment, not a delay) is never answered, and is judged less likely.
+    near_miss = searcher.search("小橙花可以提前还款吗", 5, index=demo_alias)
+    assert near_miss.decision.action != "answer"
+    assert near_miss.decision.probability < result.decision.probability
+    unrelated = searcher.search("今天北京天气怎么样", 5, index=demo_alias)
+    assert unrelated.decision.action != "answer"
 
 
 def test_embedding_model_is_refused_as_reranker(settings):

@@ -23,7 +23,8 @@ def test_modes_find_the_faq_of_a_reworded_question(searcher, demo_alias, mode):
 def test_hybrid_recall_on_held_out_demo_queries(searcher, demo_alias):
     """Held-out paraphrases (demo/queries.jsonl): hybrid must place the gold FAQ in the top 5 for most."""
     queries = _demo_queries()
-    found = {mode: sum(row["relevant"][0] in [h.faq_id for h in searcher.search(row["query"], 5, mode, index=demo_alias).hits]
+    found = {mode: sum(row["relevant"][0] in [h.faq_id for h in searcher.search(row["query"], 5, mode,
+                                                                                  index=demo_alias).hits]
                        for row in queries) for mode in ("bm25", "hybrid")}
     assert found["hybrid"] >= 0.8 * len(queries)
     assert found["hybrid"] >= found["bm25"]

@@ -9,10 +9,10 @@ import pytest
 
 from es_faq.config import REPO_ROOT
 from es_faq.embed import Embedder
+from es_faq.errors import ModelError
 from es_faq.models import MANIFEST_DIR, Manifest, verify
 from es_faq.rerank import Reranker
 from es_faq.train.base import BASE_MODEL, load_base, onnx_bert_weights
-from es_faq.train.loop import device, recipe_problem
 from es_faq.train.mine import mine
 
 torch = pytest.importorskip("torch", reason="the [train] extra is not installed (scripts/test installs it)")
@@ -58,27 +58,6 @@ def trained_name(settings, es):
         es.indices.delete(index=index["index"])
 
 
-def test_reranker_trains_exports_and_loads(settings, trained_reranker):
-    trained_name, record = trained_reranker
-    assert record["examples"] == 16 and record["device"] == str(device())
-    manifest = Manifest.load(trained_name)
-    assert manifest.source["train"]["bench"] == str(DEMO.resolve()) and manifest.task == "reranker"
-    assert set(manifest.files) == {"model", "model_int8", "tokenizer"}
-    assert verify(manifest, settings) == []
-    scores = Reranker(settings, trained_name).score("可以推迟还款吗", ["怎么延期还款", "怎么修改收货地址"])
-    assert scores.shape == (2,) and np.isfinite(scores).all()
-    # Changing the recipe makes the cached model stale: `models pull` would retrain it.
-    path = MANIFEST_DIR / f"{trained_name}.json"
-    original = path.read_text()
-    data = json.loads(original)
-    data["source"]["train"]["epochs"] = 2
-    try:
-        path.write_text(json.dumps(data))
-        assert "another recipe" in recipe_problem(Manifest.load(trained_name), settings)
-    finally:
-        path.write_text(original)
-
-
 def test_embedder_trains_exports_and_loads(settings, trained_name):
     from es_faq.train.embedder import train_embedder
 
@@ -90,23 +69,119 @@ def test_embedder_trains_exports_and_loads(settings, trained_name):
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
 
 
-def test_a_trained_model_can_be_shipped_and_pulled_back(settings, trained_reranker, tmp_path):
+# --- the cross-encoder (es_faq/train/cross_encoder.py), on a few dozen pairs ------------------------------
+TINY_RECIPE = {"corpora": ["tiny"], "benches": [], "corpus_limit": None, "dev": {"tiny": 16}, "batch_size": 8,
+               "max_tokens": 32, "eval_every": 2, "checkpoint_every": 2}
+
+
+@pytest.fixture(scope="module")
+def tiny_pairs(tmp_path_factory):
+    """A pairs_dir with a corpus `tiny`: paraphrases (1) and different questions (0) of the demo FAQs."""
+    from es_faq.kb import read_jsonl
+
+    faqs = list(read_jsonl(DEMO / "faqs.jsonl"))
+    rows = [f"{f.question}\t{f.similar_questions[0]}\t1\n" for f in faqs[:24] if f.similar_questions]
+    rows += [f"{a.question}\t{b.question}\t0\n" for a, b in zip(faqs[:24], faqs[40:64], strict=True)]
+    root = tmp_path_factory.mktemp("pairs")
+    (root / "tiny").mkdir()
+    (root / "tiny" / "train.tsv").write_text("".join(rows), encoding="utf-8")
+    (root / "tiny" / "dev.tsv").write_text("".join(rows[::3]), encoding="utf-8")
+    return root
+
+
+def _fit(settings, tiny_pairs, run_dir, **kwargs):
+    from es_faq.train.cross_encoder import fit, recipe_of
+
+    return fit(settings.replace(pairs_dir=tiny_pairs), recipe_of(**TINY_RECIPE), run_dir, progress=False, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(settings, tiny_pairs, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run") / "tiny"
+    return run_dir, _fit(settings, tiny_pairs, run_dir)
+
+
+def test_cross_encoder_training_logs_dev_metrics_and_records_its_data(tiny_run):
+    run_dir, record = tiny_run
+    assert record["pairs"] == 48 and record["steps"] == 6
+    assert record["sources"] == {"tiny": {"positive": 24, "negative": 24}}
+    log = [json.loads(line) for line in (run_dir / "log.jsonl").open()]
+    assert [e["step"] for e in log] == [2, 4, 6]
+    assert set(log[-1]["dev"]["tiny"]) == {"pairs", "threshold", "accuracy", "f1", "auc"}
+    assert (run_dir / "final" / "training.json").exists()
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights(settings, tiny_pairs, tiny_run, tmp_path):
+    """Stopped after 3 steps and started again, a run ends where an uninterrupted one does."""
+    from transformers import BertForSequenceClassification
+
+    run_dir = tmp_path / "interrupted"
+    assert _fit(settings, tiny_pairs, run_dir, stop_after=3) is None
+    assert torch.load(run_dir / "checkpoint.pt", weights_only=False)["step"] == 3
+    assert not (run_dir / "final").exists()
+    assert _fit(settings, tiny_pairs, run_dir)["steps"] == 6
+    whole = BertForSequenceClassification.from_pretrained(tiny_run[0] / "final").state_dict()
+    resumed = BertForSequenceClassification.from_pretrained(run_dir / "final").state_dict()
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+
+
+def test_a_run_refuses_another_recipe(settings, tiny_pairs, tiny_run):
+    from es_faq.train.cross_encoder import fit, recipe_of
+
+    with pytest.raises(ModelError, match="another recipe"):
+        fit(settings.replace(pairs_dir=tiny_pairs), recipe_of(**{**TINY_RECIPE, "lr": 1e-3}), tiny_run[0],
+            progress=False)
+
+
+@pytest.mark.parametrize("quantization", ["static", "dynamic"])
+def test_export_quantizes_and_loads(settings, tiny_pairs, tiny_run, quantization, tmp_path):
+    """Both INT8 methods load as a reranker; static INT8 gives a pair the same score alone or in any batch."""
+    from es_faq.train.cross_encoder import export_reranker
+
+    name = f"test-ce-{quantization}-{uuid.uuid4().hex[:6]}"
+    try:
+        record = export_reranker(settings.replace(pairs_dir=tiny_pairs), name, tiny_run[0], quantization,
+                                 calibration_size=32)
+        assert record["quantization"] == quantization
+        manifest = Manifest.load(name)
+        assert manifest.task == "reranker" and set(manifest.files) == {"model", "model_int8", "tokenizer"}
+        assert manifest.training_data == [{"corpus": "tiny", "kind": "pairs", "terms": "unknown: check before use"}]
+        reranker = Reranker(settings, name)
+        texts = ["怎么延期还款", "怎么修改收货地址", "借款利息怎么算，利率是多少呢", "提前还款有手续费吗"]
+        together = reranker.score("可以推迟还款吗", texts)
+        alone = np.array([reranker.score("可以推迟还款吗", [t])[0] for t in texts])
+        assert np.isfinite(together).all()
+        if quantization == "static":
+            assert np.array_equal(together, alone), (together, alone)
+            _ship_and_pull(settings, name, tmp_path)
+    finally:
+        (MANIFEST_DIR / f"{name}.json").unlink(missing_ok=True)
+        shutil.rmtree(MANIFEST_DIR / name, ignore_errors=True)
+        shutil.rmtree(settings.models_path / name, ignore_errors=True)
+
+
+def _ship_and_pull(settings, name, tmp_path):
     """`models ship` pins the INT8 file in onnx_models/NAME/; `models pull` installs it from there."""
     from es_faq.models import pull, ship
 
-    name, _ = trained_reranker
-    manifest_path = MANIFEST_DIR / f"{name}.json"
-    recipe_manifest = manifest_path.read_text()
+    shipped = ship(Manifest.load(name), settings)
+    manifest = Manifest.load(name)
+    assert manifest.source["repo"] == name and set(manifest.files) == {"model_int8", "tokenizer"}
+    assert all(len(spec["sha256"]) == 64 for spec in manifest.files.values())
+    assert (shipped / "training.json").exists()
     elsewhere = settings.replace(model_dir=tmp_path / "models")
-    try:
-        shipped = ship(Manifest.load(name), settings)
-        manifest = Manifest.load(name)
-        assert manifest.source["repo"] == name and set(manifest.files) == {"model_int8", "tokenizer"}
-        assert all(len(spec["sha256"]) == 64 for spec in manifest.files.values())
-        assert (shipped / "training.json").exists()
-        pull(manifest, elsewhere)  # a fresh cache: copied from the repository, checked, no training
-        assert verify(manifest, elsewhere) == []
-        assert Reranker(elsewhere, name).score("还款", ["怎么还款"]).shape == (1,)
-    finally:
-        manifest_path.write_text(recipe_manifest)
-        shutil.rmtree(MANIFEST_DIR / name, ignore_errors=True)
+    pull(manifest, elsewhere)  # a fresh cache: copied from the repository, checked, no training
+    assert verify(manifest, elsewhere) == []
+    assert Reranker(elsewhere, name).score("还款", ["怎么还款"]).shape == (1,)
+
+
+def test_mined_negatives_never_hold_the_gold_faq(searcher, demo_alias):
+    from es_faq.kb import read_jsonl
+    from es_faq.train.pairs import bench_groups, mined_pairs
+
+    groups = bench_groups(DEMO, "test")[:6]
+    pairs = mined_pairs(searcher, demo_alias, groups, "demo", per_query=2, progress=False)
+    assert pairs and all(p.label == 0 and p.source == "demo:mined" for p in pairs)
+    by_text = {f.question: f.id for f in read_jsonl(DEMO / "faqs.jsonl")}
+    gold = {t: g.faq.id for g in groups for t in [*g.faq.texts, *g.paraphrases]}
+    assert all(by_text[p.text2] != gold[p.text1] for p in pairs)

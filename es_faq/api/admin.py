@@ -23,9 +23,9 @@ from ..dictionary import entry_id as id_of
 from ..errors import ConfigError, InvalidInput, SyncBusy
 from ..es import engine_errors
 from ..index import live_indices
-from ..pipeline import Searcher
 from ..sync.source import MySqlSource
 from ..sync.state import SyncState
+from .context import current_searcher as _searcher
 from .errors import AdminDisabled, EntryNotFound, SyncNotConfigured, Unauthorized
 from .v1 import _json_body, _known_fields, _text
 
@@ -36,8 +36,10 @@ MAX_TERMS = 100  # a synonym group is a handful of words; this only bounds the w
 REINDEX = "es_faq.reindex"  # app.extensions key: the last reindex this process started
 
 
-def _searcher() -> Searcher:
-    return current_app.extensions["es_faq.searcher"]
+def _client():
+    """The searcher's client with the writers' timeout: the serving one gives up after search_timeout_s."""
+    searcher = _searcher()
+    return searcher.client.options(request_timeout=searcher.settings.es_timeout_s)
 
 
 @admin.before_request
@@ -56,8 +58,7 @@ def authorize() -> None:
 
 # --- dictionaries ------------------------------------------------------------------------------------
 def _store() -> DictionaryStore:
-    searcher = _searcher()
-    return DictionaryStore(searcher.client, searcher.settings)
+    return DictionaryStore(_client(), _searcher().settings)
 
 
 def _entry(kind: str, terms: list[str]) -> dict:
@@ -143,8 +144,9 @@ def _log_dir(settings: Settings) -> Path:
         return Path(tempfile.gettempdir())
 
 
-def start_full_sync(settings: Settings) -> Reindex:
-    """`es-faq sync full` of settings.index_alias in a new session, with exactly these settings, output to a log."""
+def start_full_sync(settings: Settings, lock_owner: str) -> Reindex:
+    """`es-faq sync full` of settings.index_alias in a new session, with exactly these settings, output to a log;
+    it adopts the writer lease `lock_owner` that this process took for it."""
     alias = settings.index_alias
     args = ["sync", "full", "--no-progress", "--alias", alias]
     now = datetime.now(timezone.utc)
@@ -152,8 +154,9 @@ def start_full_sync(settings: Settings) -> Reindex:
     env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
     env.update(as_env(settings, omit=("admin_token",)))  # the child needs no admin token
     with log.open("ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "es_faq", *args], env=env, stdin=subprocess.DEVNULL,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+        proc = subprocess.Popen([sys.executable, "-m", "es_faq", *args, "--adopt-lock", lock_owner], env=env,
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                close_fds=True)
     return Reindex(proc, alias, str(log), ["es-faq", *args], now.isoformat(timespec="seconds"))
 
 
@@ -175,11 +178,14 @@ def reindex():
         raise SyncBusy(f"the reindex this server started (pid {last.proc.pid}) is still running; "
                        "GET /v1/admin/sync shows its progress")
     with engine_errors(settings):
-        holder = SyncState(searcher.client, settings.index_alias, settings).holder()
-    if holder:
-        raise SyncBusy(f"another sync ({holder['command']}, pid {holder['pid']} on {holder['host']}) holds the lock "
-                       f"on {settings.index_alias} until {holder['expires_at']}; try again later")
-    job = start_full_sync(settings)
+        # Taken here in one conditional create (op_type=create), not checked then started: of
+        # requests at once exactly one gets the lease, the others 409 (SyncBusy).
+        lock = SyncState(_client(), settings.index_alias, settings).lock("admin reindex")
+    try:
+        job = start_full_sync(settings, lock.hand_off())
+    except BaseException:
+        lock.release(handed_off_too=True)
+        raise
     current_app.extensions[REINDEX] = job
     return jsonify({"status": "started", "source": source, **job.as_dict()}), 202
 
@@ -190,9 +196,10 @@ def sync_status():
     settings = searcher.settings
     alias = settings.index_alias
     with engine_errors(settings):
-        live = live_indices(searcher.client, alias)
+        client = _client()
+        live = live_indices(client, alias)
         index = live[0] if len(live) == 1 else None
-        state = SyncState(searcher.client, alias, settings)
+        state = SyncState(client, alias, settings)
         watermark = state.watermark(index) if index else None
         holder = state.holder()
     try:

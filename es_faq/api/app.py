@@ -13,9 +13,11 @@ from flask import Flask, g, request
 from flask.json.provider import DefaultJSONProvider
 
 from ..config import Settings, load_settings
+from ..es import make_client
 from ..pipeline import Searcher
 from . import errors, metrics
 from .admin import admin
+from .context import SEARCHER
 from .debug_page import debug_page
 from .ops import ops
 from .querylog import QueryLog
@@ -73,14 +75,17 @@ def create_app(settings: Settings | None = None, searcher: Searcher | None = Non
     app.config.update(MAX_CONTENT_LENGTH=settings.api_max_body_bytes, ES_FAQ_SETTINGS=settings,
                       # OPTIONS would answer with an empty body; this API is called server to server.
                       PROVIDE_AUTOMATIC_OPTIONS=False)
-    searcher = searcher or Searcher(settings)
-    searcher.embedder  # load the models now: a worker that cannot load them fails to boot
-    if settings.search_mode == "rerank":
-        searcher.reranker
-    app.extensions["es_faq.searcher"] = searcher
+    # Searches and FAQ reads give up after search_timeout_s: a hung node costs a serving thread that
+    # long, then a 503 (docs/reliability.md).
+    searcher = searcher or Searcher(settings, make_client(settings, settings.search_timeout_s))
+    searcher.embedder  # noqa: B018  load the models now: a worker that cannot load them fails to boot
+    if settings.uses_reranker:
+        searcher.reranker  # noqa: B018
+        searcher.calibration  # noqa: B018
+    app.extensions[SEARCHER] = searcher
     if settings.query_log_enabled:
         # The writer thread starts here, in each gunicorn worker (the app is built after the fork).
-        querylog = QueryLog(settings, searcher.client).start()
+        querylog = QueryLog(settings, searcher.client.options(request_timeout=settings.es_timeout_s)).start()
         atexit.register(querylog.close)
         app.extensions["es_faq.querylog"] = querylog
     app.before_request(_begin)

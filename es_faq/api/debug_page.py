@@ -9,7 +9,9 @@ import html
 from functools import lru_cache
 from pathlib import Path
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response
+
+from .context import current_searcher
 
 PAGE = Path(__file__).with_name("debug.html")
 ALIAS_MARK = "__ES_FAQ_ALIAS__"
@@ -28,7 +30,7 @@ def _page() -> str:
 @debug_page.get("/debug")
 def debug():
     """The page, told the alias it searches (for the `GET <alias>/_search` it offers to copy)."""
-    alias = current_app.extensions["es_faq.searcher"].settings.index_alias
+    alias = current_searcher().settings.index_alias
     body = _page().replace(ALIAS_MARK, html.escape(alias, quote=True))
     response = Response(body, content_type="text/html; charset=utf-8")
     response.headers.update({"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",

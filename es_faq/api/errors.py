@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, current_app, g, jsonify, request
+from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from ..errors import EngineUnavailable, EsFaqError, IndexMissing, InvalidInput
+from ..errors import EngineUnavailable, EsFaqError, IndexMissing, InvalidInput, ModelError
 from . import metrics
 
 log = logging.getLogger("es_faq.api")
@@ -67,7 +68,9 @@ def error_response(code: str, message: str, status: int, headers: dict | None = 
 def register(app: Flask) -> None:
     @app.errorhandler(EsFaqError)
     def on_es_faq_error(exc: EsFaqError):
-        if exc.http_status == 500:  # a library error with no HTTP meaning (config, provisioning): a bug here
+        # A library error with no HTTP meaning (config, provisioning) is a bug here; a missing model
+        # is the operator's to fix, and its message says how.
+        if exc.http_status == 500 and not isinstance(exc, ModelError):
             return on_unexpected(exc)
         if isinstance(exc, (EngineUnavailable, IndexMissing)):
             metrics.ES_ERRORS.labels(g.get("endpoint", "unmatched"), exc.code).inc()
@@ -82,9 +85,18 @@ def register(app: Flask) -> None:
         message = exc.description or exc.name
         if status == 404:
             message = f"no endpoint at {request.path[:200]}; the API is described at /openapi.json"
+        elif status == 413:
+            message = (f"the body is larger than {current_app.config['MAX_CONTENT_LENGTH']} bytes "
+                       "(api_max_body_bytes); send less")
         elif headers:
             message = f"{request.method[:20]} is not allowed here; use {headers['Allow']}"
         return error_response(HTTP_CODES.get(status, "http_error"), message, status, headers)
+
+    @app.errorhandler(ParseException)
+    def on_malformed_body(exc: ParseException):
+        # gunicorn parses a chunked body as the app reads it: a bad chunk size surfaces here.
+        return error_response("malformed_body", f"the request body is malformed ({str(exc)[:200]}); send a "
+                              "Content-Length body or valid chunked encoding", 400)
 
     @app.errorhandler(Exception)
     def on_unexpected(exc: Exception):

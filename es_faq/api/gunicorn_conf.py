@@ -7,10 +7,13 @@ import tempfile
 
 from es_faq.api.logs import logging_config
 
-# Each worker holds its own ONNX session; two workers with two threads each keep 2 cores busy
-# while one request waits on Elasticsearch.
+# Each worker holds its own ONNX session; two workers keep 2 cores busy. A gthread thread is held
+# while its client sends the request and while Elasticsearch answers, so threads are many and
+# cheap: 16 a worker ride out a few slow clients and a hung node (2 s each at most, search_timeout_s)
+# with /healthz still answered at once. Facing the internet, put nginx in front (deploy/nginx.conf):
+# it holds any number of slow clients (docs/reliability.md).
 workers = int(os.environ.get("ES_FAQ_API_WORKERS", "2"))
-threads = int(os.environ.get("ES_FAQ_API_THREADS", "2"))
+threads = int(os.environ.get("ES_FAQ_API_THREADS", "16"))
 worker_class = "gthread"
 # onnxruntime sessions are not fork-safe: load models in each worker, not in the master.
 preload_app = False
@@ -26,7 +29,7 @@ logconfig_dict = logging_config(os.environ.get("ES_FAQ_API_LOG_LEVEL", "INFO").u
 # prometheus_client's multiprocess mode: every worker writes its samples to files in one
 # directory and /metrics sums them. It is set here, in the master before it forks the workers (which
 # import prometheus_client later); `es-faq serve` imports this file too, so nothing happens at import.
-_created_dirs = []
+_created_dirs: list[str] = []
 
 
 def on_starting(server):

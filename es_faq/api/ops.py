@@ -5,17 +5,15 @@ from __future__ import annotations
 from elasticsearch import ApiError, TransportError
 from flask import Blueprint, Response, current_app, jsonify
 
+from ..config import mask_url
 from ..errors import EsFaqError
 from ..es import unreachable
 from ..pipeline import Searcher
 from . import metrics, openapi
+from .context import current_searcher as _searcher
 from .errors import error_response
 
 ops = Blueprint("ops", __name__)
-
-
-def _searcher() -> Searcher:
-    return current_app.extensions["es_faq.searcher"]
 
 
 @ops.get("/healthz")
@@ -23,7 +21,7 @@ def healthz():
     """The process is up and its models loaded (create_app fails otherwise); asks nothing of Elasticsearch."""
     searcher = _searcher()
     embedder = searcher.embedder
-    reranker = searcher.reranker if searcher.settings.search_mode == "rerank" else None
+    reranker = searcher.reranker if searcher.settings.uses_reranker else None
     return jsonify({"status": "ok", "model": embedder.manifest.name, "provider": embedder.provider,
                     "reranker": {"model": reranker.manifest.name, "provider": reranker.provider} if reranker else None})
 
@@ -36,7 +34,7 @@ def readiness(searcher: Searcher) -> dict[str, dict]:
     try:
         health = client.cluster.health().body
         checks["elasticsearch"] = {"ok": health["status"] != "red",
-                                   "detail": f"cluster {health['status']} at {settings.es_url}"}
+                                   "detail": f"cluster {health['status']} at {mask_url(settings.es_url)}"}
     except (TransportError, ApiError) as exc:
         checks["elasticsearch"] = {"ok": False, "detail": unreachable(settings, exc).message}
     alias = settings.index_alias
@@ -56,7 +54,7 @@ def readiness(searcher: Searcher) -> dict[str, dict]:
     except EsFaqError as exc:
         checks["model"] = {"ok": False, "detail": exc.message}
         checks["execution_provider"] = {"ok": False, "detail": "no model loaded"}
-    if settings.search_mode == "rerank":
+    if settings.uses_reranker:
         try:
             reranker = searcher.reranker
             checks["reranker"] = {"ok": True, "detail": f"{reranker.manifest.name} on {reranker.provider}"}

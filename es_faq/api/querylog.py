@@ -87,7 +87,7 @@ class QueryLog:
 
     # --- the writer thread ------------------------------------------------------------------------
 
-    def start(self) -> "QueryLog":
+    def start(self) -> QueryLog:
         self._thread = threading.Thread(target=self._run, name="es-faq-querylog", daemon=True)
         self._thread.start()
         return self
@@ -117,7 +117,7 @@ class QueryLog:
         body = json.loads((MAPPINGS_DIR / "querylog.json").read_text(encoding="utf-8"))
         try:
             self.client.indices.put_index_template(name=self.prefix, index_patterns=[f"{self.prefix}-*"],
-                                                   template=body, _meta={"es_faq": "query log"})
+                                                   template=body, meta={"es_faq": "query log"})
         except (TransportError, ApiError) as exc:
             log.warning("query log template not written; will retry", extra={"error": type(exc).__name__})
             return False
@@ -136,7 +136,7 @@ class QueryLog:
 
     def _write_batches(self) -> None:
         while True:
-            batch = []
+            batch: list[tuple[str, dict]] = []
             while len(batch) < self.settings.query_log_batch_size:
                 try:
                     batch.append(self._queue.get_nowait())
@@ -161,6 +161,7 @@ class QueryLog:
         try:
             ok, errors = bulk(self.client, [action for _, action in batch], raise_on_error=False,
                               stats_only=False)
+            assert isinstance(errors, list)  # without stats_only: the failed items, not a count
         except (TransportError, ApiError, BulkIndexError) as exc:
             # Dropped, not retried: the query log must never hold memory or threads for an outage.
             log.warning("query log batch dropped", extra={"error": type(exc).__name__, "docs": len(batch)})

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from flask import Blueprint, current_app, g, jsonify, request
 
 from ..errors import InvalidInput
-from ..pipeline import Searcher
+from ..es import check_engine
 from ..retrieve import Hit, fetch_faq
 from . import metrics
+from .context import current_searcher as _searcher
 from .errors import FaqNotFound, InvalidJson, UnsupportedMediaType
 from .querylog import FEEDBACK, QueryLog
 
@@ -40,10 +41,6 @@ class SearchRequest:
     debug: bool = False
 
 
-def _searcher() -> Searcher:
-    return current_app.extensions["es_faq.searcher"]
-
-
 def _text(value, name: str) -> str:
     if not isinstance(value, str):
         raise InvalidInput(f"{name} must be a string")
@@ -58,6 +55,10 @@ def _json_body():
     if not request.is_json:
         raise UnsupportedMediaType("send the body as application/json")
     data = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
+    if request.content_length is None and len(data) >= current_app.config["MAX_CONTENT_LENGTH"]:
+        # A chunked body (no Content-Length) is cut at the limit without an error; reading on
+        # past it is what raises the 413 (werkzeug's LimitedStream).
+        request.stream.read(1)
     try:
         return json.loads(data)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
@@ -136,12 +137,14 @@ def _hit(hit: Hit, debug: bool) -> dict:
 @v1.post("/search")
 def search():
     params = parse_search(_json_body())
+    check_engine(_searcher().settings)  # before the embedding: a refused search costs nothing
     result = _searcher().search(params.query, params.k, params.mode, category=params.category,
                                 matches=params.debug, explain=params.debug)
     metrics.observe_stages(result.timings_ms)
     metrics.observe_decision(result.decision.action)
-    if _querylog():
-        _querylog().log_search(g.request_id, result, params.channel_id, params.user_id)
+    querylog = _querylog()
+    if querylog:
+        querylog.log_search(g.request_id, result, params.channel_id, params.user_id)
     out = {"request_id": g.request_id, "query": result.query, "mode": result.mode,
            "k": params.k or _searcher().settings.search_k, "decision": result.decision.as_dict(),
            "hits": [_hit(h, params.debug) for h in result.hits], "timings_ms": result.timings_ms}

@@ -40,10 +40,13 @@ def sync() -> None:
 @sync.command("full")
 @alias_option
 @click.option("--no-progress", is_flag=True, help="No progress bar (for logs).")
+# The admin reindex takes the writer lock itself (so a second request gets 409 at once) and hands
+# its lease over to the process it starts.
+@click.option("--adopt-lock", default=None, hidden=True, metavar="OWNER")
 @pass_settings
-def full(settings: Settings, alias: str | None, no_progress: bool) -> None:
+def full(settings: Settings, alias: str | None, no_progress: bool, adopt_lock: str | None) -> None:
     """Read every FAQ into a new index version, verify it, swap the alias; also how to re-embed."""
-    report = _sync(settings, alias).full(progress=not no_progress)
+    report = _sync(settings, alias).full(progress=not no_progress, adopt=adopt_lock)
     _list_problems(report)
     _emit(report.as_dict())
 

@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable, Iterable, Iterator
 
 from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
 
 from ..analyze import Analyzer
-from ..dictionary import DictionaryStore
 from ..config import Settings
+from ..dictionary import DictionaryStore
 from ..embed import Embedder
 from ..errors import DataError, EngineUnavailable, EsFaqError, IndexMissing, SourceUnavailable, SyncBusy
 from ..es import make_client, unreachable
-from ..index import build, content_hash, faq_documents, live_indices, prune
-from ..kb import Faq
+from ..index import build, check_alias, content_hash, faq_documents, live_indices, lock_alias
+from ..kb import BadRecord, Faq
+from ..lock import Lock
 from .source import BadRow, Change, MySqlSource
-from .state import Lock, SyncState
+from .state import SyncState
 
 LISTED = 100  # ids or rows listed per kind in a report; the counts are always complete
 
@@ -32,7 +33,7 @@ class SyncReport:
     upserted: int = 0
     unchanged: int = 0
     deleted: int = 0
-    skipped: list[BadRow] = field(default_factory=list)
+    skipped: list[BadRecord] = field(default_factory=list)  # BadRows, passed on by index.build
     cleaned: list[str] = field(default_factory=list)
     watermark: dict | None = None
     seconds: float = 0.0
@@ -68,7 +69,7 @@ class Sync:
     def __init__(self, settings: Settings, alias: str | None = None, client: Elasticsearch | None = None,
                  analyzer: Analyzer | None = None, embedder: Embedder | None = None):
         self.settings = settings
-        self.alias = alias or settings.index_alias
+        self.alias = check_alias(alias or settings.index_alias)
         self.client = client or make_client(settings)
         self.source = MySqlSource(settings)
         self.state = SyncState(self.client, self.alias, settings)
@@ -93,18 +94,22 @@ class Sync:
                                "run `es-faq sync full` first")
         return live[0]
 
-    def full(self, progress: bool = True) -> SyncReport:
-        """Read a consistent snapshot into a new version, verify it, swap the alias, prune old versions."""
+    def _lock(self, command: str, wait_s: float = 0.0, adopt: str | None = None) -> tuple[Lock, list[str]]:
+        """The alias's writer lock, shared with `index load` and rollback, and the orphans it cleared."""
+        return lock_alias(self.client, self.settings, self.alias, command, wait_s, adopt)
+
+    def full(self, progress: bool = True, adopt: str | None = None) -> SyncReport:
+        """Read a consistent snapshot into a new version, verify it, swap the alias, prune old versions.
+
+        `adopt`: the owner of a writer lease taken for this run by the admin reindex."""
         started = time.monotonic()
-        with self.state.lock("full", wait_s=self.settings.mysql_lock_ttl_s) as lock:
-            # Under the lock no other build of this alias runs, so every incomplete version is a
-            # killed build's leftover.
-            orphans = prune(self.client, self.alias, self.settings.index_keep_versions, orphans=True)
+        lock, orphans = self._lock("full", wait_s=self.settings.mysql_lock_ttl_s, adopt=adopt)
+        with lock:
             with self.source.snapshot() as snapshot:
                 total, mark = snapshot.count(), snapshot.high_mark()
                 records = lock.guard(self._counted(snapshot.records(), snapshot, total))
                 loaded = build(self.client, self.settings, records, self.analyzer, self.embedder, alias=self.alias,
-                               skip_bad=True, total=total, progress=progress,
+                               skip_bad=True, total=total, progress=progress, lock=lock,
                                meta={"source": self.source.url, "sync_watermark": mark})
         seconds = time.monotonic() - started
         return SyncReport("full", self.alias, loaded.index, upserted=loaded.faqs, skipped=loaded.skipped,
@@ -124,7 +129,8 @@ class Sync:
         """Write the rows changed since the live version's watermark; move the mark after each written page."""
         started = time.monotonic()
         batch = self.settings.mysql_batch_size
-        with self.state.lock("incremental") as lock:
+        lock, _ = self._lock("incremental")
+        with lock:
             version = self._live_version()
             report = SyncReport("incremental", self.alias, version)
             mark = self.state.watermark(version)
@@ -187,6 +193,7 @@ class Sync:
         lock.check()
         _, errors = helpers.bulk(self.client.options(request_timeout=120), actions, index=version,
                                  chunk_size=500, raise_on_error=False)
+        assert isinstance(errors, list)  # without stats_only: the failed items, not a count
         errors = [e for e in errors if e.get("delete", {}).get("status") != 404]
         if errors:
             raise EsFaqError(f"Elasticsearch rejected {len(errors)} documents, first: {errors[0]}; "
@@ -196,7 +203,8 @@ class Sync:
     def check(self, repair: bool = False) -> dict:
         """Compare MySQL with the live version by id and content hash; `repair` rewrites what differs."""
         started = time.monotonic()
-        with self.state.lock("check", wait_s=self.settings.mysql_lock_ttl_s) as lock:
+        lock, _ = self._lock("check", wait_s=self.settings.mysql_lock_ttl_s)
+        with lock:
             version = self._live_version()
             wanted: dict[str, str] = {}
             bad: list[BadRow] = []

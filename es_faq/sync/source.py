@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterator
 from urllib.parse import parse_qs, unquote, urlparse
 
 import pymysql
@@ -149,7 +149,8 @@ class MySqlSource:
 
     def _record(self, row: tuple, similar: list, number: int) -> tuple[Faq | BadRow, list[str]]:
         """One FAQ from its row and its similar questions: cleaned, or a BadRow saying why not."""
-        faq_id, notes = row[0], []
+        faq_id = row[0]
+        notes: list[str] = []
         try:
             question, answer, category = (_text(row[i], name) for i, name in ((1, "question"), (2, "answer"),
                                                                                  (3, "category")))
@@ -198,7 +199,7 @@ class MySqlSource:
             yield current, similar
 
     @contextlib.contextmanager
-    def snapshot(self) -> Iterator["Snapshot"]:
+    def snapshot(self) -> Iterator[Snapshot]:
         """A read-only transaction: the count, the high mark and the rows all describe one moment."""
         with self._connection() as conn:
             with conn.cursor() as cur:

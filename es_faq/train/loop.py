@@ -23,11 +23,9 @@ from ..errors import ModelError
 from ..evaluate import ensure_bench_index
 from ..export import onnx_export
 from ..fetch import sha256_of
-from ..models import MANIFEST_DIR, Manifest, load_tokenizer
+from ..models import MANIFEST_DIR, RECIPE_FILE, load_tokenizer
 from ..pipeline import Searcher
 from .mine import Group, load_groups, mine, save_groups
-
-RECIPE_FILE = "training.json"
 
 
 def bench_path(settings: Settings, bench: str) -> Path:
@@ -121,7 +119,8 @@ def fine_tune(model, groups: list[Group], batch_loss, *, epochs: int, batch_size
     return losses
 
 
-def _mined(searcher: Searcher, index: str, bench: Path, recipe: dict, settings: Settings, progress: bool) -> list[Group]:
+def _mined(searcher: Searcher, index: str, bench: Path, recipe: dict, settings: Settings,
+           progress: bool) -> list[Group]:
     """Mined groups, cached by everything they depend on (mining a large bench takes minutes)."""
     key = {"faqs": sha256_of(bench / "faqs.jsonl"), "queries": sha256_of(bench / "queries.jsonl"),
            "model": searcher.embedder.manifest.name, "dictionary_version": searcher.analyzer.rewriter.version,
@@ -162,7 +161,7 @@ def run(settings: Settings, task: str, bench: Path, name: str, recipe: dict, bui
         for extra in staged.iterdir():  # optimum's config files: the manifest says what is needed
             if extra not in files.values():
                 extra.unlink()
-        record = {"name": name, "task": task, "recipe": recipe, "examples": len(groups), "epoch_losses": losses,
+        record: dict = {"name": name, "task": task, "recipe": recipe, "examples": len(groups), "epoch_losses": losses,
                   "device": str(device()), "seconds": round(time.monotonic() - started, 1),
                   "files": {role: {"path": p.name, "sha256": sha256_of(p)} for role, p in files.items()}}
         (staged / RECIPE_FILE).write_text(json.dumps(record, ensure_ascii=False, indent=2) + "\n")
@@ -170,24 +169,10 @@ def run(settings: Settings, task: str, bench: Path, name: str, recipe: dict, bui
             shutil.rmtree(target)
         staged.rename(target)
     manifest = {"name": name, "task": task,
-                "description": f"fine-tuned by `es-faq train {recipe['task']}` from bge-small-zh-v1.5 on {recipe['bench']}",
+                "description": f"fine-tuned by `es-faq train {recipe['task']}` from bge-small-zh-v1.5 "
+                               f"on {recipe['bench']}",
                 "license": "MIT (base weights)", "source": {"train": recipe},
                 "files": {role: {"path": spec["path"]} for role, spec in record["files"].items()},
                 "max_tokens": recipe["max_tokens"], **manifest_extra}
     (MANIFEST_DIR / f"{name}.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n")
     return record
-
-
-def recipe_problem(manifest: Manifest, settings: Settings) -> str | None:
-    """Why a trained model's cached files do not answer its manifest's recipe, or None."""
-    record = manifest.file(settings, "model").parent / RECIPE_FILE
-    if not record.exists():
-        return f"{record} is missing"
-    trained = json.loads(record.read_text(encoding="utf-8"))
-    if trained.get("recipe") != manifest.source["train"]:
-        return f"{manifest.name} in the cache was trained with another recipe than onnx_models/{manifest.name}.json"
-    for role, spec in trained["files"].items():
-        path = manifest.file(settings, role)
-        if path.exists() and sha256_of(path) != spec["sha256"]:
-            return f"{path} has changed since training (sha256 differs from {record.name})"
-    return None

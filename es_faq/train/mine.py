@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from ..errors import DataError
 from ..evaluate import load_queries
-from ..kb import Faq, read_jsonl
+from ..kb import Faq, read_faqs
 from ..pipeline import Searcher
 from ..rerank import candidate_texts
 
@@ -43,7 +43,7 @@ def training_queries(bench: Path, faqs: dict[str, Faq], limit: int | None = None
 
 def mine(searcher: Searcher, index: str, bench: Path, depth: int = 30, limit: int | None = None,
          seed: int = 13, progress: bool = True) -> list[Group]:
-    faqs = {faq.id: faq for faq in read_jsonl(bench / "faqs.jsonl")}
+    faqs = {faq.id: faq for faq in read_faqs(bench / "faqs.jsonl")}
     groups = []
     queries = training_queries(bench, faqs, limit, seed)
     for query, gold in tqdm(queries, desc="mining hard negatives", unit="query", disable=not progress):

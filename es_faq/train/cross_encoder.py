@@ -1,0 +1,400 @@
+"""`es-faq train reranker`: the cross-encoder that decides, trained pointwise on labelled pairs.
+
+Binary cross-entropy on (query, question) pairs gives a logit whose sigmoid already means "these two
+ask the same thing", which is what the answer decision needs (a listwise loss only orders
+candidates). The run lives in one directory: the built pairs, a checkpoint every few hundred steps
+(model, optimiser, schedule, step), dev metrics in log.jsonl, and the final weights. Started again
+with the same recipe it resumes where the checkpoint left off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ..config import Settings
+from ..errors import ModelError
+from ..pair_eval import metrics
+from .base import load_base
+from .loop import device, encode
+from .pairs import Pair, bench_groups, corpus_file, dedupe, group_pairs, mined_pairs, read_pairs
+
+DEFAULTS = {
+    # train.tsv of each. afqmc is inside atec; atec-preprocessed is atec's rest with altered text.
+    "corpora": ["bq", "atec", "chip2019"],
+    "benches": ["diac"],  # their train groups: paraphrases, near-misses, mined negatives
+    "bench_repeat": 2,  # bench pairs are few and in the decision's own shape: seen this many times an epoch
+    "mined_per_query": 2,
+    # At most this many pairs of each corpus (a seeded sample): sized so that one epoch fits a
+    # 180-minute session on 2 CPU cores (docs/training.md).
+    "corpus_limit": 25000,
+    "dev": {"bq": 400, "afqmc": 400, "lcqmc": 400},  # dev pairs scored every eval_every steps
+    "epochs": 1,
+    "batch_size": 32,
+    "lr": 6e-5,
+    "head_lr": 1e-3,  # the pooler and classifier start from random weights
+    "warmup": 0.05,
+    "max_tokens": 80,  # the pair; 95% of corpus pairs fit
+    # bf16 autocast: on the 2-core Xeon here (avx512_bf16, no AMX) torch's bf16 matmul ran at 136
+    # GFLOP/s against fp32's 227, and a training step was slower; worth it on GPUs (docs/training.md).
+    "bf16": False,
+    "seed": 13,
+    "eval_every": 500,
+    "checkpoint_every": 200,
+}
+CHECKPOINT = "checkpoint.pt"
+FINAL = "final"
+
+
+def recipe_of(**options) -> dict:
+    recipe = {"task": "reranker", **DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
+    unknown = set(recipe) - set(DEFAULTS) - {"task"}
+    if unknown:
+        raise ModelError(f"unknown training options: {', '.join(sorted(unknown))}")
+    return recipe
+
+
+def _digest(data) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def build_pairs(settings: Settings, recipe: dict, run_dir: Path, progress: bool = True) -> list[Pair]:
+    """Corpus pairs (read, then sampled to corpus_limit) plus the benches' pairs, which are built once
+    per recipe and kept in the run directory (mining takes minutes)."""
+    pairs: list[Pair] = []
+    for corpus in recipe["corpora"]:
+        pairs += read_pairs(corpus_file(settings.pairs_dir, corpus, "train"), corpus, recipe["corpus_limit"],
+                            recipe["seed"])
+    keys = ("benches", "mined_per_query", "seed")
+    cache = run_dir / f"bench-pairs-{_digest({k: recipe[k] for k in keys})}.tsv"
+    if not cache.exists():
+        _write_cache(cache, _bench_pairs(settings, recipe, progress))
+    return pairs + _read_cache(cache) * recipe["bench_repeat"]
+
+
+def _bench_pairs(settings: Settings, recipe: dict, progress: bool) -> list[Pair]:
+    from ..evaluate import ensure_bench_index
+    from ..pipeline import Searcher
+    from .loop import bench_path
+
+    pairs: list[Pair] = []
+    for bench_name in recipe["benches"]:
+        bench = bench_path(settings, bench_name)
+        groups = bench_groups(bench, "train")
+        own = group_pairs(groups, bench.name, recipe["seed"])
+        if recipe["mined_per_query"]:
+            searcher = Searcher(settings)
+            index = ensure_bench_index(searcher, bench, progress)
+            own += mined_pairs(searcher, index, groups, bench.name, recipe["mined_per_query"], progress=progress)
+        pairs += dedupe(own)
+    return pairs
+
+
+def _write_cache(path: Path, pairs: list[Pair]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".part")
+    with partial.open("w", encoding="utf-8") as fh:
+        for p in pairs:
+            fh.write(f"{p.text1}\t{p.text2}\t{p.label}\t{p.source}\n")
+    partial.rename(path)
+
+
+def _read_cache(path: Path) -> list[Pair]:
+    out = []
+    for line in path.open(encoding="utf-8"):
+        a, b, label, source = line.rstrip("\n").split("\t")
+        out.append(Pair(a, b, int(label), source))
+    return out
+
+
+def dev_pairs(settings: Settings, recipe: dict) -> dict[str, list[Pair]]:
+    return {corpus: read_pairs(corpus_file(settings.pairs_dir, corpus, "dev"), corpus, n, recipe["seed"])
+            for corpus, n in recipe["dev"].items()}
+
+
+def batches(pairs: list[Pair], batch_size: int, seed: int) -> list[list[int]]:
+    """One epoch's batches of pair indices: shuffled, then length-sorted within windows of 50
+    batches so padding stays short, then the batches shuffled again. Deterministic per seed."""
+    rng = random.Random(seed)
+    order = list(range(len(pairs)))
+    rng.shuffle(order)
+    window = batch_size * 50
+    out = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start:start + window], key=lambda i: len(pairs[i].text1) + len(pairs[i].text2))
+        out += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(out)
+    return out
+
+
+def predict(model, tokenizer, pairs: list[Pair], batch_size: int = 128, bf16: bool = False) -> np.ndarray:
+    import torch
+
+    model.eval()
+    dev = device()
+    out = []
+    with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+        for start in range(0, len(pairs), batch_size):
+            chunk = pairs[start:start + batch_size]
+            logits = model(**encode(tokenizer, [(p.text1, p.text2) for p in chunk], dev)).logits[:, 0]
+            out.append(logits.float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+
+
+def _save(path: Path, state: dict) -> None:
+    import torch
+
+    partial = path.with_suffix(".part")
+    torch.save(state, partial)
+    partial.replace(path)  # a kill mid-write leaves the previous checkpoint whole
+
+
+def fit(settings: Settings, recipe: dict, run_dir: Path, progress: bool = True,
+        stop_after: int | None = None) -> dict | None:
+    """Train (or resume) the run in `run_dir`; returns the training record, or None when it stopped
+    after `stop_after` steps of this run with a checkpoint to resume from."""
+    import torch
+    from transformers import BertForSequenceClassification, get_linear_schedule_with_warmup
+
+    from ..models import load_tokenizer
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    recipe_file = run_dir / "recipe.json"
+    if recipe_file.exists() and json.loads(recipe_file.read_text()) != recipe:
+        raise ModelError(f"{run_dir} holds a run with another recipe; remove it or train under another name")
+    recipe_file.write_text(json.dumps(recipe, indent=2, ensure_ascii=False) + "\n")
+    started = time.monotonic()
+    pairs = build_pairs(settings, recipe, run_dir, progress)
+    dev_sets = dev_pairs(settings, recipe)
+    torch.manual_seed(recipe["seed"])
+    model, tokenizer_file = load_base(settings, BertForSequenceClassification, num_labels=1)
+    tokenizer = load_tokenizer(tokenizer_file, recipe["max_tokens"])
+    tokenizer.enable_padding(pad_to_multiple_of=8)  # few distinct shapes: oneDNN reuses its kernels
+    # The word embeddings (10.8M of 24M weights) stay as bge trained them: updating them costs a
+    # third of a CPU step and the pairs cover a small part of the vocabulary.
+    model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
+    dev = device()
+    model.to(dev)
+    per_epoch = math.ceil(len(pairs) / recipe["batch_size"])
+    total = per_epoch * recipe["epochs"]
+    head = [p for n, p in model.named_parameters() if not n.startswith("bert.embeddings") and
+            not n.startswith("bert.encoder")]
+    encoder = [p for n, p in model.named_parameters()
+               if n.startswith(("bert.embeddings", "bert.encoder")) and p.requires_grad]
+    optimizer = torch.optim.AdamW([{"params": encoder, "lr": recipe["lr"]},
+                                   {"params": head, "lr": recipe["head_lr"]}], weight_decay=0.01)
+    schedule = get_linear_schedule_with_warmup(optimizer, max(1, int(total * recipe["warmup"])), total)
+    step, seconds = 0, 0.0
+    checkpoint = run_dir / CHECKPOINT
+    if checkpoint.exists():
+        state = torch.load(checkpoint, map_location=dev, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        step, seconds = state["step"], state["seconds"]
+        if "rng" in state:  # dropout continues as if never interrupted
+            torch.set_rng_state(state["rng"])
+    log_path = run_dir / "log.jsonl"
+    labels = torch.tensor([p.label for p in pairs], dtype=torch.float32)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    running = []
+    bf16 = recipe["bf16"]
+
+    def evaluate_dev() -> dict:
+        out = {}
+        for corpus, rows in dev_sets.items():
+            logits = predict(model, tokenizer, rows, bf16=bf16)
+            out[corpus] = metrics(logits, np.array([p.label for p in rows]), 0.0)
+        model.train()
+        return out
+
+    def save() -> None:
+        _save(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                           "schedule": schedule.state_dict(), "step": step, "rng": torch.get_rng_state(),
+                           "seconds": seconds + time.monotonic() - resumed_at})
+
+    resumed_at = time.monotonic()
+    first_step = step
+    model.train()
+    order: tuple[int, list[list[int]]] = (-1, [])
+    with tqdm(total=total, initial=step, desc="training cross-encoder", unit="step", disable=not progress) as bar:
+        while step < total:
+            epoch, index = divmod(step, per_epoch)
+            if order[0] != epoch:
+                order = (epoch, batches(pairs, recipe["batch_size"], recipe["seed"] + epoch))
+            batch = order[1][index]
+            features = encode(tokenizer, [(pairs[i].text1, pairs[i].text2) for i in batch], dev)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+                logits = model(**features).logits[:, 0]
+            loss = loss_fn(logits.float(), labels[batch].to(dev))
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad()
+            step += 1
+            running.append(loss.item())
+            bar.update()
+            bar.set_postfix(loss=f"{np.mean(running[-50:]):.3f}")
+            if step % recipe["checkpoint_every"] == 0 or step == total:
+                save()
+            if step % recipe["eval_every"] == 0 or step == total:
+                entry = {"step": step, "loss": round(float(np.mean(running[-recipe["eval_every"]:])), 4),
+                         "seconds": round(seconds + time.monotonic() - resumed_at, 1), "dev": evaluate_dev()}
+                with log_path.open("a", encoding="utf-8") as log:
+                    log.write(json.dumps(entry) + "\n")
+            if stop_after is not None and step - first_step >= stop_after and step < total:
+                save()
+                return None
+    final = run_dir / FINAL
+    model.save_pretrained(final)
+    record = {"recipe": recipe, "pairs": len(pairs), "steps": total, "device": str(dev),
+              "train_seconds": round(seconds + time.monotonic() - resumed_at, 1),
+              "wall_seconds_this_run": round(time.monotonic() - started, 1),
+              "sources": _count_sources(pairs), "dev": evaluate_dev(), "torch": torch.__version__,
+              "threads": torch.get_num_threads()}
+    (final / "training.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+    return record
+
+
+def _count_sources(pairs: list[Pair]) -> dict:
+    out: dict[str, dict[str, int]] = {}
+    for p in pairs:
+        counts = out.setdefault(p.source, {"positive": 0, "negative": 0})
+        counts["positive" if p.label else "negative"] += 1
+    return out
+
+
+# Terms of the data a model was trained on (../shared/data/pairs/README.md, faq-bench/README.md).
+DATA_TERMS = {
+    "bq": "BQ corpus (HIT-SZ ICRC; LUGE agreement): non-commercial research or teaching only, credit HIT-SZ ICRC",
+    "atec": "ATEC 2018 competition data (Ant Financial): terms not stated",
+    "atec-preprocessed": "ATEC 2018 competition data (Ant Financial): terms not stated",
+    "afqmc": "AFQMC (Ant Financial / CLUE): terms not stated",
+    "chip2019": "CHIP 2019 evaluation data (Ping An): terms not stated",
+    "diac": "DIAC 2019 question groups (public copy apple55bc/AdvAttack): no licence stated, competition data "
+            "for research",
+}
+QUANTIZATIONS = ("static", "dynamic")
+QUANTIZED_OPS = ["MatMul", "Gather"]
+
+
+def training_data(recipe: dict) -> list[dict]:
+    """What the manifest says a model was trained on, with each corpus's terms."""
+    parts = [{"corpus": c, "kind": "pairs", "terms": DATA_TERMS.get(c, "unknown: check before use")}
+             for c in recipe["corpora"]]
+    parts += [{"corpus": b, "kind": "faq-bench train groups", "terms": DATA_TERMS.get(b, "unknown: check before use")}
+              for b in recipe["benches"]]
+    return parts
+
+
+class _PairReader:
+    """Calibration batches for static quantization: real training pairs, 16 to a batch."""
+
+    def __init__(self, tokenizer, pairs: list[Pair]):
+        self._batches = iter([pairs[i:i + 16] for i in range(0, len(pairs), 16)])
+        self._tokenizer = tokenizer
+
+    def get_next(self):
+        batch = next(self._batches, None)
+        if batch is None:
+            return None
+        encodings = self._tokenizer.encode_batch([(p.text1, p.text2) for p in batch])
+        return {"input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+                "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+                "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64)}
+
+
+def quantize(fp32: Path, out: Path, method: str, tokenizer=None, calibration: Sequence[Pair] = ()) -> Path:
+    """INT8 weights for the MatMuls (per channel) and the embedding table (Gather: 43 of the 58 MB
+    otherwise left in fp32). `static` fixes activation scales from calibration pairs, so a pair's
+    score does not depend on its batch-mates; `dynamic` computes them per run."""
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quant_pre_process,
+        quantize_dynamic,
+        quantize_static,
+    )
+
+    if method not in QUANTIZATIONS:
+        raise ModelError(f"quantization {method!r}: choose {' or '.join(QUANTIZATIONS)}")
+    if method == "dynamic":
+        quantize_dynamic(fp32, out, weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=QUANTIZED_OPS)
+        return out
+    prepared = out.with_name("prepared.onnx")
+    quant_pre_process(fp32, prepared, skip_symbolic_shape=True)
+    quantize_static(prepared, out, _PairReader(tokenizer, list(calibration)), quant_format=QuantFormat.QDQ,
+                    per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    op_types_to_quantize=QUANTIZED_OPS, calibrate_method=CalibrationMethod.MinMax)
+    prepared.unlink()
+    return out
+
+
+def export_reranker(settings: Settings, name: str, run_dir: Path, quantization: str = "static",
+                    calibration_size: int = 512) -> dict:
+    """The final weights of a run as ONNX (fp32 + INT8) in the model cache, and its manifest in onnx_models/."""
+    import shutil
+    import tempfile
+
+    from ..export import onnx_export
+    from ..fetch import sha256_of
+    from ..models import MANIFEST_DIR, RECIPE_FILE, load_tokenizer
+    from .base import BASE_MODEL
+
+    final = run_dir / FINAL
+    if not (final / "training.json").exists():
+        raise ModelError(f"{run_dir} has no finished training; run `es-faq train reranker {name}` first")
+    record = json.loads((final / "training.json").read_text(encoding="utf-8"))
+    recipe = record["recipe"]
+    from ..models import Manifest
+
+    base = Manifest.load(BASE_MODEL)
+    tokenizer_file = base.file(settings, "tokenizer")
+    tokenizer = load_tokenizer(tokenizer_file, recipe["max_tokens"])
+    calibration = random.Random(recipe["seed"]).sample(build_pairs(settings, recipe, run_dir, False),
+                                                        calibration_size)
+    target = settings.models_path / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{name}-") as tmp:
+        staged = Path(tmp) / "model"
+        files = onnx_export(final, staged, "text-classification", int8=False)
+        files["model_int8"] = quantize(files["model"], staged / "model_int8.onnx", quantization, tokenizer, calibration)
+        shutil.copy(tokenizer_file, staged / "tokenizer.json")
+        files["tokenizer"] = staged / "tokenizer.json"
+        for extra in staged.iterdir():  # optimum's config files: the manifest says what is needed
+            if extra not in files.values():
+                extra.unlink()
+        record["quantization"] = quantization
+        record["files"] = {role: {"path": p.name, "sha256": sha256_of(p)} for role, p in files.items()}
+        (staged / RECIPE_FILE).write_text(json.dumps(record, ensure_ascii=False, indent=2) + "\n")
+        if target.exists():
+            shutil.rmtree(target)
+        staged.rename(target)
+    manifest = {"name": name, "task": "reranker",
+                "description": "cross-encoder fine-tuned by `es-faq train reranker` from bge-small-zh-v1.5 on "
+                               "labelled Chinese question pairs; its logit says whether two questions ask the same",
+                "license": "MIT (base weights); see training_data for the terms of the data it learned from",
+                "training_data": training_data(recipe),
+                "source": {"train": recipe},
+                "files": {role: {"path": spec["path"]} for role, spec in record["files"].items()},
+                "max_tokens": recipe["max_tokens"], "quantization": f"int8-{quantization}"}
+    (MANIFEST_DIR / f"{name}.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n")
+    return record
+
+
+def train_reranker(settings: Settings, name: str, recipe: dict, progress: bool = True,
+                   quantization: str = "static") -> dict:
+    """Fit (resuming a run of the same name), then export; what `es-faq train reranker` runs."""
+    run_dir = settings.home / "train-runs" / name
+    fit(settings, recipe, run_dir, progress)
+    return export_reranker(settings, name, run_dir, quantization)

@@ -1,0 +1,119 @@
+"""Faults a client or an operator can cause, against the real node and model: a missing model, slow
+clients, malformed and oversized chunked bodies (through gunicorn, as served)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import pytest
+import requests
+import schemathesis
+
+from es_faq.api.app import create_app
+from es_faq.api.openapi import spec
+from es_faq.pipeline import Searcher
+from tests.test_api_gunicorn import Server
+
+
+def test_a_missing_model_is_a_500_that_says_how_to_get_it(settings, es, embedder, analyzer, demo_alias, tmp_path):
+    # The reranker looked for in an empty model cache: what a server that never pulled it sees. It is
+    # loaded when a search first asks for it (decide_depth 0: the decision does not load it at boot).
+    served = settings.replace(index_alias=demo_alias, query_log_enabled=False, model_dir=tmp_path, decide_depth=0,
+                              search_mode="hybrid")
+    client = create_app(served, Searcher(served, es, embedder, analyzer)).test_client()
+    response = client.post("/v1/search", json={"query": "怎么还款", "mode": "rerank"})
+    schemathesis.openapi.from_dict(spec(served))["/v1/search"]["POST"].validate_response(response)
+    error = response.get_json()["error"]
+    assert (response.status_code, error["code"]) == (500, "model_error")
+    assert "Retry-After" not in response.headers  # nothing changes by waiting
+    assert f"es-faq models pull {served.rerank_model}" in error["message"]
+
+
+def _raw(port: int, data: bytes) -> tuple[int, dict]:
+    """Send bytes as they are; the status and JSON body of the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+            head, _, body = answer.partition(b"\r\n\r\n")
+            length = [int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length")]
+            if length and len(body) >= length[0]:
+                break
+    return int(head.split()[1]), json.loads(body)
+
+
+CHUNKED = b"POST /v1/search HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+def _chunked(body: bytes, size: int = 8192) -> bytes:
+    return b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + size]), body[i:i + size])
+                    for i in range(0, len(body), size)) + b"0\r\n\r\n"
+
+
+@pytest.fixture
+def served(tmp_path, demo_alias):
+    # decide_depth 0: the decision's cross-encoder is not what these tests are about.
+    server = Server(tmp_path, {"ES_FAQ_INDEX_ALIAS": demo_alias, "ES_FAQ_QUERY_LOG_ENABLED": "false",
+                               "ES_FAQ_DECIDE_DEPTH": "0"})
+    server.wait_up()
+    yield server
+    server.stop()
+
+
+def test_slow_clients_never_keep_healthz_waiting(served):
+    stalled = []
+    try:
+        for _ in range(8):  # headers cut short
+            sock = socket.create_connection(("127.0.0.1", served.port), timeout=5)
+            sock.sendall(b"POST /v1/search HTTP/1.1\r\nHost: t\r\nContent-Ty")
+            stalled.append(sock)
+        for _ in range(3):  # a body that never finishes
+            sock = socket.create_connection(("127.0.0.1", served.port), timeout=5)
+            sock.sendall(b"POST /v1/search HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 1000\r\n\r\n{")
+            stalled.append(sock)
+        time.sleep(1.0)
+        for _ in range(10):
+            started = time.monotonic()
+            assert requests.get(f"{served.url}/healthz", timeout=2).status_code == 200
+            assert time.monotonic() - started < 1.0
+        answer = requests.post(f"{served.url}/v1/search", json={"query": "怎么注销账号", "k": 1}, timeout=10)
+        assert answer.status_code == 200
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
+def test_malformed_and_oversized_chunked_bodies_are_json_4xx(served):
+    status, body = _raw(served.port, CHUNKED + b"ZZ\r\nabc\r\n0\r\n\r\n")
+    assert (status, body["error"]["code"]) == (400, "malformed_body")
+    status, body = _raw(served.port, CHUNKED + _chunked(b'{"query": "' + b"a" * 150_000 + b'"}'))
+    assert (status, body["error"]["code"]) == (413, "body_too_large")
+    assert "65536 bytes" in body["error"]["message"]
+    status, body = _raw(served.port, CHUNKED + _chunked('{"query": "怎么注销账号", "k": 1}'.encode()))
+    assert status == 200 and len(body["hits"]) == 1  # a well-formed chunked body is served
+    assert not [line for line in served.lines() if line.get("level") == "ERROR"], "a traceback was logged"
+
+
+def test_a_node_that_keeps_failing_is_asked_again_only_by_one_probe(settings, embedder, analyzer, demo_alias):
+    with socket.socket() as sock:  # a port nothing listens on: every connection is refused, for real
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    dead = settings.replace(es_url=f"http://127.0.0.1:{port}", index_alias=demo_alias, query_log_enabled=False,
+                            engine_breaker_open_s=1.0)
+    client = create_app(dead, Searcher(dead, embedder=embedder, analyzer=analyzer)).test_client()
+
+    def message() -> str:
+        response = client.post("/v1/search", json={"query": "怎么还款"})
+        assert response.status_code == 503 and response.headers["Retry-After"]
+        return response.get_json()["error"]["message"]
+    asked = [message() for _ in range(dead.engine_breaker_failures)]
+    assert all("(ConnectionError)" in m for m in asked)  # each one went to the node
+    assert all("got no answer in time" in message() for _ in range(3))  # these did not
+    time.sleep(dead.engine_breaker_open_s)
+    assert "(ConnectionError)" in message()  # the probe, let through once the breaker's time is up
+    assert "got no answer in time" in message()

@@ -1,0 +1,57 @@
+"""Settings: every value is checked against what it may be, never guessed; each list of names is defined once."""
+
+import json
+
+import pytest
+
+from es_faq.api.openapi import SPEC_FILE
+from es_faq.config import FUSIONS, SEARCH_MODES, load_settings
+from es_faq.dictionary import KINDS
+from es_faq.errors import ConfigError
+
+
+@pytest.mark.parametrize("raw, value", [("true", True), ("ON", True), (" 1 ", True), ("yes", True),
+                                        ("false", False), ("Off", False), ("0", False), ("no", False)])
+def test_a_boolean_takes_the_usual_words(raw, value):
+    assert load_settings({"ES_FAQ_QUERY_LOG_ENABLED": raw}).query_log_enabled is value
+
+
+@pytest.mark.parametrize("raw", ["ture", "", "enabled", "2"])
+def test_an_unknown_boolean_is_refused_with_the_accepted_values(raw):
+    with pytest.raises(ConfigError, match="query_log_enabled=.*use one of true, 1, yes, on, false, 0, no or off"):
+        load_settings({"ES_FAQ_QUERY_LOG_ENABLED": raw})
+
+
+def test_a_boolean_from_the_config_file(tmp_path):
+    path = tmp_path / "es-faq.toml"
+    path.write_text("query_log_enabled = false\n", encoding="utf-8")
+    assert load_settings({"ES_FAQ_CONFIG": str(path)}).query_log_enabled is False
+
+
+def test_modes_and_fusions_are_checked_against_their_one_list():
+    assert [load_settings({"ES_FAQ_SEARCH_MODE": m}).search_mode for m in SEARCH_MODES] == list(SEARCH_MODES)
+    assert [load_settings({"ES_FAQ_FUSION": f}).fusion for f in FUSIONS] == list(FUSIONS)
+    with pytest.raises(ConfigError, match="choose bm25, vector, hybrid or rerank"):
+        load_settings({"ES_FAQ_SEARCH_MODE": "semantic"})
+    with pytest.raises(ConfigError, match="choose sum, rrf or weighted"):
+        load_settings({"ES_FAQ_FUSION": "max"})
+
+
+def _enums(node):
+    if isinstance(node, dict):
+        if "enum" in node:
+            yield [value for value in node["enum"] if value is not None]
+        for value in node.values():
+            yield from _enums(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _enums(value)
+
+
+def test_the_api_document_lists_the_same_names():
+    """openapi.json is data, so it restates the names: it must restate them all, in the same order."""
+    enums = list(_enums(json.loads(SPEC_FILE.read_text(encoding="utf-8"))))
+    modes = [e for e in enums if set(e) & set(SEARCH_MODES)]
+    kinds = [e for e in enums if set(e) & set(KINDS)]
+    assert modes and all(e == list(SEARCH_MODES) for e in modes)
+    assert kinds and all(e == list(KINDS) for e in kinds)
