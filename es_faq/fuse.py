@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .retrieve import Hit
 
 
@@ -19,18 +21,19 @@ def fuse(lists: dict[str, list[Hit]], method: str, lexical_weight: float, rrf_k:
     rrf: sum over sides of weight / (rrf_k + rank). weighted: sum of weight x min-max-normalised
     score within each side's list. A FAQ missing from one side gets nothing from it."""
     weights = {"lexical": lexical_weight, "vector": 1.0 - lexical_weight}
-    merged: dict[str, Hit] = {}
+    first: dict[str, Hit] = {}
+    matched: dict[str, dict] = {}
+    scores: dict[str, dict] = {}
     fused: dict[str, float] = {}
     for side, hits in lists.items():
         normalised = _min_max(hits) if method == "weighted" else {}
         for rank, hit in enumerate(hits, start=1):
-            kept = merged.setdefault(hit.faq_id, hit)
-            kept.matched.update(hit.matched)
-            kept.scores[side] = hit.score
+            first.setdefault(hit.faq_id, hit)
+            matched.setdefault(hit.faq_id, {}).update(hit.matched)
+            scores.setdefault(hit.faq_id, dict(first[hit.faq_id].scores))[side] = hit.score
             part = 1.0 / (rrf_k + rank) if method == "rrf" else normalised[hit.faq_id]
             fused[hit.faq_id] = fused.get(hit.faq_id, 0.0) + weights[side] * part
-    ranked = sorted(merged.values(), key=lambda h: fused[h.faq_id], reverse=True)[:k]
-    for hit in ranked:
-        hit.score = fused[hit.faq_id]
-        hit.scores["fused"] = hit.score
-    return ranked
+    ranked = sorted(first, key=lambda faq_id: fused[faq_id], reverse=True)[:k]
+    # New hits: the side lists stay as retrieval gave them (the debug stages show them unfused).
+    return [replace(first[faq_id], score=fused[faq_id], matched=matched[faq_id],
+                    scores={**scores[faq_id], "fused": fused[faq_id]}) for faq_id in ranked]

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from elasticsearch import Elasticsearch
 
 from .analyze import Analysis, Analyzer
-from .config import Settings
+from .config import SEARCH_MODES, Settings
 from .decide import Calibration, Decision, decide
 from .dictionary import DictionaryStore
 from .embed import Embedder
@@ -18,16 +18,27 @@ from .errors import InvalidInput
 from .es import make_client
 from .fuse import fuse
 from .rerank import Reranker
-from .retrieve import MODES as RETRIEVAL_MODES
 from .retrieve import Hit, build_request, build_sides, execute, execute_sides
-
-MODES = (*RETRIEVAL_MODES, "rerank")
 
 
 def _stage(hits: list[Hit], key: str | None = None) -> list[dict]:
     """A ranked list as the debug output shows it."""
     return [{"faq_id": h.faq_id, "question": h.question,
              "score": h.scores.get(key, h.score) if key else h.score} for h in hits]
+
+
+def hit_view(hit: Hit, debug: bool) -> dict:
+    """A hit as the API and the CLI show it; `debug` adds the matched questions and every score."""
+    rerank = hit.scores.get("rerank")
+    out = {"faq_id": hit.faq_id, "question": hit.question, "answer": hit.answer, "category": hit.category,
+           # What the list is ordered by: the rerank score in mode rerank, else the retrieval score.
+           "score": rerank if rerank is not None else hit.score}
+    if debug:
+        out["matched"] = hit.matched
+        # Inner hits carry each side's raw score; the fuse stage keeps them too when it merges lists.
+        side = {name: hit.matched.get(name, {}).get("score", hit.scores.get(name)) for name in ("lexical", "vector")}
+        out["scores"] = {**side, "fused": hit.score, "cross_encoder": hit.scores.get("cross_encoder"), "rerank": rerank}
+    return out
 
 
 @dataclass
@@ -43,7 +54,7 @@ class SearchResult:
 
     def as_dict(self, debug: bool = False) -> dict:
         out = {"query": self.query, "mode": self.mode, "decision": self.decision.as_dict(),
-               "hits": [h.as_dict() for h in self.hits], "timings_ms": self.timings_ms}
+               "hits": [hit_view(h, debug) for h in self.hits], "timings_ms": self.timings_ms}
         if debug:
             out["analysis"] = self.analysis.as_dict()
             out["es_request"] = self.request
@@ -102,8 +113,8 @@ class Searcher:
         """`mode` defaults to search_mode. `explain` adds every stage's ranking (one more ES round
         trip for the two sides); `exclude` hides FAQ ids as if they were not indexed."""
         mode = self.settings.search_mode if mode is None else mode
-        if mode not in MODES:
-            raise InvalidInput(f"mode must be one of {', '.join(MODES)}")
+        if mode not in SEARCH_MODES:
+            raise InvalidInput(f"mode must be one of {', '.join(SEARCH_MODES)}")
         query, k = self.validate(query, k)
         reranking = mode == "rerank"
         retrieval = "hybrid" if reranking else mode

@@ -14,11 +14,10 @@ from elasticsearch import Elasticsearch, NotFoundError
 from elasticsearch.dsl import MultiSearch, Q, Search
 from elasticsearch.dsl.query import Query
 
-from .config import RETRIEVAL_MODES, Settings
+from .config import Settings
 from .errors import IndexMissing
 from .es import engine_errors, unreachable
 
-MODES = RETRIEVAL_MODES  # the name pipeline.py imports
 SOURCE_FIELDS = ["faq_id", "question", "answer", "category"]
 T = TypeVar("T")
 

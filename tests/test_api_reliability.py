@@ -107,55 +107,6 @@ class Load:
 
 
 @pytest.mark.requires_es  # an installed engine, which a reachable node stands for
-def test_engine_killed_under_load(throwaway_node, tmp_path):
-    server = Server(tmp_path, {"ES_FAQ_ES_URL": KILL_ES_URL, "ES_FAQ_INDEX_ALIAS": ALIAS,
-                               "ES_FAQ_ENGINE_DIR": str(KILL_ENGINE_DIR)})
-    try:
-        server.wait_up()
-        workers = server.worker_pids()
-        assert requests.get(f"{server.url}/readyz", timeout=10).status_code == 200
-        load = Load(server.url).start()
-
-        time.sleep(3)
-        killed_at = time.monotonic()
-        kill_node(throwaway_node)
-        time.sleep(5)
-        ready = requests.get(f"{server.url}/readyz", timeout=10)
-        restart_at = time.monotonic()
-        engine.up(throwaway_node, echo=lambda message: None)  # ~30 s; the load goes on meanwhile
-        up_at = time.monotonic()
-        # Searches come back once the breaker's probe finds the node answering within
-        # search_timeout_s (a node that just booted is slow at first): wait for three.
-        while sum(o.status == 200 for o in load.between(up_at, float("inf"))) < 3 and time.monotonic() < up_at + 90:
-            time.sleep(0.5)
-        time.sleep(2)
-        outcomes = load.stop()
-        recovered_ready = requests.get(f"{server.url}/readyz", timeout=10)
-
-        healthy = [o for o in outcomes if o.sent_at + o.seconds < killed_at]  # answered before the kill
-        assert healthy and all(o.status == 200 for o in healthy), sorted({(o.status, o.code) for o in healthy})
-        # Once the node is dead (allowing for requests in flight), every search fails fast with 503.
-        outage = load.between(killed_at + 0.5, restart_at)
-        assert len(outage) >= 20
-        assert {(o.status, o.code) for o in outage} == {(503, "engine_unavailable")}
-        assert all(o.retry_after and int(o.retry_after) > 0 for o in outage)
-        assert max(o.seconds for o in outage) < 2.5, "a dead node must fail fast, not wait for es_timeout_s"
-        assert ready.status_code == 503 and not ready.json()["checks"]["elasticsearch"]["ok"]
-        # While the node boots it answers 503s of its own; whatever it says, the API never gives a 500
-        # or no answer, and nothing waits longer than the client timeout.
-        assert {o.status for o in outcomes} <= {200, 503}
-        assert max(o.seconds for o in outcomes) < throwaway_node.es_timeout_s + 2
-        # Back by itself, without a restart of the API.
-        after = [o.status for o in load.between(up_at, float("inf"))]
-        assert after.count(200) >= 3, after
-        assert recovered_ready.status_code == 200
-        assert server.proc.poll() is None and server.worker_pids() == workers, "a worker crashed"
-        warnings = [line for line in server.lines() if line.get("error_code") == "engine_unavailable"]
-        assert warnings and all(line["level"] == "WARNING" and line["status"] == 503 for line in warnings)
-    finally:
-        server.stop()
-
-
 def test_engine_hung_under_load(throwaway_node, tmp_path):
     """`kill -STOP` of the node: searches answer 503 in about search_timeout_s, /healthz at once,
     /readyz fails within its own timeout; `kill -CONT` and searches are served again."""
@@ -210,4 +161,53 @@ def test_engine_hung_under_load(throwaway_node, tmp_path):
         assert after.count(200) >= 3 and after[-1] == 200, after  # served again, without a restart
     finally:
         os.kill(pid, signal.SIGCONT)  # never leave the node stopped, whatever failed
+        server.stop()
+
+
+def test_engine_killed_under_load(throwaway_node, tmp_path):
+    server = Server(tmp_path, {"ES_FAQ_ES_URL": KILL_ES_URL, "ES_FAQ_INDEX_ALIAS": ALIAS,
+                               "ES_FAQ_ENGINE_DIR": str(KILL_ENGINE_DIR)})
+    try:
+        server.wait_up()
+        workers = server.worker_pids()
+        assert requests.get(f"{server.url}/readyz", timeout=10).status_code == 200
+        load = Load(server.url).start()
+
+        time.sleep(3)
+        killed_at = time.monotonic()
+        kill_node(throwaway_node)
+        time.sleep(5)
+        ready = requests.get(f"{server.url}/readyz", timeout=10)
+        restart_at = time.monotonic()
+        engine.up(throwaway_node, echo=lambda message: None)  # ~30 s; the load goes on meanwhile
+        up_at = time.monotonic()
+        # Searches come back once the breaker's probe finds the node answering within
+        # search_timeout_s (a node that just booted is slow at first): wait for three.
+        while sum(o.status == 200 for o in load.between(up_at, float("inf"))) < 3 and time.monotonic() < up_at + 90:
+            time.sleep(0.5)
+        time.sleep(2)
+        outcomes = load.stop()
+        recovered_ready = requests.get(f"{server.url}/readyz", timeout=10)
+
+        healthy = [o for o in outcomes if o.sent_at + o.seconds < killed_at]  # answered before the kill
+        assert healthy and all(o.status == 200 for o in healthy), sorted({(o.status, o.code) for o in healthy})
+        # Once the node is dead (allowing for requests in flight), every search fails fast with 503.
+        outage = load.between(killed_at + 0.5, restart_at)
+        assert len(outage) >= 20
+        assert {(o.status, o.code) for o in outage} == {(503, "engine_unavailable")}
+        assert all(o.retry_after and int(o.retry_after) > 0 for o in outage)
+        assert max(o.seconds for o in outage) < 2.5, "a dead node must fail fast, not wait for es_timeout_s"
+        assert ready.status_code == 503 and not ready.json()["checks"]["elasticsearch"]["ok"]
+        # While the node boots it answers 503s of its own; whatever it says, the API never gives a 500
+        # or no answer, and nothing waits longer than the client timeout.
+        assert {o.status for o in outcomes} <= {200, 503}
+        assert max(o.seconds for o in outcomes) < throwaway_node.es_timeout_s + 2
+        # Back by itself, without a restart of the API.
+        after = [o.status for o in load.between(up_at, float("inf"))]
+        assert after.count(200) >= 3, after
+        assert recovered_ready.status_code == 200
+        assert server.proc.poll() is None and server.worker_pids() == workers, "a worker crashed"
+        warnings = [line for line in server.lines() if line.get("error_code") == "engine_unavailable"]
+        assert warnings and all(line["level"] == "WARNING" and line["status"] == 503 for line in warnings)
+    finally:
         server.stop()

@@ -1,5 +1,7 @@
 """The fuse stage: merging the lexical and vector lists of one _msearch."""
 
+import copy
+
 import pytest
 
 from es_faq.fuse import fuse
@@ -31,3 +33,16 @@ def test_weighted_normalises_each_side_and_weight_shifts_the_winner():
 def test_one_side_empty():
     ranked = fuse({"lexical": [], "vector": _hits("vector", ("x", 0.9), ("y", 0.8))}, "rrf", 0.3, 60, 5)
     assert [h.faq_id for h in ranked] == ["x", "y"]
+
+
+def test_fuse_leaves_the_side_lists_as_retrieval_gave_them():
+    """With explain on, the lexical stage must show BM25 scores, not fused ones: fuse makes new hits."""
+    lists = {"lexical": [Hit("a", "q", "", "", 12.0, {"lexical": {"text": "x"}}), Hit("b", "q", "", "", 3.0)],
+             "vector": [Hit("b", "q", "", "", 0.9, {"vector": {"text": "y"}}), Hit("a", "q", "", "", 0.8)]}
+    before = copy.deepcopy(lists)
+    for method in ("rrf", "weighted"):
+        fused = fuse(lists, method, 0.3, 60, 2)
+        assert lists == before
+        top = {h.faq_id: h for h in fused}
+        assert top["a"].scores == {"lexical": 12.0, "vector": 0.8, "fused": top["a"].score}
+        assert top["b"].matched == {"vector": {"text": "y"}}

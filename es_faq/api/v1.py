@@ -10,7 +10,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 
 from ..errors import InvalidInput
 from ..es import check_engine
-from ..retrieve import Hit, fetch_faq
+from ..retrieve import fetch_faq
 from . import metrics
 from .context import current_searcher as _searcher
 from .errors import FaqNotFound, InvalidJson, UnsupportedMediaType
@@ -121,19 +121,6 @@ def _querylog() -> QueryLog | None:
     return current_app.extensions.get("es_faq.querylog")
 
 
-def _hit(hit: Hit, debug: bool) -> dict:
-    rerank = hit.scores.get("rerank")
-    out = {"faq_id": hit.faq_id, "question": hit.question, "answer": hit.answer, "category": hit.category,
-           # The score the list is ordered by: the cross-encoder's logit when it ran, else the fused score.
-           "score": rerank if rerank is not None else hit.score}
-    if debug:
-        out["matched"] = hit.matched
-        # Inner hits carry each side's raw score; the fuse stage keeps them too when it merges lists.
-        side = {name: hit.matched.get(name, {}).get("score", hit.scores.get(name)) for name in ("lexical", "vector")}
-        out["scores"] = {**side, "fused": hit.score, "cross_encoder": hit.scores.get("cross_encoder"), "rerank": rerank}
-    return out
-
-
 @v1.post("/search")
 def search():
     params = parse_search(_json_body())
@@ -145,14 +132,8 @@ def search():
     querylog = _querylog()
     if querylog:
         querylog.log_search(g.request_id, result, params.channel_id, params.user_id)
-    out = {"request_id": g.request_id, "query": result.query, "mode": result.mode,
-           "k": params.k or _searcher().settings.search_k, "decision": result.decision.as_dict(),
-           "hits": [_hit(h, params.debug) for h in result.hits], "timings_ms": result.timings_ms}
-    if params.debug:
-        out["analysis"] = result.analysis.as_dict()
-        out["es_request"] = result.request
-        out["stages"] = result.stages
-    return jsonify(out)
+    return jsonify({"request_id": g.request_id, "k": params.k or _searcher().settings.search_k,
+                    **result.as_dict(debug=params.debug)})
 
 
 @v1.post("/feedback")
