@@ -4,8 +4,9 @@ CLI, API and eval all call `Searcher.search`."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 
 from elasticsearch import Elasticsearch
 
@@ -18,13 +19,36 @@ from .errors import InvalidInput
 from .es import make_client
 from .fuse import fuse
 from .rerank import Reranker
-from .retrieve import Hit, build_request, build_sides, execute, execute_sides
+from .retrieve import Hit, RetrievalQuery, execute, execute_sides, search_request, side_requests
 
 
 def _stage(hits: list[Hit], key: str | None = None) -> list[dict]:
     """A ranked list as the debug output shows it."""
     return [{"faq_id": h.faq_id, "question": h.question,
              "score": h.scores.get(key, h.score) if key else h.score} for h in hits]
+
+
+class Timer:
+    """Milliseconds per stage: `with timer("embed"): ...`; `total()` adds the total since creation."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.ms: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.record(stage, (time.perf_counter() - began) * 1000)
+
+    def record(self, stage: str, ms: float) -> None:
+        self.ms[stage] = self.ms.get(stage, 0.0) + ms
+
+    def total(self) -> dict[str, float]:
+        total = (time.perf_counter() - self.started) * 1000
+        return {stage: round(ms, 2) for stage, ms in {**self.ms, "total": total}.items()}
 
 
 def hit_view(hit: Hit, debug: bool) -> dict:
@@ -116,72 +140,76 @@ class Searcher:
         if mode not in SEARCH_MODES:
             raise InvalidInput(f"mode must be one of {', '.join(SEARCH_MODES)}")
         query, k = self.validate(query, k)
+        settings = self.settings
         reranking = mode == "rerank"
         retrieval = "hybrid" if reranking else mode
-        depth = max(k, self.settings.rerank_depth) if reranking else k
-        deciding = self.settings.decide_depth > 0
-        # The cross-encoder reads the matched questions; the decision needs decide_depth candidates.
-        matches = matches or reranking or explain or deciding
-        depth = max(depth, self.settings.decide_depth)
-        timings = {}
-        t0 = time.perf_counter()
-        self.analyzer.refresh()
-        analysis = self.analyzer.analyze(query, expand=True)
-        t1 = time.perf_counter()
-        timings["analyze"] = (t1 - t0) * 1000
-        vector = None
-        if retrieval != "bm25" and analysis.text:
-            vector = self.embedder.encode([analysis.text], is_query=True)[0].tolist()
-        t2 = time.perf_counter()
-        timings["embed"] = (t2 - t1) * 1000
-        index = index or self.settings.index_alias
-        fusion = self.settings.fusion
-        # Fused here, each side goes at least knn_k deep; summed by the engine, the request is `depth` deep.
-        side_depth = depth if fusion == "sum" else max(depth, self.settings.knn_k)
-        sides_args = (analysis.tokens, vector, side_depth, self.settings, category, matches, analysis.expansions,
-                      exclude)
-        lists = None
-        if retrieval == "hybrid" and fusion != "sum":
-            request = build_sides(*sides_args)
-            lists = execute_sides(self.client, self.settings, index, request)
-            t_es = time.perf_counter()
-            hits = fuse(lists, fusion, self.settings.lexical_weight, self.settings.rrf_k, depth)
-        else:
-            request = build_request(retrieval, analysis.tokens, vector, depth, self.settings, category, matches,
-                                    analysis.expansions, exclude)
-            hits = execute(self.client, self.settings, index, request)
-            t_es = time.perf_counter()
-        t3 = time.perf_counter()
-        timings["retrieve"] = (t_es - t2) * 1000
-        timings["fuse"] = (t3 - t_es) * 1000
-        stages = {}
+        depth = max(k, settings.rerank_depth if reranking else 0, settings.decide_depth)
+        timer = Timer()
+        with timer("analyze"):
+            self.analyzer.refresh()
+            analysis = self.analyzer.analyze(query, expand=True)
+        with timer("embed"):
+            vector = None
+            if retrieval != "bm25" and analysis.text:
+                vector = self.embedder.encode([analysis.text], is_query=True)[0].tolist()
+        # The cross-encoder reads the matched questions; so does explain.
+        wanted = RetrievalQuery(analysis.tokens, vector, depth, category,
+                                matches or reranking or explain or settings.decide_depth > 0,
+                                analysis.expansions, exclude)
+        index = index or settings.index_alias
+        request, hits, lists = self._retrieve(retrieval, wanted, index, timer)
+        stages: dict[str, list[dict]] = {}
         if explain:
             if lists is None and retrieval == "hybrid":  # the summed request has no per-side lists
-                lists = execute_sides(self.client, self.settings, index, build_sides(*sides_args))
+                lists = execute_sides(self.client, settings, index, side_requests(self._sides(wanted), settings))
             stages.update({side: _stage(side_hits) for side, side_hits in (lists or {}).items()})
             stages[retrieval if retrieval != "hybrid" else "fused"] = _stage(hits)
         if reranking and hits:
-            head = self.reranker.rerank(analysis.text, hits[:self.settings.rerank_depth],
-                                        self.settings.rerank_retrieval_weight)
-            hits = head + hits[self.settings.rerank_depth:]
+            with timer("rerank"):
+                head = self.reranker.rerank(analysis.text, hits[:settings.rerank_depth],
+                                            settings.rerank_retrieval_weight)
+                hits = head + hits[settings.rerank_depth:]
             if explain:
                 stages["reranked"] = _stage(head, "rerank")
-        t4 = time.perf_counter()
-        if reranking:
-            timings["rerank"] = (t4 - t3) * 1000
-        decide_depth = min(self.settings.decide_depth, len(hits))
-        if deciding and hits:
-            head = hits[:decide_depth]
-            if any("cross_encoder" not in h.scores for h in head):  # full reranking may have scored them
-                head = self.reranker.score_hits(analysis.text, head)
-            # The order stays retrieval's: on diac dev, letting the cross-encoder's best lead the
-            # top 3 lowered R@1 from 0.933 to 0.894 (docs/benchmarks.md); it verifies, it does not rank.
-            hits = head + hits[decide_depth:]
-            if explain:
-                stages["decided"] = _stage(hits[:decide_depth], "cross_encoder")
-        decision = decide(hits, decide_depth if deciding else 0, self.settings, self.calibration if deciding else None,
-                          retrieval)
-        timings["decide"] = (time.perf_counter() - t4) * 1000
-        timings["total"] = (time.perf_counter() - t0) * 1000
-        return SearchResult(query, mode, hits[:k], analysis, request, decision,
-                            {k_: round(v, 2) for k_, v in timings.items()}, stages)
+        with timer("decide"):
+            hits, decision = self._decide(analysis.text, hits, retrieval)
+        if explain and settings.decide_depth and hits:
+            stages["decided"] = _stage(hits[:settings.decide_depth], "cross_encoder")
+        return SearchResult(query, mode, hits[:k], analysis, request, decision, timer.total(), stages)
+
+    def _sides(self, wanted: RetrievalQuery) -> RetrievalQuery:
+        """Fused here, each side goes at least knn_k deep; summed by the engine, `size` is enough."""
+        if self.settings.fusion == "sum":
+            return wanted
+        return replace(wanted, size=max(wanted.size, self.settings.knn_k))
+
+    def _retrieve(self, retrieval: str, wanted: RetrievalQuery, index: str,
+                  timer: Timer) -> tuple[dict, list[Hit], dict[str, list[Hit]] | None]:
+        """The request as sent (a body, or a body per side), the hits, and the per-side lists if fused here."""
+        fusion = self.settings.fusion
+        if retrieval == "hybrid" and fusion != "sum":
+            sides = side_requests(self._sides(wanted), self.settings)
+            with timer("retrieve"):
+                lists = execute_sides(self.client, self.settings, index, sides)
+            with timer("fuse"):
+                hits = fuse(lists, fusion, self.settings.lexical_weight, self.settings.rrf_k, wanted.size)
+            return {side: search.to_dict() for side, search in sides.items()}, hits, lists
+        search = search_request(retrieval, wanted, self.settings)
+        with timer("retrieve"):
+            hits = execute(self.client, self.settings, index, search)
+        timer.record("fuse", 0.0)
+        return search.to_dict(), hits, None
+
+    def _decide(self, text: str, hits: list[Hit], retrieval: str) -> tuple[list[Hit], Decision]:
+        """The cross-encoder over the head (unless full reranking scored it), then the decision.
+
+        The order stays retrieval's: on diac dev, letting the cross-encoder's best lead the top 3
+        lowered R@1 from 0.933 to 0.894 (docs/benchmarks.md); it verifies, it does not rank."""
+        if not self.settings.decide_depth:
+            return hits, decide(hits, 0, self.settings, None, retrieval)
+        depth = min(self.settings.decide_depth, len(hits))
+        head = hits[:depth]
+        if any("cross_encoder" not in h.scores for h in head):
+            head = self.reranker.score_hits(text, head)
+        hits = head + hits[depth:]
+        return hits, decide(hits, depth, self.settings, self.calibration, retrieval)
