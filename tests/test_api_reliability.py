@@ -153,8 +153,10 @@ def test_engine_hung_under_load(throwaway_node, tmp_path):
         # Most at once (the breaker), none near es_timeout_s: at most the search's timeout and the
         # dictionary check's, which one search per worker in 5 s makes first, on a busy machine.
         seconds = sorted(o.seconds for o in hung)
-        assert seconds[len(seconds) // 2] < timeout_s + 0.5 and seconds[-1] < throwaway_node.es_timeout_s, seconds
-        assert all(status == 200 and seconds < 0.5 for status, seconds in health), health
+        # Bounds with slack for a busy CI machine (speed itself is measured by bench/drills/), yet
+        # each fails if the search waited for es_timeout_s or /healthz waited on the hung node.
+        assert seconds[len(seconds) // 2] < timeout_s + 2 and seconds[-1] < throwaway_node.es_timeout_s, seconds
+        assert all(status == 200 and seconds < timeout_s * 0.75 for status, seconds in health), health
         assert ready.status_code == 503 and ready_s < throwaway_node.api_ready_timeout_s + 1
         assert {o.status for o in outcomes} <= {200, 503}  # never a 500, never no answer
         after = [o.status for o in outcomes if o.sent_at >= resumed_at]
