@@ -20,18 +20,14 @@ import time
 import numpy as np
 
 from es_faq.config import load_settings
-from es_faq.models import load_tokenizer, onnx_session
+from es_faq.models import load_tokenizer, onnx_inputs, onnx_session
 from es_faq.pair_eval import metrics
 from es_faq.train.cross_encoder import QUANTIZATIONS, build_pairs, quantize
 from es_faq.train.pairs import corpus_file, read_pairs
 
 
 def run(session, tokenizer, pairs):
-    encodings = tokenizer.encode_batch([(p.text1, p.text2) for p in pairs])
-    feed = {"input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64)}
-    return session.run(None, feed)[0][:, 0]
+    return session.run(None, onnx_inputs(tokenizer, [(p.text1, p.text2) for p in pairs]))[0][:, 0]
 
 
 def main() -> None:

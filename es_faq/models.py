@@ -184,6 +184,14 @@ def load_tokenizer(path: Path, max_tokens: int):
     return tokenizer
 
 
+def onnx_inputs(tokenizer, items: list) -> dict[str, np.ndarray]:
+    """A BERT model's inputs for texts or (text, text) pairs, padded as the tokenizer is set up."""
+    encodings = tokenizer.encode_batch(items)
+    return {"input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64)}
+
+
 def require(manifest: Manifest, settings: Settings) -> None:
     problems = verify(manifest, settings)
     if problems:
@@ -232,11 +240,9 @@ class OnnxModel:
 
     def _run(self, items: list) -> tuple[np.ndarray, np.ndarray]:
         """The model's first output for texts or (text, text) pairs, and the attention mask."""
-        encodings = self.tokenizer.encode_batch(items)
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-        types = np.array([e.type_ids for e in encodings], dtype=np.int64)
-        return self._feed(ids, mask, types), mask
+        inputs = onnx_inputs(self.tokenizer, items)
+        return self._feed(inputs["input_ids"], inputs["attention_mask"], inputs["token_type_ids"]), \
+            inputs["attention_mask"]
 
     @cached_property
     def provider(self) -> str:

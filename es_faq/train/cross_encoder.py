@@ -307,10 +307,9 @@ class _PairReader:
         batch = next(self._batches, None)
         if batch is None:
             return None
-        encodings = self._tokenizer.encode_batch([(p.text1, p.text2) for p in batch])
-        return {"input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-                "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-                "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64)}
+        from ..models import onnx_inputs
+
+        return onnx_inputs(self._tokenizer, [(p.text1, p.text2) for p in batch])
 
 
 def quantize(fp32: Path, out: Path, method: str, tokenizer=None, calibration: Sequence[Pair] = ()) -> Path:
