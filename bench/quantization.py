@@ -22,7 +22,8 @@ import numpy as np
 from es_faq.config import load_settings
 from es_faq.models import load_tokenizer, onnx_inputs, onnx_session
 from es_faq.pair_eval import metrics
-from es_faq.train.cross_encoder import QUANTIZATIONS, build_pairs, quantize
+from es_faq.quantize import QUANTIZATIONS, quantize
+from es_faq.train.cross_encoder import build_pairs
 from es_faq.train.pairs import corpus_file, read_pairs
 
 
@@ -45,7 +46,7 @@ def main() -> None:
     variants = {"fp32": model_dir / "model.onnx"}
     for method in QUANTIZATIONS:
         variants[f"int8-{method}"] = quantize(model_dir / "model.onnx", model_dir / f"bench-int8-{method}.onnx",
-                                              method, tokenizer, calibration)
+                                              method, tokenizer, [(p.text1, p.text2) for p in calibration])
     dev = {c: read_pairs(corpus_file(settings.pairs_dir, c, "dev"), c, args.pairs, seed=11) for c in ("bq", "afqmc")}
     mixed = dev["bq"][:10] + dev["afqmc"][:10]
     for name, path in variants.items():

@@ -14,3 +14,39 @@ def test_pull_never_trains_a_missing_trained_model(settings, tmp_path):
     with pytest.raises(ModelError, match=r"does not train: train it with `es-faq train embedder \.\.\.`"):
         pull(manifest, empty)
     assert verify(manifest, empty) and not (tmp_path / "models" / "embedder-bq").exists()
+
+
+def test_quantize_ships_a_static_int8_embedder_whose_vectors_ignore_batch_mates(settings, tmp_path):
+    """`es-faq models quantize` on tiny calibration data: shipped with pinned files, pulled from
+    onnx_models/, and a text's vector equal to the bit alone or in a batch, close to fp32's."""
+    import json
+    import shutil
+
+    import numpy as np
+
+    from es_faq.embed import Embedder
+    from es_faq.models import MANIFEST_DIR
+    from es_faq.quantize import derive_static
+
+    faqs = tmp_path / "faqs.jsonl"
+    questions = ["花呗怎么延期还款", "借呗额度怎么提升", "退货运费谁出", "怎么修改收货地址", "账号怎么注销",
+                 "花呗逾期会怎样", "如何开通借呗", "信用卡还款日是哪天"]
+    faqs.write_text("".join(json.dumps({"id": str(i), "question": q, "answer": "a"}, ensure_ascii=False) + "\n"
+                            for i, q in enumerate(questions)), encoding="utf-8")
+    name = f"test-s8-{tmp_path.name[-8:]}".lower()
+    cache = settings.replace(model_dir=tmp_path / "models", embed_model=name)
+    shutil.copytree(settings.models_path / "bge-small-zh-v1.5", cache.models_path / "bge-small-zh-v1.5")
+    try:
+        derive_static(cache, "bge-small-zh-v1.5", name, [faqs], size=8, seed=1)
+        manifest = Manifest.load(name)
+        assert manifest.source["derived"]["from"] == "bge-small-zh-v1.5" and manifest.quantization == "int8-static"
+        pull(manifest, cache)  # copied from onnx_models/<name>/, sha256 checked
+        assert verify(manifest, cache) == []
+        static, fp32 = Embedder(cache), Embedder(cache, "bge-small-zh-v1.5")
+        texts = ["花呗可以推迟还吗", "借呗提额", "我想退货"]
+        together = static.encode(texts, batch_size=32)
+        assert np.array_equal(together, np.vstack([static.encode([t], batch_size=1) for t in texts]))
+        assert ((together * fp32.encode(texts)).sum(axis=1) > 0.9).all()
+    finally:
+        shutil.rmtree(MANIFEST_DIR / name, ignore_errors=True)
+        (MANIFEST_DIR / f"{name}.json").unlink(missing_ok=True)

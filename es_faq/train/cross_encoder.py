@@ -14,7 +14,6 @@ import json
 import math
 import random
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ from tqdm import tqdm
 from ..config import Settings
 from ..errors import ModelError
 from ..pair_eval import metrics
+from ..quantize import quantize
 from .base import load_base
 from .loop import device, encode
 from .pairs import Pair, bench_groups, corpus_file, dedupe, group_pairs, mined_pairs, read_pairs
@@ -283,10 +283,6 @@ DATA_TERMS = {
     "diac": "DIAC 2019 question groups (public copy apple55bc/AdvAttack): no licence stated, competition data "
             "for research",
 }
-QUANTIZATIONS = ("static", "dynamic")
-QUANTIZED_OPS = ["MatMul", "Gather"]
-
-
 def training_data(recipe: dict) -> list[dict]:
     """What the manifest says a model was trained on, with each corpus's terms."""
     parts = [{"corpus": c, "kind": "pairs", "terms": DATA_TERMS.get(c, "unknown: check before use")}
@@ -294,49 +290,6 @@ def training_data(recipe: dict) -> list[dict]:
     parts += [{"corpus": b, "kind": "faq-bench train groups", "terms": DATA_TERMS.get(b, "unknown: check before use")}
               for b in recipe["benches"]]
     return parts
-
-
-class _PairReader:
-    """Calibration batches for static quantization: real training pairs, 16 to a batch."""
-
-    def __init__(self, tokenizer, pairs: list[Pair]):
-        self._batches = iter([pairs[i:i + 16] for i in range(0, len(pairs), 16)])
-        self._tokenizer = tokenizer
-
-    def get_next(self):
-        batch = next(self._batches, None)
-        if batch is None:
-            return None
-        from ..models import onnx_inputs
-
-        return onnx_inputs(self._tokenizer, [(p.text1, p.text2) for p in batch])
-
-
-def quantize(fp32: Path, out: Path, method: str, tokenizer=None, calibration: Sequence[Pair] = ()) -> Path:
-    """INT8 weights for the MatMuls (per channel) and the embedding table (Gather: 43 of the 58 MB
-    otherwise left in fp32). `static` fixes activation scales from calibration pairs, so a pair's
-    score does not depend on its batch-mates; `dynamic` computes them per run."""
-    from onnxruntime.quantization import (
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quant_pre_process,
-        quantize_dynamic,
-        quantize_static,
-    )
-
-    if method not in QUANTIZATIONS:
-        raise ModelError(f"quantization {method!r}: choose {' or '.join(QUANTIZATIONS)}")
-    if method == "dynamic":
-        quantize_dynamic(fp32, out, weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=QUANTIZED_OPS)
-        return out
-    prepared = out.with_name("prepared.onnx")
-    quant_pre_process(fp32, prepared, skip_symbolic_shape=True)
-    quantize_static(prepared, out, _PairReader(tokenizer, list(calibration)), quant_format=QuantFormat.QDQ,
-                    per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    op_types_to_quantize=QUANTIZED_OPS, calibrate_method=CalibrationMethod.MinMax)
-    prepared.unlink()
-    return out
 
 
 def export_reranker(settings: Settings, name: str, run_dir: Path, quantization: str = "static",
@@ -367,7 +320,8 @@ def export_reranker(settings: Settings, name: str, run_dir: Path, quantization: 
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{name}-") as tmp:
         staged = Path(tmp) / "model"
         files = onnx_export(final, staged, "text-classification", int8=False)
-        files["model_int8"] = quantize(files["model"], staged / "model_int8.onnx", quantization, tokenizer, calibration)
+        files["model_int8"] = quantize(files["model"], staged / "model_int8.onnx", quantization, tokenizer,
+                                       [(p.text1, p.text2) for p in calibration])
         shutil.copy(tokenizer_file, staged / "tokenizer.json")
         files["tokenizer"] = staged / "tokenizer.json"
         for extra in staged.iterdir():  # optimum's config files: the manifest says what is needed
