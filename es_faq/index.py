@@ -19,6 +19,7 @@ from .embed import Embedder
 from .errors import ConfigError, DataError, EsFaqError, IndexMissing
 from .kb import BadRecord, Faq
 from .lock import STATE_SUFFIX, Lock, acquire
+from .vectors import VectorCache
 
 MAPPINGS_DIR = REPO_ROOT / "mappings"
 # A version is exactly `<alias>-YYYYmmdd-HHMMSS-ffffff`: of fixed length, so the name says which
@@ -43,17 +44,18 @@ def content_hash(faq: Faq) -> str:
     return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode("utf-8")).hexdigest()[:32]
 
 
-def faq_documents(faqs: list[Faq], analyzer: Analyzer, embedder: Embedder) -> list[dict]:
-    """Analyse and embed a batch of FAQs into index documents, one per FAQ, a nested entry per question."""
+def faq_documents(faqs: list[Faq], analyzer: Analyzer, vectors: VectorCache) -> list[dict]:
+    """Analyse and embed a batch of FAQs into index documents, one per FAQ, a nested entry per question;
+    vectors computed before (an unchanged text under the same model) come from the cache."""
     analyses = [analyzer.analyze(text) for faq in faqs for text in faq.texts]
-    vectors = embedder.encode([a.text or a.normalized for a in analyses])
+    embedded = vectors.encode([a.text or a.normalized for a in analyses])
     docs, row = [], 0
     for faq in faqs:
         questions = []
         for position, text in enumerate(faq.texts):
             tokens = analyses[row].tokens
             questions.append({"text": text, "is_standard": position == 0, "tokens": " ".join(tokens),
-                              "vector": [round(float(x), 6) for x in vectors[row]]})
+                              "vector": [round(float(x), 6) for x in embedded[row]]})
             row += 1
         docs.append({"_id": faq.id, "faq_id": faq.id, "question": faq.question, "answer": faq.answer,
                      "category": faq.category, "enabled": faq.enabled, "updated_at": faq.updated_at,
@@ -69,13 +71,18 @@ class LoadReport:
     questions: int = 0
     skipped: list[BadRecord] = field(default_factory=list)
     seconds: float = 0.0
+    vectors_reused: int = 0  # question texts whose vector came from the cache
+    vectors_embedded: int = 0
     previous: list[str] = field(default_factory=list)
     orphans_deleted: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {"index": self.index, "alias": self.alias, "faqs": self.faqs, "questions": self.questions,
                 "skipped": len(self.skipped), "skipped_lines": [str(b) for b in self.skipped[:20]],
-                "seconds": round(self.seconds, 1), "previous": self.previous, "orphans_deleted": self.orphans_deleted}
+                "seconds": round(self.seconds, 1),
+                "questions_per_s": round(self.questions / self.seconds, 1) if self.seconds else None,
+                "vectors_reused": self.vectors_reused, "vectors_embedded": self.vectors_embedded,
+                "previous": self.previous, "orphans_deleted": self.orphans_deleted}
 
 
 def _batches(records: Iterable[Faq | BadRecord], size: int, report: LoadReport, skip_bad: bool,
@@ -150,10 +157,11 @@ def build(client: Elasticsearch, settings: Settings, records: Iterable[Faq | Bad
     # must treat as garbage, never as a version to keep or return to.
     client.indices.create(index=name, **faq_body(settings, embedder.dims, {**meta, "state": "building"}))
     report = LoadReport(index=name, alias=alias)
+    vectors = VectorCache(client, settings, embedder)
     try:
         with tqdm(total=total, unit="faq", desc=f"indexing {name}", disable=not progress) as bar:
             for batch in _batches(lock.guard(records), 256, report, skip_bad, bar):
-                docs = faq_documents(batch, analyzer, embedder)
+                docs = faq_documents(batch, analyzer, vectors)
                 ok, errors = helpers.bulk(client.options(request_timeout=120), docs, index=name,
                                           chunk_size=500, raise_on_error=False)
                 assert isinstance(errors, list)  # without stats_only: the failed items, not a count
@@ -161,6 +169,9 @@ def build(client: Elasticsearch, settings: Settings, records: Iterable[Faq | Bad
                     raise EsFaqError(f"Elasticsearch rejected {len(errors)} documents, first: {errors[0]}")
                 report.faqs += ok
                 report.questions += sum(len(d["questions"]) for d in docs)
+                elapsed = time.monotonic() - started
+                bar.set_postfix(texts_per_s=f"{report.questions / elapsed:.0f}" if elapsed else "-",
+                                reused=f"{vectors.stats.reused / max(vectors.stats.texts, 1):.0%}")
         client.indices.put_settings(index=name, settings={"index": {
             "refresh_interval": "1s", "number_of_replicas": settings.index_replicas}})
         client.indices.refresh(index=name)
@@ -178,6 +189,7 @@ def build(client: Elasticsearch, settings: Settings, records: Iterable[Faq | Bad
         raise
     prune(client, alias, settings.index_keep_versions)
     report.seconds = time.monotonic() - started
+    report.vectors_reused, report.vectors_embedded = vectors.stats.reused, vectors.stats.embedded
     return report
 
 

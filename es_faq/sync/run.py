@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 
 from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
 
@@ -19,6 +20,7 @@ from ..es import make_client, unreachable
 from ..index import build, check_alias, content_hash, faq_documents, live_indices, lock_alias
 from ..kb import BadRecord, Faq
 from ..lock import Lock
+from ..vectors import VectorCache
 from .source import BadRow, Change, MySqlSource
 from .state import SyncState
 
@@ -86,6 +88,10 @@ class Sync:
     def embedder(self) -> Embedder:
         self._embedder = self._embedder or Embedder(self.settings)
         return self._embedder
+
+    @cached_property
+    def vectors(self) -> VectorCache:
+        return VectorCache(self.client, self.settings, self.embedder)
 
     def _live_version(self) -> str:
         live = live_indices(self.client, self.alias)
@@ -186,7 +192,7 @@ class Sync:
         report.deleted += len(deletes)
 
     def _write(self, version: str, upserts: list[Faq], deletes: list[str], lock: Lock) -> None:
-        actions = faq_documents(upserts, self.analyzer, self.embedder) if upserts else []
+        actions = faq_documents(upserts, self.analyzer, self.vectors) if upserts else []
         actions += [{"_op_type": "delete", "_id": faq_id} for faq_id in deletes]
         if not actions:
             return
