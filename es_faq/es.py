@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any
 
-from elasticsearch import ApiError, Elasticsearch, TransportError
+from elasticsearch import ApiError, ConnectionError, Elasticsearch, TransportError
 
 from .config import Settings, mask_url
 from .errors import EngineUnavailable
@@ -39,44 +39,53 @@ def unreachable(settings: Settings, exc: Exception | None = None) -> EngineUnava
 
 
 class _Breaker:
-    """The requests to one cluster from this process: failing at once while it is known not to answer."""
+    """The requests to one cluster from this process: failing at once while it is known not to answer.
+
+    Closed, every request goes to the engine. A refused connection opens it at once (nothing listens:
+    the next request would be refused too); engine_breaker_failures timeouts or 5xx/429 in a row open
+    it as well. Open, requests fail without any work for engine_breaker_open_s. Then it half-opens:
+    the next search probes the cluster's health (a fraction of a second at most) before doing any
+    model work, and closes the breaker or opens it again."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.failures = 0  # requests in a row that got no answer
+        self.refused = False  # the last failure was a refused connection
         self.open_until = 0.0
         self.probing = False
 
-    def _refusal(self, settings: Settings) -> EngineUnavailable | None:
-        if not settings.engine_breaker_failures or self.failures < settings.engine_breaker_failures:
-            return None
-        if self.probing or time.monotonic() < self.open_until:
-            return EngineUnavailable(
-                f"Elasticsearch is not reachable at {mask_url(settings.es_url)}: the last {self.failures} "
-                f"requests got no answer in time, so es-faq asks it again only every "
-                f"{settings.engine_breaker_open_s:g} s. Check the cluster's health and load.")
-        return None
+    def _open(self, settings: Settings) -> bool:
+        return bool(settings.engine_breaker_failures) and (
+            self.refused or self.failures >= settings.engine_breaker_failures)
 
-    def check(self, settings: Settings) -> None:
-        with self._lock:
-            refusal = self._refusal(settings)
-        if refusal:
-            raise refusal
+    def _refusal(self, settings: Settings) -> EngineUnavailable:
+        why = ("refused the connection" if self.refused else
+               f"gave no answer in time to the last {self.failures} requests")
+        return EngineUnavailable(
+            f"Elasticsearch at {mask_url(settings.es_url)} {why}, so es-faq asks it again only every "
+            f"{settings.engine_breaker_open_s:g} s. Check that the cluster runs (`es-faq engine status`) "
+            "and its health and load.")
 
     def enter(self, settings: Settings) -> bool:
-        """Whether this request is the one let through to probe; EngineUnavailable while open."""
+        """Whether the caller is the one let through to probe; EngineUnavailable while open (or
+        while another caller probes)."""
         with self._lock:
-            refusal = self._refusal(settings)
-            if refusal:
-                raise refusal
-            self.probing = self.failures >= settings.engine_breaker_failures > 0
-            return self.probing
+            if not self._open(settings):
+                return False
+            if self.probing or time.monotonic() < self.open_until:
+                raise self._refusal(settings)
+            self.probing = True
+            return True
 
-    def leave(self, failed: bool, probe: bool, settings: Settings) -> None:
+    def leave(self, failure: Exception | None, probe: bool, settings: Settings) -> None:
         with self._lock:
             self.probing = self.probing and not probe
-            self.failures = self.failures + 1 if failed else 0
-            if failed and settings.engine_breaker_failures and self.failures >= settings.engine_breaker_failures:
+            if failure is None:
+                self.failures, self.refused = 0, False
+                return
+            self.failures += 1
+            self.refused = isinstance(failure, ConnectionError)
+            if self._open(settings):
                 self.open_until = time.monotonic() + settings.engine_breaker_open_s
 
 
@@ -89,30 +98,43 @@ def _breaker(settings: Settings) -> _Breaker:
         return _BREAKERS.setdefault(settings.es_url, _Breaker())
 
 
-def check_engine(settings: Settings) -> None:
-    """EngineUnavailable at once while the breaker refuses requests: a search that would be refused
-    costs no analysis nor embedding, so clients retrying without pause cannot starve the CPU that
-    the node needs to recover (docs/reliability.md)."""
-    _breaker(settings).check(settings)
+def check_engine(settings: Settings, client: Elasticsearch) -> None:
+    """Before a search's analysis and embedding: EngineUnavailable at once while the breaker is open,
+    and when it half-opens, a health probe of engine_probe_timeout_s at most decides. A search that
+    cannot reach the engine costs no model work, so clients retrying without pause cannot starve
+    the CPU that the node needs to recover (docs/reliability.md)."""
+    breaker = _breaker(settings)
+    if not breaker.enter(settings):
+        return
+    failure: Exception | None = None
+    try:
+        client.options(request_timeout=settings.engine_probe_timeout_s, max_retries=0).cluster.health()
+    except (TransportError, ApiError) as exc:
+        if not isinstance(exc, ApiError) or exc.status_code >= 500 or exc.status_code == 429:
+            failure = exc
+    finally:
+        breaker.leave(failure, True, settings)
+    if failure is not None:
+        raise unreachable(settings, failure)
 
 
 @contextlib.contextmanager
 def engine_errors(settings: Settings):
     """Elasticsearch down, overloaded (429) or failing (5xx) becomes EngineUnavailable (a 503 in the
-    API); a 4xx refusal of the request itself is raised as it is. After engine_breaker_failures such
-    failures in a row, requests fail at once for engine_breaker_open_s but one, which probes."""
+    API); a 4xx refusal of the request itself is raised as it is. Failures feed the breaker
+    (_Breaker): while it is open, requests fail at once."""
     breaker = _breaker(settings)
     probe = breaker.enter(settings)
-    failed = False
+    failure: Exception | None = None
     try:
         yield
     except (TransportError, ApiError) as exc:
         if isinstance(exc, ApiError) and exc.status_code < 500 and exc.status_code != 429:
             raise
-        failed = True
+        failure = exc
         raise unreachable(settings, exc) from None
     finally:
-        breaker.leave(failed, probe, settings)
+        breaker.leave(failure, probe, settings)
 
 
 def cluster_health(client: Elasticsearch, settings: Settings, wait_for_status: str | None = None,

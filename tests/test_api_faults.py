@@ -13,6 +13,7 @@ import schemathesis
 
 from es_faq.api.app import create_app
 from es_faq.api.openapi import spec
+from es_faq.embed import Embedder
 from es_faq.pipeline import Searcher
 from tests.test_api_gunicorn import Server
 
@@ -99,21 +100,34 @@ def test_malformed_and_oversized_chunked_bodies_are_json_4xx(served):
     assert not [line for line in served.lines() if line.get("level") == "ERROR"], "a traceback was logged"
 
 
-def test_a_node_that_keeps_failing_is_asked_again_only_by_one_probe(settings, embedder, analyzer, demo_alias):
+class CountingEmbedder(Embedder):
+    """The real embedder, counting its calls: model work a refused search must not do."""
+
+    calls = 0
+
+    def encode(self, *args, **kwargs):
+        self.calls += 1
+        return super().encode(*args, **kwargs)
+
+
+def test_a_node_that_refuses_connections_costs_one_search_then_only_a_probe(settings, analyzer, demo_alias):
     with socket.socket() as sock:  # a port nothing listens on: every connection is refused, for real
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     dead = settings.replace(es_url=f"http://127.0.0.1:{port}", index_alias=demo_alias, query_log_enabled=False,
                             engine_breaker_open_s=1.0)
+    embedder = CountingEmbedder(dead)
     client = create_app(dead, Searcher(dead, embedder=embedder, analyzer=analyzer)).test_client()
+    booted = embedder.calls  # the app's start-up check
 
     def message() -> str:
         response = client.post("/v1/search", json={"query": "怎么还款"})
         assert response.status_code == 503 and response.headers["Retry-After"]
         return response.get_json()["error"]["message"]
-    asked = [message() for _ in range(dead.engine_breaker_failures)]
-    assert all("(ConnectionError)" in m for m in asked)  # each one went to the node
-    assert all("got no answer in time" in message() for _ in range(3))  # these did not
+    assert "(ConnectionError)" in message()  # the first one went to the node, and found it refused
+    assert embedder.calls == booted + 1
+    assert all("refused the connection" in message() for _ in range(3))  # these did not go at all
     time.sleep(dead.engine_breaker_open_s)
-    assert "(ConnectionError)" in message()  # the probe, let through once the breaker's time is up
-    assert "got no answer in time" in message()
+    assert "(ConnectionError)" in message()  # the probe, once the breaker's time is up
+    assert "refused the connection" in message()
+    assert embedder.calls == booted + 1  # neither the refused searches nor the probe embedded anything

@@ -124,7 +124,7 @@ def _querylog() -> QueryLog | None:
 @v1.post("/search")
 def search():
     params = parse_search(_json_body())
-    check_engine(_searcher().settings)  # before the embedding: a refused search costs nothing
+    check_engine(_searcher().settings, _searcher().client)  # before the embedding: a refused search costs nothing
     result = _searcher().search(params.query, params.k, params.mode, category=params.category,
                                 matches=params.debug, explain=params.debug)
     metrics.observe_stages(result.timings_ms)
