@@ -104,6 +104,24 @@ def models_ship(settings: Settings, name: str) -> None:
     click.echo(f"{name}: shipped in {models_mod.ship(models_mod.Manifest.load(name), settings)}")
 
 
+@models.command("quantize")
+@click.argument("source")
+@click.argument("name")
+@click.option("--calibration", "calibration", multiple=True, required=True, type=click.Path(path_type=Path),
+              help="FAQ JSONL whose questions set the activation ranges (repeatable).")
+@click.option("--size", default=256, show_default=True,
+              help="Calibration texts (a seeded sample; percentile ranges keep every activation in memory: "
+                   "about 17 MB a text).")
+@click.option("--seed", default=13, show_default=True)
+@pass_settings
+def models_quantize(settings: Settings, source: str, name: str, calibration: tuple[Path, ...], size: int,
+                    seed: int) -> None:
+    """Ship a static-INT8 copy of the fp32 embedder SOURCE as onnx_models/NAME/ (batch-independent vectors)."""
+    from .quantize import derive_static
+
+    click.echo(f"{name}: shipped in {derive_static(settings, source, name, calibration, size, seed)}")
+
+
 @models.command("export")
 @click.argument("model_id")
 @click.option("--int8", is_flag=True, help="Also quantize to INT8 (dynamic, AVX2).")
@@ -206,6 +224,23 @@ def index_load(settings: Settings, path: Path, alias: str | None, skip_bad: bool
     for bad in report.skipped:
         click.echo(f"skipped {bad}", err=True)
     _emit(report.as_dict())
+
+
+@index_group.command("vectors")
+@click.option("--prune", is_flag=True, help="Delete the cached vectors that the current embedder cannot reuse.")
+@pass_settings
+def index_vectors(settings: Settings, prune: bool) -> None:
+    """The vector cache (vector_cache_index): vectors kept per model, and pruning (JSON)."""
+    from .embed import Embedder
+    from .vectors import VectorCache
+
+    client = make_client(settings)
+    cache = VectorCache(client, settings, Embedder(settings))
+    out: dict = {"index": cache.index, "model": cache.embedder.manifest.name, "model_key": cache.model_key}
+    if prune:
+        out["pruned"] = cache.prune()
+    out["vectors"] = cache.counts()
+    _emit(out)
 
 
 @index_group.command("versions")
@@ -491,8 +526,8 @@ def serve(host: str, port: int, workers: int | None) -> None:
     from .api import gunicorn_conf
 
     argv = [sys.executable, "-m", "gunicorn", "-c", gunicorn_conf.__file__, "--bind", f"{host}:{port}"]
-    if workers:
-        argv += ["--workers", str(workers)]
+    if workers:  # through the environment, so gunicorn_conf.py sizes each worker's ONNX threads to it
+        os.environ["ES_FAQ_API_WORKERS"] = str(workers)
     os.execv(sys.executable, argv + ["es_faq.api.app:create_app()"])
 
 

@@ -52,11 +52,14 @@ class Settings:
     # live but starved on the 2-core test machine; the breaker below makes most 503s immediate
     # anyway (docs/reliability.md).
     search_timeout_s: float = 2.0
-    # After this many requests in a row get no answer (timeout, refused, 429, 5xx), stop asking the
-    # node for engine_breaker_open_s, then let one request through: a hung or drowning node is not
-    # buried under every client's retries (docs/reliability.md). 0: never stop asking.
+    # After this many requests in a row get no answer (timeout, 429, 5xx), or at once when the
+    # connection is refused, stop asking the node for engine_breaker_open_s, then probe its health
+    # once before any model work: a hung or drowning node is not buried under every client's retries
+    # (docs/reliability.md). 0: never stop asking.
     engine_breaker_failures: int = 3
     engine_breaker_open_s: float = 2.0
+    # When the breaker half-opens, a search first asks the cluster's health, waiting this long at most.
+    engine_probe_timeout_s: float = 0.25
     index_alias: str = "faq"
     index_shards: int = 1
     index_replicas: int = 0
@@ -75,12 +78,22 @@ class Settings:
 
     # Models.
     model_dir: Path | None = None
-    embed_model: str = "bge-small-zh-v1.5-q"
-    # The INT8 model quantizes activations per batch (DynamicQuantizeLinear): batching changes a
-    # text's vector (cosine down to 0.986 on bq) and gave no speed on 2 cores (docs/benchmarks.md).
-    embed_batch_size: int = 1
+    # Static INT8 (es-faq models quantize): a text's vector is the same alone or in any batch, so
+    # indexing batches and the vector cache can hand out vectors. The dynamic-INT8
+    # bge-small-zh-v1.5-q quantizes activations per batch, which changes vectors with batch-mates.
+    embed_model: str = "bge-small-zh-v1.5-s8"
+    embed_batch_size: int = 32
+    # Vectors of indexed texts, kept for the next build and sync (es_faq/vectors.py).
+    vector_cache_enabled: bool = True
+    vector_cache_index: str = "es-faq-vectors"
     embed_max_tokens: int = 64
-    onnx_threads: int = 0  # 0: onnxruntime decides
+    # Threads of each ONNX session; 0: onnxruntime decides (every core). `es-faq serve` sets
+    # cores / workers for its workers (gunicorn_conf.py): sessions in several processes must not
+    # each claim every core.
+    onnx_threads: int = 0
+    # Spinning threads wait for work busily: faster for one process alone, CPU burnt for nothing when
+    # processes (gunicorn workers, the engine) share the cores (docs/benchmarks.md, issue 11).
+    onnx_spinning: bool = False
     # The cross-encoder (es_faq/rerank.py); trained by `es-faq train reranker` (docs/training.md).
     rerank_model: str = "reranker-zh"
     rerank_depth: int = 20  # fused candidates the cross-encoder reorders
@@ -88,6 +101,8 @@ class Settings:
     rerank_retrieval_weight: float = 10.0  # bq dev sweep, bench/sweep_rerank.py
     rerank_batch_size: int = 64  # pairs per ONNX run: the candidates of one query fit in one
     rerank_max_tokens: int = 80  # query + question; 95% of corpus pairs and diac pairs fit (docs/training.md)
+    # Question texts a candidate is scored on (standard, then the matched ones); 0: all (up to 3).
+    rerank_texts: int = 0
     # Where `models pull` finds the faq-bench directory a trained model's recipe names.
     bench_dir: Path = REPO_ROOT.parent / "shared" / "data" / "faq-bench"
     # Labelled question pairs (text1<TAB>text2<TAB>label) the cross-encoder trains and is evaluated on.
@@ -99,10 +114,12 @@ class Settings:
     # here on CPU did not beat it on bq dev (docs/benchmarks.md), so reranking is opt-in.
     search_mode: str = "hybrid"
     # The decision (es_faq/decide.py): the cross-encoder scores the top decide_depth candidates and
-    # a calibrated model turns the leader's logit and margin into P(right); `answer` at or above
-    # answer_threshold, `suggest` at or above suggest_threshold, else `no_match`. Unset thresholds
-    # come from onnx_models/<rerank_model>/decision.json (`es-faq calibrate --write`, diac and bq dev).
-    # decide_depth 0 turns the cross-encoder off: every search then only suggests.
+    # a calibrated model turns the leader's logit and margin with the retrieval scores into P(right);
+    # `answer` at or above answer_threshold, `suggest` at or above suggest_threshold, else
+    # `no_match`. Unset thresholds come from onnx_models/<rerank_model>/decision.json (`es-faq
+    # calibrate --write`, diac and bq dev). 3, not 1: with the shipped calibration on diac and bq,
+    # scoring the leader alone covered 0.27 of diac dev paraphrases against 0.38 (docs/benchmarks.md,
+    # issue 11). 0 turns the cross-encoder off: every search then only suggests.
     decide_depth: int = 3
     answer_threshold: float | None = None
     suggest_threshold: float | None = None
@@ -191,6 +208,10 @@ class Settings:
             raise ConfigError(f"search_mode={self.search_mode!r}: choose {_one_of(SEARCH_MODES)}")
         if not 0 <= self.decide_depth <= 50:
             raise ConfigError(f"decide_depth={self.decide_depth}: must be from 0 (no cross-encoder) to 50")
+        if not 0 <= self.rerank_texts <= 3:
+            raise ConfigError(f"rerank_texts={self.rerank_texts}: must be from 1 to 3 texts a candidate, or 0 for all")
+        if self.onnx_threads < 0:
+            raise ConfigError(f"onnx_threads={self.onnx_threads}: must be 0 (onnxruntime decides) or more")
         for name in ("answer_threshold", "suggest_threshold"):
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0 and not math.isinf(value):

@@ -28,7 +28,8 @@ ACTIONS = ("answer", "suggest", "no_match")
 FEATURES = ("pair_logit", "margin", "retrieval_score", "retrieval_margin")
 RETRIEVAL_FEATURES = ("retrieval_score", "retrieval_margin")
 # What `es-faq calibrate --features` may fit on: everything, or the cross-encoder alone (mode-independent).
-FEATURE_SETS = (",".join(FEATURES), "pair_logit,margin", "pair_logit,margin,retrieval_score")
+FEATURE_SETS = (",".join(FEATURES), "pair_logit,margin", "pair_logit,margin,retrieval_score",
+                "pair_logit,retrieval_score,retrieval_margin")  # the last: the leader alone is scored (decide_depth 1)
 NO_RUNNER_UP_MARGIN = 10.0  # a lone candidate leads by a wide margin (logits rarely span more)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import zipfile
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ import numpy as np
 from .config import REPO_ROOT, Settings
 from .errors import ModelError
 from .fetch import fetch_maven, sha256_of
+
+log = logging.getLogger("es_faq.models")
 
 MANIFEST_DIR = REPO_ROOT / "onnx_models"
 # What training writes beside a trained model's files: its recipe and each file's sha256.
@@ -164,11 +167,19 @@ def onnx_session(path: Path, settings: Settings):
     options = ort.SessionOptions()
     if settings.onnx_threads:
         options.intra_op_num_threads = settings.onnx_threads
+    options.inter_op_num_threads = 1  # a BERT graph is a chain: nothing runs side by side
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if settings.onnx_spinning else "0")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    wanted = execution_providers()
     try:
-        return ort.InferenceSession(str(path), sess_options=options, providers=execution_providers())
+        session = ort.InferenceSession(str(path), sess_options=options, providers=wanted)
     except Exception as exc:  # onnxruntime raises its own untyped errors on a bad file
         raise ModelError(f"cannot load ONNX model {path}: {exc}") from None
+    if session.get_providers()[0] != wanted[0]:
+        # onnxruntime-gpu without a usable CUDA (driver, cuDNN) quietly runs on the CPU instead.
+        log.warning("%s runs on %s, not %s: check the CUDA and cuDNN libraries onnxruntime-gpu needs "
+                    "(docs/configuration.md, GPU)", path.name, session.get_providers()[0], wanted[0])
+    return session
 
 
 def load_tokenizer(path: Path, max_tokens: int):

@@ -16,10 +16,12 @@ from .models import OnnxModel
 from .retrieve import Hit
 
 
-def candidate_texts(hit: Hit) -> list[str]:
-    """The question texts a hit is judged on: standard first, then the matched ones, no repeats."""
+def candidate_texts(hit: Hit, limit: int = 0) -> list[str]:
+    """The question texts a hit is judged on: standard first, then the matched ones, no repeats;
+    the first `limit` of them when limit > 0 (rerank_texts)."""
     texts = [hit.question, *(m.get("text") for m in hit.matched.values())]
-    return list(dict.fromkeys(t for t in texts if t))
+    unique = list(dict.fromkeys(t for t in texts if t))
+    return unique[:limit] if limit > 0 else unique
 
 
 class Reranker(OnnxModel):
@@ -49,7 +51,7 @@ class Reranker(OnnxModel):
     def score_hits(self, query: str, hits: list[Hit]) -> list[Hit]:
         """New hits, each with scores["cross_encoder"]: the best logit over its question texts, all
         pairs of the query in one batched run."""
-        texts = [candidate_texts(h) for h in hits]
+        texts = [candidate_texts(h, self.settings.rerank_texts) for h in hits]
         flat = self.score(query, [t for group in texts for t in group])
         out, start = [], 0
         for hit, group in zip(hits, texts, strict=True):

@@ -12,8 +12,11 @@ from es_faq.api.logs import logging_config
 # cheap: 16 a worker ride out a few slow clients and a hung node (2 s each at most, search_timeout_s)
 # with /healthz still answered at once. Facing the internet, put nginx in front (deploy/nginx.conf):
 # it holds any number of slow clients (docs/reliability.md).
-workers = int(os.environ.get("ES_FAQ_API_WORKERS", "2"))
+workers = int(os.environ.get("ES_FAQ_API_WORKERS", str(os.cpu_count() or 1)))
 threads = int(os.environ.get("ES_FAQ_API_THREADS", "16"))
+# Each worker's ONNX sessions get an equal share of the cores: sessions that each claim every core
+# fight over them under load (docs/benchmarks.md, issue 11). Set ES_FAQ_ONNX_THREADS to override.
+os.environ.setdefault("ES_FAQ_ONNX_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
 worker_class = "gthread"
 # onnxruntime sessions are not fork-safe: load models in each worker, not in the master.
 preload_app = False
