@@ -43,9 +43,9 @@ def timed(pairs_file: Path, variant: str, texts: int, threads: int, repeat: int)
     if VARIANT_FILES[variant]:
         from es_faq.models import onnx_session
 
-        path = reranker.manifest.file(settings, "model").parent / VARIANT_FILES[variant]
+        path = settings.models_path / reranker.manifest.name / VARIANT_FILES[variant]
         if not path.exists():
-            raise SystemExit(f"{path} is missing: run bench/quantization.py first")
+            raise SystemExit(f"{path} is missing: run bench/quantization.py {reranker.manifest.name} first")
         reranker.session = onnx_session(path, settings)
     rows = [json.loads(line) for line in pairs_file.read_text(encoding="utf-8").splitlines()]
     work = [(r["query"], [t for c in r["candidates"] for t in (c[:texts] if texts else c)]) for r in rows]

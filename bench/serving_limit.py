@@ -165,6 +165,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--port", type=int, default=8771)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--http-only", action="store_true",
+                        help="Skip the engine and model stages (no limit, no ratio): to compare serving settings")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     settings = load_settings()
@@ -176,15 +178,17 @@ def main() -> None:
     results: dict = {"machine": {"cpus": os.cpu_count(), "load_before": os.getloadavg()}, "queries": len(queries),
                      "workers": workers, "settings": {k: getattr(settings, k) for k in (
                          "search_mode", "fusion", "decide_depth", "onnx_threads", "query_log_enabled")}}
-    engine = [wrk(settings.es_url, LOAD / "replay.lua", [str(requests)], c, args.seconds, es) for c in (8, 16)]
-    results["engine"] = engine
-    results["embed_qps"] = round(stage_rate("embed", queries, workers, args.stage_seconds), 1)
-    results["cross_qps"] = round(stage_rate("cross", pairs, workers, args.stage_seconds), 1) \
-        if settings.decide_depth else None
-    engine_rps = max(r["rps"] for r in engine)
-    inverse = 1 / engine_rps + 1 / results["embed_qps"] + (1 / results["cross_qps"] if results["cross_qps"] else 0)
-    results["limit_rps"] = round(1 / inverse, 1)
-    print(json.dumps({k: results[k] for k in ("engine", "embed_qps", "cross_qps", "limit_rps")}), flush=True)
+    results["limit_rps"] = None
+    if not args.http_only:
+        engine = [wrk(settings.es_url, LOAD / "replay.lua", [str(requests)], c, args.seconds, es) for c in (8, 16)]
+        results["engine"] = engine
+        results["embed_qps"] = round(stage_rate("embed", queries, workers, args.stage_seconds), 1)
+        results["cross_qps"] = round(stage_rate("cross", pairs, workers, args.stage_seconds), 1) \
+            if settings.decide_depth else None
+        engine_rps = max(r["rps"] for r in engine)
+        inverse = 1 / engine_rps + 1 / results["embed_qps"] + (1 / results["cross_qps"] if results["cross_qps"] else 0)
+        results["limit_rps"] = round(1 / inverse, 1)
+        print(json.dumps({k: results[k] for k in ("engine", "embed_qps", "cross_qps", "limit_rps")}), flush=True)
     server, worker_pids = serve(args.port, args.alias)
     pids = {**es, "workers": worker_pids}
     url = f"http://127.0.0.1:{args.port}"
@@ -196,7 +200,8 @@ def main() -> None:
         for repeat in range(args.repeats):
             for c in (int(x) for x in args.connections.split(",")):
                 run = wrk(url, LOAD / "search.lua", [str(queries_file), "10"], c, args.seconds, pids)
-                run.update(repeat=repeat, ratio=round(run["rps"] / results["limit_rps"], 3))
+                limit = results["limit_rps"]
+                run.update(repeat=repeat, ratio=round(run["rps"] / limit, 3) if limit else None)
                 runs.append(run)
                 print(json.dumps(run), flush=True)
         results["http"] = runs
@@ -204,7 +209,8 @@ def main() -> None:
         server.terminate()
         server.wait(30)
     results["machine"]["load_after"] = os.getloadavg()
-    (args.out / "serving-limit.json").write_text(json.dumps(results, indent=2) + "\n")
+    name = "serving-http.json" if args.http_only else "serving-limit.json"
+    (args.out / name).write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

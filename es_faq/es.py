@@ -9,6 +9,8 @@ from typing import Any
 
 from elasticsearch import ApiError, ConnectionError, Elasticsearch, TransportError
 
+from elasticsearch.serializer import OrjsonSerializer
+
 from .config import Settings, mask_url
 from .errors import EngineUnavailable
 
@@ -27,6 +29,8 @@ def make_client(settings: Settings, timeout_s: float | None = None) -> Elasticse
         kwargs["basic_auth"] = (settings.es_username, settings.es_password)
     if settings.es_ca_certs:
         kwargs["ca_certs"] = settings.es_ca_certs
+    # orjson writes the bulk requests' vectors several times faster than the json module.
+    kwargs["serializer"] = OrjsonSerializer()
     return Elasticsearch(settings.es_url, **kwargs)
 
 
@@ -108,7 +112,7 @@ def check_engine(settings: Settings, client: Elasticsearch) -> None:
         return
     failure: Exception | None = None
     try:
-        client.options(request_timeout=settings.engine_probe_timeout_s, max_retries=0).cluster.health()
+        client.options(request_timeout=settings.engine_probe_timeout_s).cluster.health()  # any live node will do
     except (TransportError, ApiError) as exc:
         if not isinstance(exc, ApiError) or exc.status_code >= 500 or exc.status_code == 429:
             failure = exc

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+import numpy as np
 from elasticsearch import Elasticsearch, NotFoundError, helpers
 from tqdm import tqdm
 
@@ -48,14 +49,15 @@ def faq_documents(faqs: list[Faq], analyzer: Analyzer, vectors: VectorCache) -> 
     """Analyse and embed a batch of FAQs into index documents, one per FAQ, a nested entry per question;
     vectors computed before (an unchanged text under the same model) come from the cache."""
     analyses = [analyzer.analyze(text) for faq in faqs for text in faq.texts]
-    embedded = vectors.encode([a.text or a.normalized for a in analyses])
+    # As short decimals (6 places), rounded for the whole batch at once.
+    embedded = np.round(vectors.encode([a.text or a.normalized for a in analyses]).astype(np.float64), 6).tolist()
     docs, row = [], 0
     for faq in faqs:
         questions = []
         for position, text in enumerate(faq.texts):
             tokens = analyses[row].tokens
             questions.append({"text": text, "is_standard": position == 0, "tokens": " ".join(tokens),
-                              "vector": [round(float(x), 6) for x in embedded[row]]})
+                              "vector": embedded[row]})
             row += 1
         docs.append({"_id": faq.id, "faq_id": faq.id, "question": faq.question, "answer": faq.answer,
                      "category": faq.category, "enabled": faq.enabled, "updated_at": faq.updated_at,

@@ -62,7 +62,7 @@ class VectorCache:
             # auto_expand_replicas: a copy on a second node where there is one, and green on one node.
             self.client.options(ignore_status=400).indices.create(
                 index=self.index, mappings=MAPPING,
-                settings={"number_of_shards": 1, "auto_expand_replicas": "0-1", "codec": "best_compression"})
+                settings={"number_of_shards": 1, "auto_expand_replicas": "0-1"})
         self._ready = True
 
     def encode(self, texts: list[str]) -> np.ndarray:

@@ -121,6 +121,7 @@ class Sync:
         return SyncReport("full", self.alias, loaded.index, upserted=loaded.faqs, skipped=loaded.skipped,
                           cleaned=snapshot.notes, watermark=mark, seconds=seconds,
                           extra={"questions": loaded.questions, "rows_read": snapshot.rows,
+                                 "vectors_reused": loaded.vectors_reused, "vectors_embedded": loaded.vectors_embedded,
                                  "rows_per_s": round(snapshot.rows / max(seconds, 1e-9), 1),
                                  "previous": loaded.previous, "orphans_deleted": orphans})
 
