@@ -99,7 +99,9 @@ class Settings:
     rerank_depth: int = 20  # fused candidates the cross-encoder reorders
     # The rerank score is the cross-encoder's logit + this x the retrieval (fused) score.
     rerank_retrieval_weight: float = 10.0  # bq dev sweep, bench/sweep_rerank.py
-    rerank_batch_size: int = 64  # pairs per ONNX run: the candidates of one query fit in one
+    # Pairs per ONNX run, sorted by length so each run pads little: 8 scored 20 diac candidates in
+    # 105 ms against 174 ms for one run of all (docs/benchmarks.md, issue 11).
+    rerank_batch_size: int = 8
     rerank_max_tokens: int = 80  # query + question; 95% of corpus pairs and diac pairs fit (docs/training.md)
     # Question texts a candidate is scored on (standard, then the matched ones); 0: all (up to 3).
     rerank_texts: int = 0

@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 from elasticsearch import ApiError, ConnectionError, Elasticsearch, TransportError
-
 from elasticsearch.serializer import OrjsonSerializer
 
 from .config import Settings, mask_url
