@@ -37,8 +37,10 @@ def record(alias: str, bench: Path, out: Path, depth: int, limit: int) -> None:
                                  "candidates": [candidate_texts(h) for h in result.hits]}, ensure_ascii=False) + "\n")
 
 
-def timed(pairs_file: Path, variant: str, texts: int, threads: int, repeat: int) -> dict:
+def timed(pairs_file: Path, variant: str, texts: int, threads: int, repeat: int, batch_size: int | None) -> dict:
     settings = replace(load_settings(), rerank_texts=texts, onnx_threads=threads)
+    if batch_size:
+        settings = replace(settings, rerank_batch_size=batch_size)
     reranker = Reranker(settings)
     if VARIANT_FILES[variant]:
         from es_faq.models import onnx_session
@@ -60,7 +62,7 @@ def timed(pairs_file: Path, variant: str, texts: int, threads: int, repeat: int)
             pairs += len(candidate)
     cuts = statistics.quantiles(ms, n=100, method="inclusive")
     return {"variant": variant, "provider": reranker.session.get_providers()[0], "texts": texts or "all",
-            "threads": threads, "queries": len(ms), "candidates": len(rows[0]["candidates"]),
+            "threads": threads, "batch_size": settings.rerank_batch_size, "queries": len(ms), "candidates": len(rows[0]["candidates"]),
             "pairs_per_query": round(pairs / len(ms), 1), "p50_ms": round(cuts[49], 1), "p95_ms": round(cuts[94], 1),
             "pairs_per_s": round(pairs / (sum(ms) / 1000), 1)}
 
@@ -80,11 +82,12 @@ def main() -> None:
     tim.add_argument("--texts", type=int, default=0, help="texts per candidate (0: all)")
     tim.add_argument("--threads", type=int, default=0, help="onnx_threads (0: onnxruntime decides)")
     tim.add_argument("--repeat", type=int, default=1)
+    tim.add_argument("--batch-size", type=int, default=None, help="rerank_batch_size (default: the setting)")
     args = parser.parse_args()
     if args.command == "record":
         record(args.alias, args.bench, args.out, args.depth, args.limit)
     else:
-        print(json.dumps(timed(args.pairs, args.variant, args.texts, args.threads, args.repeat)))
+        print(json.dumps(timed(args.pairs, args.variant, args.texts, args.threads, args.repeat, args.batch_size)))
 
 
 if __name__ == "__main__":

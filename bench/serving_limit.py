@@ -72,9 +72,10 @@ def _cpu(process: psutil.Process) -> float:
     return times.user + times.system + times.children_user + times.children_system
 
 
-def stage_worker(stage: str, items: list, seconds: float, queue) -> None:
-    """Run one model stage on `items` round robin for `seconds`, as a serving worker would."""
-    settings = load_settings()
+def stage_worker(stage: str, items: list, seconds: float, threads: int, queue) -> None:
+    """Run one model stage on `items` round robin for `seconds`, as a serving worker would (its
+    share of the cores as ONNX threads, as gunicorn_conf.py gives each worker)."""
+    settings = load_settings().replace(onnx_threads=threads)
     searcher = Searcher(settings)
     done = 0
     if stage == "embed":
@@ -98,7 +99,8 @@ def stage_rate(stage: str, items: list, workers: int, seconds: float) -> float:
     """Items per second with `workers` processes at saturation."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=stage_worker, args=(stage, items, seconds, queue)) for _ in range(workers)]
+    threads = int(os.environ.get("ES_FAQ_ONNX_THREADS", "0")) or max(1, (os.cpu_count() or 1) // workers)
+    procs = [ctx.Process(target=stage_worker, args=(stage, items, seconds, threads, queue)) for _ in range(workers)]
     for p in procs:
         p.start()
     counts = [queue.get() for _ in procs]

@@ -54,6 +54,17 @@ def test_scores_do_not_depend_on_batch_mates(reranker):
     assert np.array_equal(together, one_by_one), (together, one_by_one)
 
 
+def test_runs_sorted_by_length_keep_each_pair_in_its_place(rerank_settings):
+    """score_pairs sorts pairs by length into runs of rerank_batch_size: every logit must land back on
+    its own pair, and the run size must not change any score."""
+    pairs = [("可以推迟还款吗", t) for t in ("借款利息怎么算，年化利率是多少，逾期了怎么办", "怎么延期还款",
+                                             "提前还款有手续费吗", "还款", "怎么修改收货地址和电话号码")]
+    scores = {size: Reranker(rerank_settings.replace(rerank_batch_size=size)).score_pairs(pairs)
+              for size in (1, 2, 64)}
+    alone = [Reranker(rerank_settings).score_pairs([pair])[0] for pair in pairs]
+    assert all(np.array_equal(s, np.array(alone, dtype=np.float32)) for s in scores.values()), scores
+
+
 def test_candidate_texts_are_the_standard_and_matched_questions():
     hit = Hit("f1", "标准问", "", "", 1.0, {"lexical": {"text": "相似问"}, "vector": {"text": "标准问"}})
     assert candidate_texts(hit) == ["标准问", "相似问"]
