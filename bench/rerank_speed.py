@@ -62,7 +62,8 @@ def timed(pairs_file: Path, variant: str, texts: int, threads: int, repeat: int,
             pairs += len(candidate)
     cuts = statistics.quantiles(ms, n=100, method="inclusive")
     return {"variant": variant, "provider": reranker.session.get_providers()[0], "texts": texts or "all",
-            "threads": threads, "batch_size": settings.rerank_batch_size, "queries": len(ms), "candidates": len(rows[0]["candidates"]),
+            "threads": threads, "batch_size": settings.rerank_batch_size, "queries": len(ms),
+            "candidates": len(rows[0]["candidates"]),
             "pairs_per_query": round(pairs / len(ms), 1), "p50_ms": round(cuts[49], 1), "p95_ms": round(cuts[94], 1),
             "pairs_per_s": round(pairs / (sum(ms) / 1000), 1)}
 
