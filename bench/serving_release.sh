@@ -12,14 +12,22 @@ py=.venv/bin/python
 bench=../shared/data/faq-bench
 log() { echo "==> $*" >&2; }
 
-log "cross-encoder speed: 20 candidates of 200 diac test queries"
+log "cross-encoder speed: 20 candidates of 200 atec and 200 diac test queries"
+$py bench/rerank_speed.py record bench-atec-10k /tmp/atec-10k "$out/rerank-pairs-atec.jsonl" --depth 20 --limit 200
 $py bench/rerank_speed.py record bench-diac "$bench/diac" "$out/rerank-pairs.jsonl" --depth 20 --limit 200
-for variant in int8-static int8-dynamic fp32; do
-  for texts in 0 1; do
-    $py bench/rerank_speed.py time "$out/rerank-pairs.jsonl" --variant "$variant" --texts "$texts"
+{
+  for pairs in "$out/rerank-pairs-atec.jsonl" "$out/rerank-pairs.jsonl"; do
+    for variant in int8-static int8-dynamic fp32; do
+      $py bench/rerank_speed.py time "$pairs" --variant "$variant"
+    done
+    for size in 1 4 64; do $py bench/rerank_speed.py time "$pairs" --batch-size "$size"; done
+    $py bench/rerank_speed.py time "$pairs" --threads 1
   done
-done > "$out/rerank-speed.jsonl"
-$py bench/rerank_speed.py time "$out/rerank-pairs.jsonl" --threads 1 >> "$out/rerank-speed.jsonl"
+} > "$out/rerank-speed.jsonl"
+log "HTTP, mode rerank (20 candidates), 2 and 4 connections"
+for c in 2 4; do
+  ES_FAQ_SEARCH_MODE=rerank bench/load/run.sh bench-atec-10k /tmp/atec-10k/queries.jsonl 15 "$c" | head -1
+done > "$out/http-rerank.jsonl"
 
 log "engine down: 503s and the worker's CPU per refused search"
 (cd bench/drills && ../../$py engine_down.py --requests 400) > "$out/engine-down.json"

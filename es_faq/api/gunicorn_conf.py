@@ -17,6 +17,10 @@ threads = int(os.environ.get("ES_FAQ_API_THREADS", "16"))
 # Each worker's ONNX sessions get an equal share of the cores: sessions that each claim every core
 # fight over them under load (docs/benchmarks.md, issue 11). Set ES_FAQ_ONNX_THREADS to override.
 os.environ.setdefault("ES_FAQ_ONNX_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+# A request tokenises one query (or one query's candidate pairs): the tokenizers library's thread
+# pool only adds hand-offs between threads there (2.2 ms a call under load, 0.2 ms alone; profile in
+# docs/benchmarks.md, issue 11).
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 worker_class = "gthread"
 # onnxruntime sessions are not fork-safe: load models in each worker, not in the master.
 preload_app = False
