@@ -516,6 +516,66 @@ def report(settings: Settings, since: str, top: int) -> None:
 
 
 @cli.command()
+@click.option("--alias", default=None, help="Alias to examine (default: ES_FAQ_INDEX_ALIAS).")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the report as one self-contained HTML file.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the report as JSON.")
+@click.option("--depth", type=click.IntRange(1, 50), default=None,
+              help="Candidates per question (default: doctor_depth).")
+@click.option("--threshold", type=float, default=None,
+              help="Cross-encoder logit at which two questions collide (default: doctor_threshold).")
+@click.option("--sample", type=click.IntRange(1), default=None,
+              help="Search the questions of a seeded sample of N FAQs only (a large knowledge base).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--since", default=None,
+              help="Judge reach on the query log of the last N s, m, h, d or w (default: all of it).")
+@click.option("--no-progress", "progress", flag_value=False, default=True)
+@pass_settings
+def doctor(settings: Settings, alias: str | None, html_out: Path | None, json_out: Path | None, depth: int | None,
+           threshold: float | None, sample: int | None, seed: int, since: str | None, progress: bool) -> None:
+    """Examine the live knowledge base: colliding FAQs, stray similar questions, unreached FAQs, answers."""
+    from . import doctor as doctor_mod
+    from .doctor_view import print_report, render_html
+    from .errors import InvalidInput
+    from .rerank import Reranker
+
+    try:
+        result = doctor_mod.run(make_client(settings), settings, Reranker(settings), alias=alias, depth=depth,
+                                threshold=threshold, sample=sample, seed=seed, since=since, progress=progress)
+    except InvalidInput as exc:
+        raise click.UsageError(exc.message) from None
+    print_report(result)
+    if html_out:
+        html_out.write_text(render_html(result), encoding="utf-8")
+        click.echo(f"HTML report: {html_out}", err=True)
+    if json_out:
+        json_out.write_text(json.dumps(result.as_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
+        click.echo(f"JSON report: {json_out}", err=True)
+
+
+@cli.group()
+def kibana() -> None:
+    """Kibana saved objects for the query log."""
+
+
+@kibana.command("export")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the NDJSON here (default: standard output).")
+@pass_settings
+def kibana_export(settings: Settings, output: Path | None) -> None:
+    """A data view on the query log and its dashboard, as saved-objects NDJSON for Kibana's import."""
+    from .kibana import saved_objects_ndjson
+
+    text = saved_objects_ndjson(settings)
+    if output:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"{output}: import it in Kibana (Stack Management > Saved objects > Import)", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=None, type=int, help="Default: from es_faq/api/gunicorn_conf.py.")

@@ -143,6 +143,15 @@ class Settings:
     dict_check_interval_s: float = 5.0
     synonym_boost: float = 0.5
 
+    # The knowledge-base doctor (es_faq/doctor.py): candidates per question text searched; question
+    # pairs whose vectors' cosine is below doctor_min_cosine are not sent to the cross-encoder; two
+    # questions collide when logit + doctor_cosine_weight x cosine >= doctor_threshold. Chosen on
+    # planted diac collisions (bench/doctor_bench.py, docs/benchmarks.md "Issue 14: doctor").
+    doctor_depth: int = 5
+    doctor_min_cosine: float = 0.8
+    doctor_cosine_weight: float = 5.0
+    doctor_threshold: float = 7.1
+
     # HTTP API.
     api_max_body_bytes: int = 64 * 1024
     # 503 answers tell clients to come back after this many seconds (Retry-After).

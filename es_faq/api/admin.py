@@ -1,4 +1,5 @@
-"""/v1/admin: the analysis dictionaries and a background re-sync from MySQL, behind a bearer token.
+"""/v1/admin: the analysis dictionaries, a background re-sync from MySQL and the knowledge-base doctor, behind a
+bearer token.
 
 Without `admin_token` every endpoint here answers 404 `admin_disabled`: off, never open. The
 dictionary endpoints are `es-faq dict list|add|remove` over HTTP (es_faq/dictionary.py); reindex
@@ -15,8 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
+from .. import doctor as doctor_mod
 from ..config import ENV_PREFIX, Settings, as_env
 from ..dictionary import KINDS, DictionaryStore, validate
 from ..dictionary import entry_id as id_of
@@ -209,3 +211,34 @@ def sync_status():
     last = current_app.extensions.get(REINDEX)
     return jsonify({"alias": alias, "index": index, "source": source, "watermark": watermark, "lock": holder,
                     "reindex": last.as_dict() if last else None})
+
+
+# --- the knowledge-base doctor ----------------------------------------------------------------------------
+DOCTOR_FORMATS = ("json", "html")
+
+
+def _int_arg(name: str, low: int, high: int | None = None) -> int | None:
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    if not raw.isdigit() or int(raw) < low or (high is not None and int(raw) > high):
+        raise InvalidInput(f"{name} must be an integer from {low}" + (f" to {high}" if high else " up"))
+    return int(raw)
+
+
+@admin.get("/doctor")
+def run_doctor():
+    """`es-faq doctor` over the served alias, in this request: on a large knowledge base pass `sample`."""
+    fmt = request.args.get("format", "json")
+    if fmt not in DOCTOR_FORMATS:
+        raise InvalidInput(f"format must be one of {', '.join(DOCTOR_FORMATS)}")
+    searcher = _searcher()
+    settings = searcher.settings
+    report = doctor_mod.run(_client(), settings, searcher.reranker, depth=_int_arg("depth", 1, 50),
+                            sample=_int_arg("sample", 1), seed=_int_arg("seed", 0) or 0,
+                            since=request.args.get("since"))
+    if fmt == "html":
+        from ..doctor_view import render_html
+
+        return Response(render_html(report), mimetype="text/html")
+    return jsonify(report.as_dict())
