@@ -42,27 +42,12 @@ def shadow_dictionary(current: Dictionary, action: str, kind: str, terms: list[s
         terms = validate(kind, terms, current)
         if entry_id(kind, terms) in existing:
             raise InvalidInput(f"{kind} {' '.join(terms)!r} is already in the dictionary: adding it changes nothing")
-        if kind == "word":
-            shadow.words.append(terms[0])
-        elif kind == "synonym":
-            shadow.synonyms.append(terms)
-        elif kind == "rewrite":
-            shadow.rewrites[terms[0]] = terms[1]
-        else:
-            shadow.filler.append(terms[0])
+        shadow.put(kind, terms)
     else:
         terms = [t.strip() for t in terms]
-        wanted = entry_id(kind, terms)
-        if wanted not in existing:
+        if entry_id(kind, terms) not in existing:
             raise InvalidInput(f"no {kind} entry {' '.join(terms)!r} in the dictionary")
-        if kind == "word":
-            shadow.words.remove(terms[0])
-        elif kind == "synonym":
-            shadow.synonyms = [g for g in shadow.synonyms if entry_id("synonym", g) != wanted]
-        elif kind == "rewrite":
-            del shadow.rewrites[terms[0]]
-        else:
-            shadow.filler.remove(terms[0])
+        shadow.drop(kind, terms)
     # A version no stored dictionary has, so no cache mistakes the shadow for the live one.
     return replace(shadow, version=-1 - current.version), terms
 

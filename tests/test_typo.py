@@ -25,14 +25,7 @@ def seed_dictionary() -> Dictionary:
     snapshot = Dictionary(version=1)
     for kind, name in FILES.items():
         for _, terms, _ in parse_file(kind, REPO_ROOT / "analyzers" / name):
-            if kind == "word":
-                snapshot.words.append(terms[0].strip())
-            elif kind == "synonym":
-                snapshot.synonyms.append([t.strip() for t in terms])
-            elif kind == "rewrite":
-                snapshot.rewrites[terms[0].strip()] = terms[1].strip()
-            else:
-                snapshot.filler.append(terms[0].strip())
+            snapshot.put(kind, [t.strip() for t in terms])
     return snapshot
 
 

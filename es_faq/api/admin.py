@@ -25,6 +25,7 @@ from ..dictionary import entry_id as id_of
 from ..errors import ConfigError, InvalidInput, SyncBusy
 from ..es import engine_errors
 from ..index import live_indices
+from ..pipeline import Searcher
 from ..preview import MAX_QUERIES as MAX_PREVIEW_QUERIES
 from ..preview import preview
 from ..sync.source import MySqlSource
@@ -156,8 +157,11 @@ def preview_entry():
         raise InvalidInput(f"mode must be one of {', '.join(SEARCH_MODES)}")
     last = _count(body, "last", 200)
     limit = _count(body, "limit", PREVIEW_BENCH_LIMIT if bench else None)
+    served = _searcher()
+    # The writers' timeout: the preview copies an index and searches it, beyond a serving search's budget.
+    searcher = Searcher(settings, _client(), served.embedder, served.analyzer, served.reranker)
     with engine_errors(settings):
-        report = preview(_searcher(), action, kind, terms, last=last or 200, bench=bench, split=split, limit=limit,
+        report = preview(searcher, action, kind, terms, last=last or 200, bench=bench, split=split, limit=limit,
                          mode=mode)
     return jsonify(report)
 
