@@ -56,7 +56,17 @@ class VocabularyStore:
             "index": index, "built": int(time.time() * 1000),
             "words": [f"{word}\t{count}" for word, count in sorted(counts.items())]})
         self._memory[index] = counts
+        self.prune()
         return counts
+
+    def prune(self) -> list[str]:
+        """Delete the vocabularies of indices that no longer exist (pruned or rolled-away versions)."""
+        hits = self.client.search(index=self.index, size=100, source=False)["hits"]["hits"]
+        gone = [h["_id"] for h in hits if not self.client.indices.exists(index=h["_id"], expand_wildcards="none")]
+        for name in gone:
+            self.client.options(ignore_status=404).delete(index=self.index, id=name)
+            self._memory.pop(name, None)
+        return gone
 
     def read(self, index: str) -> dict[str, int] | None:
         try:

@@ -98,3 +98,14 @@ def test_the_vocabulary_is_kept_in_elasticsearch_per_index_version(seeded, es):
     stored = VocabularyStore(es, searcher.settings).read(index)  # a new process would read this, not rescan
     assert stored is not None and stored["小橙花"] > 10 and "还款" in stored
     assert es.get(index=searcher.settings.vocab_index, id=index)["_source"]["index"] == index
+
+
+def test_vocabularies_of_deleted_indices_are_pruned(seeded, es, alias):
+    searcher, _ = seeded
+    store = VocabularyStore(es, searcher.settings)
+    gone = f"{alias}-gone"
+    es.indices.create(index=gone)
+    store.write(gone)
+    es.indices.delete(index=gone)
+    assert store.read(gone) is not None
+    assert store.prune() == [gone] and store.read(gone) is None
