@@ -105,7 +105,10 @@ class VocabularyStore:
                     self._memory[index] = stored if stored is not None else self.write(index)
                 return self._memory[index]
         except (TransportError, ApiError):
-            return None  # the search itself reports the outage
+            # The search itself reports the outage; not asking again for the interval keeps a hung
+            # node from costing every search a second timeout.
+            self._aliases[alias] = (time.monotonic(), None)
+            return None
 
 
 class Correctors:
