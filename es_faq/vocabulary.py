@@ -80,35 +80,39 @@ class VocabularyStore:
         return counts
 
     def concrete(self, alias: str) -> str | None:
-        """The index behind `alias` (or `alias` itself when it is an index), re-resolved every
-        dict_check_interval_s so that an alias swap is followed without a request per search."""
-        cached = self._aliases.get(alias)
-        if cached and time.monotonic() - cached[0] < self.settings.dict_check_interval_s:
-            return cached[1]
+        """The index behind `alias` (or `alias` itself when it is an index)."""
         try:
             names = sorted(self.client.indices.get_alias(name=alias).body)
         except NotFoundError:
             names = [alias] if self.client.indices.exists(index=alias) else []
-        name = names[0] if len(names) == 1 else None
-        self._aliases[alias] = (time.monotonic(), name)
-        return name
+        return names[0] if len(names) == 1 else None
 
     def counts(self, alias: str) -> dict[str, int] | None:
-        """The vocabulary of what `alias` points to; None when there is no such index or no engine."""
+        """The vocabulary of what `alias` points to; None when there is no such index or no engine.
+
+        The alias is re-resolved every dict_check_interval_s (an alias swap is followed without a
+        request per search) by one thread; the others go on with what is known, so a hung node
+        holds up no search behind the lock."""
+        cached = self._aliases.get(alias)
+        known = self._memory.get(cached[1]) if cached and cached[1] else None
+        if cached and time.monotonic() - cached[0] < self.settings.dict_check_interval_s:
+            return known
+        if not self._lock.acquire(blocking=False):
+            return known
         try:
-            with self._lock:
-                index = self.concrete(alias)
-                if index is None:
-                    return None
-                if index not in self._memory:
-                    stored = self.read(index)
-                    self._memory[index] = stored if stored is not None else self.write(index)
-                return self._memory[index]
+            index = self.concrete(alias)
+            if index is not None and index not in self._memory:
+                stored = self.read(index)
+                self._memory[index] = stored if stored is not None else self.write(index)
+            self._aliases[alias] = (time.monotonic(), index)
+            return self._memory[index] if index is not None else None
         except (TransportError, ApiError):
             # The search itself reports the outage; not asking again for the interval keeps a hung
             # node from costing every search a second timeout.
             self._aliases[alias] = (time.monotonic(), None)
             return None
+        finally:
+            self._lock.release()
 
 
 class Correctors:
