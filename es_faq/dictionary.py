@@ -123,6 +123,16 @@ def validate(kind: str, terms: list[str], current: Dictionary) -> list[str]:
     return terms
 
 
+def ensure_small_index(client: Elasticsearch, name: str, properties: dict) -> None:
+    """Create `name` unless it exists (a concurrent creator's 400 is fine).
+
+    Small and read by every API process: one shard, a replica wherever a second node exists."""
+    if not client.indices.exists(index=name):
+        client.options(ignore_status=400).indices.create(
+            index=name, settings={"number_of_shards": 1, "auto_expand_replicas": "0-1"},
+            mappings={"dynamic": "strict", "properties": properties})
+
+
 class DictionaryStore:
     """Read and change the dictionaries in Elasticsearch."""
 
@@ -131,13 +141,8 @@ class DictionaryStore:
         self.index = settings.dict_index
 
     def _ensure(self) -> None:
-        if not self.client.indices.exists(index=self.index):
-            # Small and read by every API process: one shard, a replica wherever a second node exists.
-            self.client.options(ignore_status=400).indices.create(index=self.index, settings={
-                "number_of_shards": 1, "auto_expand_replicas": "0-1"}, mappings={
-                "dynamic": "strict",
-                "properties": {"kind": {"type": "keyword"}, "terms": {"type": "keyword"},
-                               "version": {"type": "long"}}})
+        ensure_small_index(self.client, self.index, {"kind": {"type": "keyword"}, "terms": {"type": "keyword"},
+                                                     "version": {"type": "long"}})
 
     def version(self) -> int:
         try:

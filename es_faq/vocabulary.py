@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError, helpers
 
 from .config import Settings
+from .dictionary import ensure_small_index
 from .pinyin import Corrector
 
 MAX_WORD_CHARS = 32
@@ -40,18 +41,11 @@ class VocabularyStore:
         self._aliases: dict[str, tuple[float, str | None]] = {}
         self._lock = threading.Lock()
 
-    def _ensure(self) -> None:
-        if not self.client.indices.exists(index=self.index):
-            self.client.options(ignore_status=400).indices.create(index=self.index, settings={
-                "number_of_shards": 1, "auto_expand_replicas": "0-1"}, mappings={
-                "dynamic": "strict",
-                "properties": {"index": {"type": "keyword"}, "built": {"type": "date"},
-                               "words": {"type": "keyword", "index": False, "doc_values": False}}})
-
     def write(self, index: str) -> dict[str, int]:
         """Collect the vocabulary of concrete index `index` and store it."""
         counts = collect(self.client, index)
-        self._ensure()
+        ensure_small_index(self.client, self.index, {"index": {"type": "keyword"}, "built": {"type": "date"},
+                                                     "words": {"type": "keyword", "index": False, "doc_values": False}})
         self.client.index(index=self.index, id=index, refresh=True, document={
             "index": index, "built": int(time.time() * 1000),
             "words": [f"{word}\t{count}" for word, count in sorted(counts.items())]})
