@@ -11,6 +11,7 @@ from elasticsearch import ApiError, TransportError
 from .config import Settings
 from .dictionary import Dictionary, DictionaryStore
 from .normalize import normalize
+from .pinyin import Corrector
 from .rewrite import Rewriter
 from .segment import Segmenter
 
@@ -25,6 +26,7 @@ class Analysis:
     rewrites: list[list[str]] = field(default_factory=list)
     synonyms: dict[str, list[str]] = field(default_factory=dict)
     dictionary_version: int = 0
+    corrections: list[list[str]] = field(default_factory=list)  # [typed, knowledge-base word] (es_faq/pinyin.py)
 
     @property
     def expansions(self) -> list[str]:
@@ -51,6 +53,7 @@ class Analyzer:
     def _apply(self, dictionary: Dictionary) -> None:
         self.segmenter.set_user_words(set(dictionary.words))
         self.rewriter = Rewriter(dictionary)
+        self.dictionary = dictionary
 
     def refresh(self) -> None:
         """Reload when the stored version moved; at most one version check per interval."""
@@ -73,12 +76,17 @@ class Analyzer:
         finally:
             self._reload_lock.release()
 
-    def analyze(self, text: str, max_chars: int | None = None, expand: bool = False) -> Analysis:
+    def analyze(self, text: str, max_chars: int | None = None, expand: bool = False,
+                corrector: Corrector | None = None) -> Analysis:
+        """`corrector` (queries only) replaces misspelt and pinyin spans with the knowledge base's words."""
         limit = max_chars or self.settings.analyze_max_chars
         normalized = normalize(text)
         rewriter = self.rewriter
         rewritten, applied = rewriter.rewrite(normalized[:limit])
+        corrections: list[list[str]] = []
+        if corrector is not None:
+            rewritten, corrections = corrector.correct(self.segmenter.spans(rewritten), rewritten)
         tokens = [t for t in self.segmenter.tokens(rewritten) if t not in rewriter.filler_words]
         synonyms = rewriter.expand(tokens) if expand else {}
         return Analysis(text, normalized[:limit], rewritten, tokens, len(normalized) > limit, applied, synonyms,
-                        rewriter.version)
+                        rewriter.version, corrections)

@@ -223,7 +223,12 @@ def index_load(settings: Settings, path: Path, alias: str | None, skip_bad: bool
                              meta={"source": str(path.resolve())})
     for bad in report.skipped:
         click.echo(f"skipped {bad}", err=True)
-    _emit(report.as_dict())
+    out = report.as_dict()
+    if settings.typo_correction:  # the new version's vocabulary, ready before the first search asks for it
+        from .vocabulary import VocabularyStore
+
+        out["vocabulary_words"] = len(VocabularyStore(client, settings).write(report.index))
+    _emit(out)
 
 
 @index_group.command("vectors")
@@ -295,9 +300,9 @@ def _store(settings: Settings):
 @pass_settings
 def dict_import(settings: Settings, directory: Path | None) -> None:
     """Add the entries of the seed files (default: analyzers/) to the stored dictionaries."""
-    from .config import REPO_ROOT
+    from .config import DATA_ROOT
 
-    report = _store(settings).import_dir(directory or REPO_ROOT / "analyzers")
+    report = _store(settings).import_dir(directory or DATA_ROOT / "analyzers")
     for problem in report["rejected"]:
         click.echo(f"rejected {problem}", err=True)
     _emit(report)
@@ -354,6 +359,50 @@ def dict_remove(settings: Settings, kind: str, terms: tuple[str, ...]) -> None:
     except InvalidInput as exc:
         raise click.UsageError(exc.message) from None
     click.echo(f"removed; dictionary version {version}")
+
+
+@dict_group.command("preview")
+@click.argument("action", type=click.Choice(("add", "remove")))
+@click.argument("kind", type=click.Choice(KINDS))
+@click.argument("terms", nargs=-1, required=True)
+@click.option("--last", default=200, show_default=True, type=click.IntRange(1, 5000),
+              help="Replay the newest N searches of the query log.")
+@click.option("--bench", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Replay a faq-bench split's queries instead, and compare its metrics.")
+@click.option("--split", default="dev", show_default=True)
+@click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N queries of the split.")
+@click.option("--mode", type=click.Choice(SEARCH_MODES), default=None, help="Default: the search_mode setting.")
+@click.option("--index", default=None, help="With the query log: the alias to search (default: ES_FAQ_INDEX_ALIAS).")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON.")
+@pass_settings
+def dict_preview(settings: Settings, action: str, kind: str, terms: tuple[str, ...], last: int, bench: Path | None,
+                 split: str, limit: int | None, mode: str | None, index: str | None, as_json: bool) -> None:
+    """What `dict add|remove KIND TERMS...` would change, without changing anything: which queries'
+    first FAQ or decision moves (before -> after), and with --bench how the metrics move."""
+    from .errors import InvalidInput
+    from .pipeline import Searcher
+    from .preview import preview
+
+    try:
+        report = preview(Searcher(settings), action, kind, list(terms), last=last, bench=bench, split=split,
+                         limit=limit, mode=mode, index=index)
+    except InvalidInput as exc:
+        raise click.UsageError(exc.message) from None
+    if as_json:
+        _emit(report)
+        return
+    change = report["change"]
+    click.echo(f"preview: {change['action']} {change['kind']} {' '.join(change['terms'])} "
+               f"(dictionary version {report['dictionary_version']}, nothing committed)")
+    click.echo(f"{report['queries']} queries replayed, {len(report['changed'])} would change:")
+    for row in report["changed"]:
+        before, after = row["before"], row["after"]
+        click.echo(f"  {row['query']}\n    top {before['top']} -> {after['top']}; decision {before['decision']} -> "
+                   f"{after['decision']}; tokens {' '.join(before['tokens'])} -> {' '.join(after['tokens'])}")
+    for name, value in (report.get("metrics", {}).get("delta") or {}).items():
+        if not isinstance(value, dict) and name in report["metrics"]["after"]:
+            click.echo(f"  {name}: {report['metrics']['before'][name]} -> {report['metrics']['after'][name]} "
+                       f"({value:+g})")
 
 
 @cli.command()

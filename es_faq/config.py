@@ -17,7 +17,10 @@ ENV_PREFIX = "ES_FAQ_"
 # Shown as *** by `es-faq config`, never logged; URLs are shown with mask_url.
 SECRETS = ("es_api_key", "es_password", "admin_token")
 ADMIN_TOKEN_MIN_CHARS = 16
-REPO_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_DIR.parent  # the checkout (or, installed from a wheel, site-packages)
+# mappings/, analyzers/ and onnx_models/: at the top of a checkout, inside the package in a wheel (setup.py).
+DATA_ROOT = REPO_ROOT if (REPO_ROOT / "setup.cfg").is_file() and (REPO_ROOT / "mappings").is_dir() else PACKAGE_DIR
 # The names a mode or fusion setting may take, defined here once: the stages, the CLI and the API import them.
 RETRIEVAL_MODES = ("bm25", "vector", "hybrid")  # one Elasticsearch request each (es_faq/retrieve.py)
 SEARCH_MODES = (*RETRIEVAL_MODES, "rerank")  # rerank: hybrid, then the cross-encoder (es_faq/rerank.py)
@@ -140,6 +143,10 @@ class Settings:
 
     # Analysis dictionaries (es_faq/dictionary.py).
     dict_index: str = "es-faq-dict"
+    # Typo, homophone and pinyin correction of queries against the knowledge base's own words
+    # (es_faq/pinyin.py); the vocabulary of each index version is kept in vocab_index.
+    typo_correction: bool = True
+    vocab_index: str = "es-faq-vocab"
     dict_check_interval_s: float = 5.0
     synonym_boost: float = 0.5
 

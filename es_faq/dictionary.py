@@ -36,6 +36,28 @@ class Dictionary:
     rewrites: dict[str, str] = field(default_factory=dict)
     filler: list[str] = field(default_factory=list)
 
+    def put(self, kind: str, terms: list[str]) -> None:
+        """Add one (already validated) entry to this snapshot."""
+        if kind == "word":
+            self.words.append(terms[0])
+        elif kind == "synonym":
+            self.synonyms.append(terms)
+        elif kind == "rewrite":
+            self.rewrites[terms[0]] = terms[1]
+        elif kind == "filler":
+            self.filler.append(terms[0])
+
+    def drop(self, kind: str, terms: list[str]) -> None:
+        """Remove the entry that `entry_id(kind, terms)` names from this snapshot."""
+        if kind == "word":
+            self.words.remove(terms[0])
+        elif kind == "synonym":
+            self.synonyms = [g for g in self.synonyms if entry_id("synonym", g) != entry_id("synonym", terms)]
+        elif kind == "rewrite":
+            del self.rewrites[terms[0]]
+        elif kind == "filler":
+            self.filler.remove(terms[0])
+
     def entries(self) -> list[tuple[str, list[str]]]:
         """(kind, terms) for every entry, in the order files list them."""
         return ([("word", [w]) for w in self.words] + [("synonym", g) for g in self.synonyms]
@@ -101,6 +123,16 @@ def validate(kind: str, terms: list[str], current: Dictionary) -> list[str]:
     return terms
 
 
+def ensure_small_index(client: Elasticsearch, name: str, properties: dict) -> None:
+    """Create `name` unless it exists (a concurrent creator's 400 is fine).
+
+    Small and read by every API process: one shard, a replica wherever a second node exists."""
+    if not client.indices.exists(index=name):
+        client.options(ignore_status=400).indices.create(
+            index=name, settings={"number_of_shards": 1, "auto_expand_replicas": "0-1"},
+            mappings={"dynamic": "strict", "properties": properties})
+
+
 class DictionaryStore:
     """Read and change the dictionaries in Elasticsearch."""
 
@@ -109,13 +141,8 @@ class DictionaryStore:
         self.index = settings.dict_index
 
     def _ensure(self) -> None:
-        if not self.client.indices.exists(index=self.index):
-            # Small and read by every API process: one shard, a replica wherever a second node exists.
-            self.client.options(ignore_status=400).indices.create(index=self.index, settings={
-                "number_of_shards": 1, "auto_expand_replicas": "0-1"}, mappings={
-                "dynamic": "strict",
-                "properties": {"kind": {"type": "keyword"}, "terms": {"type": "keyword"},
-                               "version": {"type": "long"}}})
+        ensure_small_index(self.client, self.index, {"kind": {"type": "keyword"}, "terms": {"type": "keyword"},
+                                                     "version": {"type": "long"}})
 
     def version(self) -> int:
         try:
@@ -133,15 +160,7 @@ class DictionaryStore:
         rows.sort(key=lambda r: r["_id"])
         snapshot = Dictionary(version=version)
         for row in rows:
-            kind, terms = row["_source"]["kind"], row["_source"]["terms"]
-            if kind == "word":
-                snapshot.words.append(terms[0])
-            elif kind == "synonym":
-                snapshot.synonyms.append(terms)
-            elif kind == "rewrite":
-                snapshot.rewrites[terms[0]] = terms[1]
-            elif kind == "filler":
-                snapshot.filler.append(terms[0])
+            snapshot.put(row["_source"]["kind"], row["_source"]["terms"])
         return snapshot
 
     def _bump(self) -> int:

@@ -15,14 +15,14 @@ from elasticsearch import Elasticsearch, NotFoundError, helpers
 from tqdm import tqdm
 
 from .analyze import Analyzer
-from .config import REPO_ROOT, Settings
+from .config import DATA_ROOT, Settings
 from .embed import Embedder
 from .errors import ConfigError, DataError, EsFaqError, IndexMissing
 from .kb import BadRecord, Faq
 from .lock import STATE_SUFFIX, Lock, acquire
 from .vectors import VectorCache
 
-MAPPINGS_DIR = REPO_ROOT / "mappings"
+MAPPINGS_DIR = DATA_ROOT / "mappings"
 # A version is exactly `<alias>-YYYYmmdd-HHMMSS-ffffff`: of fixed length, so the name says which
 # alias it belongs to. `faq-2-20250101-...` is never a version of `faq`, nor is `faq-sync-state`.
 VERSION_SUFFIX = re.compile(r"-\d{8}-\d{6}-\d{6}")

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import REPO_ROOT, Settings
+from .config import DATA_ROOT, Settings
 from .errors import ModelError
 from .fetch import fetch_maven, sha256_of
 
 log = logging.getLogger("es_faq.models")
 
-MANIFEST_DIR = REPO_ROOT / "onnx_models"
+MANIFEST_DIR = DATA_ROOT / "onnx_models"
 # What training writes beside a trained model's files: its recipe and each file's sha256.
 RECIPE_FILE = "training.json"
 

@@ -18,8 +18,10 @@ from .embed import Embedder
 from .errors import InvalidInput
 from .es import make_client
 from .fuse import fuse
+from .pinyin import Corrector
 from .rerank import Reranker
 from .retrieve import Hit, RetrievalQuery, execute, execute_sides, search_request, side_requests
+from .vocabulary import Correctors, VocabularyStore
 
 
 def _stage(hits: list[Hit], key: str | None = None) -> list[dict]:
@@ -98,6 +100,17 @@ class Searcher:
         self._embedder = embedder
         self._reranker = reranker
         self._calibration: Calibration | None = None
+        self._correctors: Correctors | None = None
+
+    def corrector(self, index: str) -> Corrector | None:
+        """The typo corrector for what `index` points to (None with typo_correction off or no such index)."""
+        if not self.settings.typo_correction:
+            return None
+        if self._correctors is None:
+            self._correctors = Correctors(VocabularyStore(self.client, self.settings))
+        dictionary = self.analyzer.dictionary
+        return self._correctors.get(index, dictionary.words, dictionary.version,
+                                   self.analyzer.segmenter.frequencies())
 
     @property
     def embedder(self) -> Embedder:
@@ -145,9 +158,10 @@ class Searcher:
         retrieval = "hybrid" if reranking else mode
         depth = max(k, settings.rerank_depth if reranking else 0, settings.decide_depth)
         timer = Timer()
+        index = index or settings.index_alias
         with timer("analyze"):
             self.analyzer.refresh()
-            analysis = self.analyzer.analyze(query, expand=True)
+            analysis = self.analyzer.analyze(query, expand=True, corrector=self.corrector(index))
         with timer("embed"):
             vector = None
             if retrieval != "bm25" and analysis.text:
@@ -156,7 +170,6 @@ class Searcher:
         wanted = RetrievalQuery(analysis.tokens, vector, depth, category,
                                 matches or reranking or explain or settings.decide_depth > 0,
                                 analysis.expansions, exclude)
-        index = index or settings.index_alias
         request, hits, lists = self._retrieve(retrieval, wanted, index, timer)
         stages: dict[str, list[dict]] = {}
         if explain:

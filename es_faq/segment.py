@@ -39,6 +39,16 @@ class Segmenter:
                 self._jieba.add_word(word)
             self._user_words = set(words)
 
+    def frequencies(self) -> dict[str, int]:
+        """The general word counts of jieba's dictionary (a prior for typo correction)."""
+        self._ready()
+        return self._jieba.FREQ
+
+    def spans(self, text: str) -> list[tuple[str, int, int]]:
+        """Default-mode segmentation with offsets, every piece kept (for correcting the text in place)."""
+        self._ready()
+        return list(self._jieba.tokenize(text))
+
     def tokens(self, text: str) -> list[str]:
         """Search-mode segmentation (long words plus their parts), punctuation dropped."""
         self._ready()

@@ -1,5 +1,5 @@
-"""/v1/admin: the analysis dictionaries, a background re-sync from MySQL and the knowledge-base doctor, behind a
-bearer token.
+"""/v1/admin: the analysis dictionaries (and a preview of a change), a background re-sync from MySQL
+and the knowledge-base doctor, behind a bearer token.
 
 Without `admin_token` every endpoint here answers 404 `admin_disabled`: off, never open. The
 dictionary endpoints are `es-faq dict list|add|remove` over HTTP (es_faq/dictionary.py); reindex
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -19,12 +20,15 @@ from pathlib import Path
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from .. import doctor as doctor_mod
-from ..config import ENV_PREFIX, Settings, as_env
+from ..config import ENV_PREFIX, SEARCH_MODES, Settings, as_env
 from ..dictionary import KINDS, DictionaryStore, validate
 from ..dictionary import entry_id as id_of
 from ..errors import ConfigError, InvalidInput, SyncBusy
 from ..es import engine_errors
 from ..index import live_indices
+from ..pipeline import Searcher
+from ..preview import MAX_QUERIES as MAX_PREVIEW_QUERIES
+from ..preview import preview
 from ..sync.source import MySqlSource
 from ..sync.state import SyncState
 from .context import current_searcher as _searcher
@@ -35,6 +39,7 @@ admin = Blueprint("admin", __name__, url_prefix="/v1/admin")
 
 ENTRY_FIELDS = ("kind", "terms")
 MAX_TERMS = 100  # a synonym group is a handful of words; this only bounds the work of one request
+PREVIEW_BENCH_LIMIT = 200  # a preview answers synchronously: a bench split is cut to this many queries unless asked
 REINDEX = "es_faq.reindex"  # app.extensions key: the last reindex this process started
 
 
@@ -118,6 +123,48 @@ def remove_entry(entry_id: str):
         raise EntryNotFound(exc.message) from None
     return jsonify({"id": entry_id, "removed": True, "version": version,
                     "effective_within_s": settings.dict_check_interval_s})
+
+
+PREVIEW_FIELDS = ("action", "kind", "terms", "last", "bench", "split", "limit", "mode")
+BENCH_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
+
+
+def _count(body: dict, name: str, default: int | None) -> int | None:
+    value = body.get(name, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PREVIEW_QUERIES:
+        raise InvalidInput(f"{name} must be an integer from 1 to {MAX_PREVIEW_QUERIES}")
+    return value
+
+
+@admin.post("/dictionary/preview")
+def preview_entry():
+    """es-faq dict preview: replay logged (or a bench's) queries through the changed dictionaries; nothing is stored."""
+    body = _json_body()
+    _known_fields(body, PREVIEW_FIELDS, '{"action": "add", "kind": "synonym", "terms": ["查询", "查看"], "last": 200}')
+    kind, terms = parse_entry({k: body.get(k) for k in ENTRY_FIELDS})
+    action = _text(body.get("action", ""), "action")
+    settings = _searcher().settings
+    bench = None
+    if body.get("bench") is not None:
+        name = _text(body["bench"], "bench")
+        bench = settings.bench_dir / name
+        if not BENCH_NAME.fullmatch(name) or not (bench / "queries.jsonl").is_file():
+            raise InvalidInput(f"bench must name a faq-bench directory under bench_dir ({settings.bench_dir})")
+    split = _text(body.get("split", "dev"), "split")
+    mode = _text(body["mode"], "mode") if body.get("mode") is not None else None
+    if mode is not None and mode not in SEARCH_MODES:
+        raise InvalidInput(f"mode must be one of {', '.join(SEARCH_MODES)}")
+    last = _count(body, "last", 200)
+    limit = _count(body, "limit", PREVIEW_BENCH_LIMIT if bench else None)
+    served = _searcher()
+    # The writers' timeout: the preview copies an index and searches it, beyond a serving search's budget.
+    searcher = Searcher(settings, _client(), served.embedder, served.analyzer, served.reranker)
+    with engine_errors(settings):
+        report = preview(searcher, action, kind, terms, last=last or 200, bench=bench, split=split, limit=limit,
+                         mode=mode)
+    return jsonify(report)
 
 
 # --- sync from MySQL -----------------------------------------------------------------------------------
