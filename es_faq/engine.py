@@ -130,6 +130,9 @@ def _node_config(layout: EngineLayout, port: int, ports: list[int]) -> str:
         "xpack.security.enabled: false",
         # Development disks are often nearly full; watermarks would leave shards unassigned.
         "cluster.routing.allocation.disk.threshold_enabled: false",
+        # On SIGTERM, requests in flight get this long to finish before their connections close:
+        # a node restarted in turn fails no search (docs/reliability.md, "A node dies").
+        "http.shutdown_grace_period: 10s",
         "",
     ]
     return "\n".join(lines)
@@ -260,7 +263,10 @@ def _start(settings: Settings, layout: EngineLayout, url: str, echo) -> None:
     user = settings.engine_user if os.geteuid() == 0 else None
     echo(f"starting Elasticsearch {settings.engine_version} node {layout.name} at {url} (logs: {layout.logs})")
     proc = subprocess.run([str(layout.dist / "bin" / "elasticsearch"), "-d", "-p", str(layout.pidfile)],
-                          env=env, user=user, cwd=layout.home, capture_output=True, text=True)
+                          env=env, user=user, cwd=layout.home, capture_output=True, text=True,
+                          # Its own session: a signal to the starter's process group (Ctrl-C, a
+                          # timeout) must not reach the daemon.
+                          start_new_session=True)
     if proc.returncode != 0:
         output = proc.stdout + proc.stderr
         if "BindException" in output:
