@@ -130,9 +130,6 @@ def _node_config(layout: EngineLayout, port: int, ports: list[int]) -> str:
         "xpack.security.enabled: false",
         # Development disks are often nearly full; watermarks would leave shards unassigned.
         "cluster.routing.allocation.disk.threshold_enabled: false",
-        # On SIGTERM, requests in flight get this long to finish before their connections close:
-        # a node restarted in turn fails no search (docs/reliability.md, "A node dies").
-        "http.shutdown_grace_period: 10s",
         "",
     ]
     return "\n".join(lines)

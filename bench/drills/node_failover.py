@@ -28,11 +28,12 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(Path(__file__).resolve().parent)]
+
+from common import Workers  # noqa: E402
 
 from es_faq import engine  # noqa: E402
 from es_faq.analyze import Analyzer  # noqa: E402
@@ -57,22 +58,17 @@ def percentile(values: list[float], q: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
 
 
-@dataclass
-class SearchLoad:
+class SearchLoad(Workers):
     """`clients` threads searching `alias` back to back; every outcome kept as (sent, ms, error or None)."""
 
-    settings: Settings
-    alias: str
-    bodies: list[dict]
-    clients: int = 4
-    outcomes: list = field(default_factory=list)
+    def __init__(self, settings: Settings, alias: str, bodies: list[dict], clients: int = 4):
+        self.settings, self.alias, self.bodies = settings, alias, bodies
+        self.outcomes: list = []
+        self.client = make_client(settings, timeout_s=settings.search_timeout_s)
+        super().__init__(clients)
+        self.clients = clients
 
-    def __post_init__(self):
-        self._stop = threading.Event()
-        self.client = make_client(self.settings, timeout_s=self.settings.search_timeout_s)
-        self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(self.clients)]
-
-    def _run(self, i: int) -> None:
+    def work(self, i: int) -> None:
         n = i
         while not self._stop.is_set():
             body = self.bodies[n % len(self.bodies)]
@@ -89,16 +85,10 @@ class SearchLoad:
             except Exception as exc:  # noqa: BLE001 -- every failure is counted, whatever it is
                 error = f"{type(exc).__name__}: {str(exc)[:200]}"
             self.outcomes.append((started, (time.monotonic() - started) * 1000, error))
-
-    def start(self) -> SearchLoad:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=30)
+            if error:
+                # As a client told to come back later: refused at once by the breaker, a thread that
+                # asked again without pause would spin and take the CPU the nodes need.
+                time.sleep(0.25)
 
     def phase(self, start: float, end: float) -> dict:
         rows = [o for o in list(self.outcomes) if start <= o[0] < end]
@@ -246,12 +236,17 @@ def main() -> None:
     parser.add_argument("--before", type=float, default=10)
     parser.add_argument("--down", type=float, default=20)
     parser.add_argument("--after", type=float, default=10)
+    parser.add_argument("--search-timeout", type=float, default=None,
+                        help="seconds a search may take (default: search_timeout_s, 2)")
+    parser.add_argument("--no-kill", dest="kill_phase", action="store_false")
     parser.add_argument("--no-rolling", dest="rolling", action="store_false")
     parser.add_argument("--no-drain", dest="drain", action="store_false",
                         help="rolling restart without moving shards off first (allocation of replicas off, flush)")
     parser.add_argument("--keep-cluster", action="store_true", help="leave the nodes running at the end")
     args = parser.parse_args()
     settings = load_settings()
+    if args.search_timeout:
+        settings = settings.replace(search_timeout_s=args.search_timeout)
     if len(settings.es_urls) < 3:
         raise SystemExit("list the cluster's nodes in ES_FAQ_ES_URL (three URLs, comma-separated)")
     try:
@@ -260,7 +255,9 @@ def main() -> None:
         report: dict = {"clients": args.clients, "shards": args.shards, "replicas": args.replicas,
                         "search_timeout_s": settings.search_timeout_s, "heap": settings.engine_heap,
                         "load_before": os.getloadavg()}
-        report["kill"] = kill_phase(settings, load, args.kill, args.before, args.down, args.after)
+        if args.kill_phase:
+            report["kill"] = kill_phase(settings, load, args.kill, args.before, args.down, args.after)
+            say(json.dumps(report["kill"]))
         if args.rolling:
             report["rolling"] = rolling_restart(settings, load, args.drain)
         load.stop()
