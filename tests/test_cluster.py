@@ -92,7 +92,8 @@ def test_three_nodes_form_one_cluster(cluster):
     assert status["nodes"] == 3 and status["health"] in {"green", "yellow"}
     assert [n["name"] for n in status["cluster"]] == ["es-faq-local-1", "es-faq-local-2", "es-faq-local-3"]
     assert all(n["local_pid"] for n in status["cluster"])
-    # The first boot's bootstrap list is written only while a node has no data.
+    # The first boot's bootstrap list is written only while a node has no data: not by a later `up`.
+    engine.install(cluster)
     config = (engine.node_layout(cluster, 2).config / "elasticsearch.yml").read_text()
     assert "discovery.seed_hosts" in config and "cluster.initial_master_nodes" not in config
 
