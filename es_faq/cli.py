@@ -37,21 +37,25 @@ pass_settings = click.make_pass_decorator(Settings)
 # --- engine -----------------------------------------------------------------------------------------
 @cli.group()
 def engine() -> None:
-    """A local single-node Elasticsearch for development and tests."""
+    """A local Elasticsearch (one node, or a cluster on loopback) for development and tests."""
 
 
 @engine.command("up")
+@click.option("--nodes", type=click.IntRange(1, 9), default=None,
+              help="Nodes of the local cluster (default: one per URL in ES_FAQ_ES_URL).")
 @pass_settings
-def engine_up(settings: Settings) -> None:
-    """Provision (first time) and start the node; wait until green."""
-    _emit(engine_mod.up(settings, echo=lambda m: click.echo(m, err=True)))
+def engine_up(settings: Settings, nodes: int | None) -> None:
+    """Provision (first time) and start the nodes that do not run; wait until every primary is assigned."""
+    _emit(engine_mod.up(settings, echo=lambda m: click.echo(m, err=True), nodes=nodes))
 
 
 @engine.command("down")
+@click.option("--node", type=click.IntRange(1, 9), default=None, help="Stop only this node (1, 2, ...).")
 @pass_settings
-def engine_down(settings: Settings) -> None:
-    """Stop the node this tool started."""
-    click.echo("stopped" if engine_mod.down(settings) else "not running")
+def engine_down(settings: Settings, node: int | None) -> None:
+    """Stop the nodes this tool started (all of them, or --node N)."""
+    stopped = engine_mod.down(settings, node=node)
+    click.echo(f"stopped {stopped} node{'s' if stopped != 1 else ''}" if stopped else "not running")
 
 
 @engine.command("status")
@@ -562,6 +566,21 @@ def report(settings: Settings, since: str, top: int) -> None:
         _emit(query_log_report(make_client(settings), settings, since, top))
     except InvalidInput as exc:
         raise click.UsageError(exc.message) from None
+
+
+@cli.group()
+def querylog() -> None:
+    """The query log's daily indices (docs/api.md, "Query log")."""
+
+
+@querylog.command("prune")
+@click.option("--dry-run", is_flag=True, help="List what would be deleted, delete nothing.")
+@pass_settings
+def querylog_prune(settings: Settings, dry_run: bool) -> None:
+    """Delete the daily indices older than query_log_retention_days (the API does it daily)."""
+    from .api.querylog import prune
+
+    _emit(prune(make_client(settings), settings, dry_run=dry_run))
 
 
 @cli.command()

@@ -176,6 +176,10 @@ class Settings:
     query_log_queue_size: int = 10000
     query_log_batch_size: int = 500
     query_log_flush_s: float = 1.0
+    # Daily indices whose day is this many days or more before today (UTC) are deleted by the
+    # writer (at start, then daily) or `es-faq querylog prune`: the local distribution has no ILM.
+    # 0: keep every day.
+    query_log_retention_days: int = 90
 
     # MySQL sync (docs/sync.md): the source database and how its tables and columns are named.
     mysql_url: str = ""  # mysql://user:password@host:3306/database
@@ -205,6 +209,12 @@ class Settings:
     mysql_retry_max_s: float = 60.0
 
     @property
+    def es_urls(self) -> list[str]:
+        """The nodes of es_url, which may list several, comma-separated: the client spreads requests
+        over them and retries on another when one fails."""
+        return [url.strip() for url in self.es_url.split(",") if url.strip()]
+
+    @property
     def models_path(self) -> Path:
         return self.model_dir or self.home / "models"
 
@@ -218,6 +228,7 @@ class Settings:
         return self.home / "engine"
 
     def __post_init__(self):
+        self._check_es_urls()
         if self.fusion not in FUSIONS:
             raise ConfigError(f"fusion={self.fusion!r}: choose {_one_of(FUSIONS)}")
         if not 0.0 <= self.lexical_weight <= 1.0:
@@ -235,12 +246,26 @@ class Settings:
             if value is not None and not 0.0 <= value <= 1.0 and not math.isinf(value):
                 raise ConfigError(f"{name}={value}: a probability from 0 to 1 (inf: never), or unset for the "
                                   "calibrated value")
+        if self.query_log_retention_days < 0:
+            raise ConfigError(f"query_log_retention_days={self.query_log_retention_days}: the days of query log to "
+                              "keep, 0 to keep them all")
         if not 1 <= self.rerank_depth <= 200:
             raise ConfigError(f"rerank_depth={self.rerank_depth}: must be from 1 to 200")
         token = self.admin_token
         if token and (len(token) < ADMIN_TOKEN_MIN_CHARS or token != token.strip()):
             raise ConfigError(f"admin_token must be at least {ADMIN_TOKEN_MIN_CHARS} characters, without surrounding "
                               "whitespace (for example `openssl rand -hex 32`); leave it empty to disable /v1/admin")
+
+    def _check_es_urls(self) -> None:
+        urls = self.es_urls
+        if not urls:
+            raise ConfigError("es_url is empty: set ES_FAQ_ES_URL to http://HOST:PORT (or several, comma-separated)")
+        for url in urls:
+            scheme, sep, rest = url.partition("://")
+            host = rest.rpartition("@")[2].split("/", 1)[0]
+            if not sep or scheme not in ("http", "https") or not host or host.startswith(":"):
+                raise ConfigError(f"es_url: {mask_url(url)!r} is not an http(s)://HOST[:PORT] URL; list the "
+                                  "cluster's nodes comma-separated, e.g. http://127.0.0.1:9200,http://127.0.0.1:9201")
 
     @property
     def uses_reranker(self) -> bool:

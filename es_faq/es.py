@@ -20,8 +20,13 @@ def make_client(settings: Settings, timeout_s: float | None = None) -> Elasticse
     """The client; `timeout_s` (default es_timeout_s) bounds each request, search_timeout_s for serving."""
     # A pooled connection per serving thread (gunicorn_conf.py: 16): with fewer, a thread waits for a
     # connection before its own timeout starts, and a hung node's 503 comes late (docs/reliability.md).
+    # A request that gets no connection, or a 429/502/503/504, is sent again to the next node (the
+    # client marks the failed one dead for a while): with every node listed in es_url, a node that
+    # dies costs no request (docs/reliability.md, "A node dies"). A timeout is not retried: it
+    # would double the wait on a hung cluster.
+    hosts = settings.es_urls
     kwargs: dict = {"request_timeout": timeout_s or settings.es_timeout_s, "retry_on_timeout": False,
-                    "max_retries": 1, "connections_per_node": CONNECTIONS_PER_NODE}
+                    "max_retries": max(1, len(hosts) - 1), "connections_per_node": CONNECTIONS_PER_NODE}
     if settings.es_api_key:
         kwargs["api_key"] = settings.es_api_key
     elif settings.es_username:
@@ -30,7 +35,7 @@ def make_client(settings: Settings, timeout_s: float | None = None) -> Elasticse
         kwargs["ca_certs"] = settings.es_ca_certs
     # orjson writes the bulk requests' vectors several times faster than the json module.
     kwargs["serializer"] = OrjsonSerializer()
-    return Elasticsearch(settings.es_url, **kwargs)
+    return Elasticsearch(hosts, **kwargs)
 
 
 def unreachable(settings: Settings, exc: Exception | None = None) -> EngineUnavailable:
@@ -141,12 +146,14 @@ def engine_errors(settings: Settings):
 
 
 def cluster_health(client: Elasticsearch, settings: Settings, wait_for_status: str | None = None,
-                   timeout_s: float | None = None) -> dict:
+                   timeout_s: float | None = None, wait_for_nodes: int | None = None) -> dict:
     """Cluster health; the integ-test distribution has no `GET /`, so this is the readiness probe."""
     try:
         kwargs: dict[str, Any] = {}
         if wait_for_status:
             kwargs = {"wait_for_status": wait_for_status, "timeout": f"{int(timeout_s or 30)}s"}
+        if wait_for_nodes:
+            kwargs.update(wait_for_nodes=f">={wait_for_nodes}", timeout=f"{int(timeout_s or 30)}s")
         return client.options(request_timeout=(timeout_s or settings.es_timeout_s) + 5).cluster.health(**kwargs).body
     except (TransportError, ApiError) as exc:
         raise unreachable(settings, exc) from None

@@ -52,9 +52,9 @@ def _with_credentials(url: str, port: int | None = None, host: str = "127.0.0.1"
 
 def test_api_answers_never_carry_the_password(settings, embedder, analyzer, demo_alias):
     token = "test-admin-token-0123456789"
-    for es_url, status in [(_with_credentials(settings.es_url), 200),
-                           (_with_credentials(settings.es_url, port=9), 503),
-                           (_with_credentials(settings.es_url, port=9, host="[::1]"), 503)]:
+    for es_url, status in [(_with_credentials(settings.es_urls[0]), 200),
+                           (_with_credentials(settings.es_urls[0], port=9), 503),
+                           (_with_credentials(settings.es_urls[0], port=9, host="[::1]"), 503)]:
         served = settings.replace(es_url=es_url, index_alias=demo_alias, query_log_enabled=False, admin_token=token)
         client = create_app(served, Searcher(served, embedder=embedder, analyzer=analyzer)).test_client()
         ready = client.get("/readyz")
@@ -74,14 +74,14 @@ def es_faq(*args, env: dict) -> subprocess.CompletedProcess:
 
 
 def test_cli_output_never_carries_the_password(settings, alias, demo_alias):
-    dead_es = {"ES_FAQ_ES_URL": _with_credentials(settings.es_url, port=9)}
+    dead_es = {"ES_FAQ_ES_URL": _with_credentials(settings.es_urls[0], port=9)}
     dead_mysql = {"ES_FAQ_MYSQL_URL": f"mysql://:{SECRET}@127.0.0.1:1/faq", "ES_FAQ_INDEX_ALIAS": alias}
     runs = {
         "search": es_faq("search", "还款", env=dead_es),
         "sync check, engine down": es_faq("sync", "check", env={**dead_es, **dead_mysql}),
         "sync check, mysql down": es_faq("sync", "check", env={**dead_mysql, "ES_FAQ_INDEX_ALIAS": demo_alias}),
         "sync full, mysql down": es_faq("sync", "full", "--no-progress", env=dead_mysql),
-        "engine status": es_faq("engine", "status", env={"ES_FAQ_ES_URL": _with_credentials(settings.es_url)}),
+        "engine status": es_faq("engine", "status", env={"ES_FAQ_ES_URL": _with_credentials(settings.es_urls[0])}),
         "config": es_faq("config", env={**dead_es, **dead_mysql, "ES_FAQ_ES_PASSWORD": SECRET}),
     }
     for name, run in runs.items():

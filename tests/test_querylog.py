@@ -1,18 +1,22 @@
 """The query log against the real node: search and feedback documents, the full queue, and the report."""
 
+import json
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from prometheus_client import REGISTRY
 
 from es_faq.api.app import create_app
-from es_faq.api.querylog import QueryLog
+from es_faq.api.querylog import QueryLog, prune
+from es_faq.config import load_settings
+from es_faq.errors import ConfigError
 from es_faq.pipeline import Searcher
 from es_faq.report import query_log_report
 from tests.conftest import drop_query_log
 from tests.test_api import DEMO_QUERY
+from tests.test_cli import es_faq
 
 
 @pytest.fixture
@@ -145,3 +149,56 @@ def test_report_counts_no_match_and_clusters_paraphrases(settings, es, embedder,
 def test_report_with_no_log_yet(settings, es, embedder, prefix):
     report = query_log_report(es, settings.replace(query_log_prefix=prefix), embedder=embedder)
     assert report["total_searches"] == 0 and report["clusters"] == [] and report["no_match_rate"] == 0.0
+
+
+def _daily_indices(es, prefix: str) -> set[str]:
+    return {row["index"] for row in es.cat.indices(index=f"{prefix}-*", format="json", h="index").body}
+
+
+@pytest.fixture
+def dated_log(es, prefix):
+    """Daily query-log indices 120, 91, 90, 89 and 0 days old, and two indices that only look alike."""
+    today = datetime.now(timezone.utc).date()
+    names = {age: f"{prefix}-{today - timedelta(days=age):%Y.%m.%d}" for age in (120, 91, 90, 89, 0)}
+    others = [f"{prefix}-archive", f"{prefix}-2019.13.01"]
+    for name in [*names.values(), *others]:
+        es.indices.create(index=name, settings={"number_of_shards": 1, "number_of_replicas": 0})
+    return names, others
+
+
+def test_prune_deletes_only_days_past_retention(settings, es, prefix, dated_log):
+    names, others = dated_log
+    kept = {names[89], names[0], *others}
+    retention = settings.replace(query_log_prefix=prefix, query_log_retention_days=90)
+    dry = prune(es, retention, dry_run=True)
+    assert sorted(dry["deleted"]) == sorted([names[120], names[91], names[90]]) and dry["kept"] == 2
+    assert _daily_indices(es, prefix) == {*names.values(), *others}
+    assert prune(es, retention)["deleted"] == dry["deleted"]
+    assert _daily_indices(es, prefix) == kept
+    assert prune(es, retention.replace(query_log_retention_days=0))["deleted"] == []  # 0: keep all
+
+
+def test_the_writer_prunes_when_it_starts(settings, es, prefix, dated_log):
+    names, others = dated_log
+    querylog = QueryLog(settings.replace(query_log_prefix=prefix, query_log_retention_days=1), es).start()
+    try:
+        deadline = time.monotonic() + 10
+        while names[89] in _daily_indices(es, prefix) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        querylog.close()
+    assert _daily_indices(es, prefix) == {names[0], *others}
+
+
+def test_querylog_prune_cli_dry_run(es, prefix, dated_log):
+    names, _ = dated_log
+    out = es_faq("querylog", "prune", "--dry-run", check=True,
+                 env={"ES_FAQ_QUERY_LOG_PREFIX": prefix, "ES_FAQ_QUERY_LOG_RETENTION_DAYS": "100"})
+    report = json.loads(out.stdout)
+    assert report["dry_run"] and report["deleted"] == [names[120]] and report["retention_days"] == 100
+    assert names[120] in _daily_indices(es, prefix)
+
+
+def test_negative_retention_is_refused():
+    with pytest.raises(ConfigError, match="query_log_retention_days"):
+        load_settings({"ES_FAQ_QUERY_LOG_RETENTION_DAYS": "-1"})

@@ -9,6 +9,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -57,6 +58,27 @@ def serve(env: dict[str, str], log: Path, workers: int | None = None, argv: list
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+class Workers:
+    """`n` threads each running `self.work(i)` until `stop()`: a drill's clients."""
+
+    def __init__(self, n: int):
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self.work, args=(i,), daemon=True) for i in range(n)]
+
+    def work(self, i: int) -> None:
+        raise NotImplementedError
+
+    def start(self):
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 60) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=timeout_s)
 
 
 def probe(url: str, timeout_s: float = 2.0) -> tuple[int | None, float]:

@@ -17,17 +17,17 @@ import time
 from pathlib import Path
 
 import requests
-from common import REPO, emit, probe, serve, summary
+from common import REPO, Workers, emit, probe, serve, summary
 
 
-class Clients:
+class Clients(Workers):
     """`n` clients, each searching again as soon as it has an answer (or gives up after 30 s)."""
 
     def __init__(self, url: str, n: int):
-        self.url, self.outcomes, self._stop = url, [], threading.Event()
-        self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(n)]
+        self.url, self.outcomes = url, []
+        super().__init__(n)
 
-    def _run(self, i: int) -> None:
+    def work(self, i: int) -> None:
         session = requests.Session()
         queries = ["可以推迟还小橙花吗", "忘了支付密码", "怎么开发票", "账户被冻结了"]
         while not self._stop.is_set():
@@ -38,16 +38,6 @@ class Clients:
             except requests.RequestException:
                 status = None
             self.outcomes.append((started, time.monotonic() - started, status))
-
-    def start(self) -> Clients:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=60)
 
     def phase(self, start: float, end: float) -> dict:
         rows = [o for o in self.outcomes if start <= o[0] < end]

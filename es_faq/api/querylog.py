@@ -3,16 +3,20 @@
 A request only puts a document on a bounded queue (dropped and counted when full); one background
 thread per process writes the queue with the bulk helper every `query_log_flush_s` or
 `query_log_batch_size` documents. Each document's _id is the request id and every write is an
-upsert, so a search and its feedback merge into one document in whichever order they arrive."""
+upsert, so a search and its feedback merge into one document in whichever order they arrive.
+
+Retention: the writer deletes the daily indices older than `query_log_retention_days` when it
+starts and then about daily (`prune`; `es-faq querylog prune` does it on demand)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import queue
+import re
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 from elasticsearch import ApiError, Elasticsearch, TransportError
 from elasticsearch.helpers import BulkIndexError, bulk
@@ -25,10 +29,43 @@ from . import metrics
 log = logging.getLogger("es_faq.api.querylog")
 
 FEEDBACK = ("helpful", "unhelpful", "clicked")
+PRUNE_EVERY_S = 24 * 3600
+DAY_SUFFIX = re.compile(r"-(\d{4})\.(\d{2})\.(\d{2})")
 
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _index_day(prefix: str, name: str) -> date | None:
+    """The day of a daily index `<prefix>-YYYY.MM.DD`; None for any other name (another prefix's index)."""
+    match = DAY_SUFFIX.fullmatch(name[len(prefix):]) if name.startswith(prefix) else None
+    if not match:
+        return None
+    try:
+        return date(*map(int, match.groups()))
+    except ValueError:
+        return None
+
+
+def prune(client: Elasticsearch, settings: Settings, dry_run: bool = False, today: date | None = None) -> dict:
+    """Delete the daily indices whose day is query_log_retention_days or more before today (UTC)."""
+    days = settings.query_log_retention_days
+    prefix = settings.query_log_prefix
+    today = today or _now().date()
+    report: dict = {"prefix": prefix, "retention_days": days, "dry_run": dry_run, "deleted": [], "kept": 0}
+    rows = client.cat.indices(index=f"{prefix}-*", format="json", h="index", expand_wildcards="open,closed").body
+    assert isinstance(rows, list)  # format=json: parsed rows, not text
+    dated = sorted((day, row["index"]) for row in rows if (day := _index_day(prefix, row["index"])))
+    doomed = [name for day, name in dated if days and day <= today - timedelta(days=days)]
+    report["kept"] = len(dated) - len(doomed)
+    # Named one by one: wildcard deletes are refused (action.destructive_requires_name).
+    for start in range(0, len(doomed), 50):
+        names = doomed[start:start + 50]
+        if not dry_run:
+            client.options(ignore_status=404).indices.delete(index=",".join(names))
+        report["deleted"] += names
+    return report
 
 
 class QueryLog:
@@ -45,6 +82,7 @@ class QueryLog:
         self._idle = threading.Condition()
         self._pending = 0  # queued or being written; flush() waits for zero
         self._thread: threading.Thread | None = None
+        self._pruned_at = time.monotonic()  # a failed prune at start is retried PRUNE_EVERY_S later
 
     # --- the request side: never blocks ---------------------------------------------------------
 
@@ -124,12 +162,27 @@ class QueryLog:
         self._template_ready = True
         return True
 
+    def prune(self) -> None:
+        """Apply the retention; a failure is logged and retried at the next turn, never raised."""
+        try:
+            report = prune(self.client, self.settings)
+        except (TransportError, ApiError) as exc:
+            log.warning("query log retention not applied; will retry", extra={"error": type(exc).__name__})
+            return
+        self._pruned_at = time.monotonic()
+        if report["deleted"]:
+            log.info("query log indices past retention deleted",
+                     extra={"indices": report["deleted"], "retention_days": report["retention_days"]})
+
     def _run(self) -> None:
         self.ensure_template()
+        self.prune()
         while True:
             self._flush_now.wait(self.settings.query_log_flush_s)
             self._flush_now.clear()
             self._write_batches()
+            if time.monotonic() - self._pruned_at >= PRUNE_EVERY_S:
+                self.prune()
             if self._stop.is_set():
                 self._write_batches()
                 return

@@ -1,0 +1,126 @@
+"""A local 3-node cluster (`es-faq engine up --nodes 3`): the client takes every node, and a node
+killed under search load fails no search (bench/drills/node_failover.py is the longer drill).
+
+The cluster is this module's own (ES_FAQ_TEST_CLUSTER_ES_URL, three loopback URLs, and
+ES_FAQ_TEST_CLUSTER_ENGINE_DIR), started once and stopped at the end: the suite's node is never
+touched. Booting three nodes takes a minute or two on 2 cores; the kill test about one more."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from es_faq import engine
+from es_faq.config import REPO_ROOT, load_settings
+from es_faq.errors import ConfigError, ProvisionError
+from es_faq.es import make_client
+
+CLUSTER_ES_URL = os.environ.get("ES_FAQ_TEST_CLUSTER_ES_URL",
+                                "http://127.0.0.1:9241,http://127.0.0.1:9242,http://127.0.0.1:9243")
+CLUSTER_ENGINE_DIR = Path(os.environ.get("ES_FAQ_TEST_CLUSTER_ENGINE_DIR") or (
+    "/var/lib/es-faq/cluster-engine" if os.geteuid() == 0 else Path.home() / ".cache/es-faq/cluster-engine"))
+ALIAS = "cluster-demo"
+
+
+def _drill():
+    """bench/drills/node_failover.py, whose load and health watch this test runs for a shorter time."""
+    spec = importlib.util.spec_from_file_location("node_failover", REPO_ROOT / "bench" / "drills" / "node_failover.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_es_url_lists_nodes(settings):
+    many = settings.replace(es_url=" http://127.0.0.1:9221, http://127.0.0.1:9222 ,http://127.0.0.1:9223")
+    assert many.es_urls == ["http://127.0.0.1:9221", "http://127.0.0.1:9222", "http://127.0.0.1:9223"]
+    assert len(make_client(many).transport.node_pool.all()) == 3
+
+
+@pytest.mark.requires_es
+def test_a_dead_node_in_the_list_costs_no_request(settings, es):
+    # Port 9 refuses connections: each request sent there is retried on the live node.
+    both = settings.replace(es_url=f"http://127.0.0.1:9,{settings.es_url}", engine_breaker_failures=0)
+    client = make_client(both)
+    for _ in range(10):
+        assert client.cluster.health()["status"] in {"green", "yellow"}
+
+
+@pytest.mark.parametrize("value, word", [
+    ("http://127.0.0.1:9200,", None),
+    ("http://127.0.0.1:9200,127.0.0.1:9201", "127.0.0.1:9201"),
+    ("http://u:s3cret@127.0.0.1:9200,ftp://u:s3cret@h:1", "ftp://u:***@h:1"),
+    (" , ", "es_url is empty"),
+])
+def test_bad_es_url_lists_are_refused_clearly(value, word):
+    if word is None:  # a trailing comma is harmless
+        assert load_settings({"ES_FAQ_ES_URL": value}).es_urls == ["http://127.0.0.1:9200"]
+        return
+    with pytest.raises(ConfigError) as info:
+        load_settings({"ES_FAQ_ES_URL": value})
+    assert word in info.value.message and "s3cret" not in info.value.message
+
+
+def test_node_ports_come_from_the_urls(settings, tmp_path):
+    one = settings.replace(es_url="http://127.0.0.1:9221", engine_dir=tmp_path)
+    assert engine._local_ports(one, 3) == [9221, 9222, 9223]
+    with pytest.raises(ProvisionError, match="lists 2 URLs for 3 nodes"):
+        engine._local_ports(settings.replace(es_url="http://127.0.0.1:9221,http://127.0.0.1:9222"), 3)
+    with pytest.raises(ProvisionError, match="must all differ"):
+        engine._local_ports(settings.replace(es_url="http://127.0.0.1:9221,http://127.0.0.1:9321"), 2)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Three nodes of this module's own, 384 MB heap each; stopped afterwards whatever happens."""
+    own = load_settings().replace(es_url=CLUSTER_ES_URL, engine_dir=CLUSTER_ENGINE_DIR, engine_heap="384m",
+                                  search_timeout_s=10.0)
+    try:
+        engine.up(own, echo=lambda message: None)
+        yield own
+    finally:
+        engine.down(own)
+
+
+@pytest.mark.requires_es  # an installed engine, which a reachable node stands for
+def test_three_nodes_form_one_cluster(cluster):
+    status = engine.status(cluster)
+    assert status["nodes"] == 3 and status["health"] in {"green", "yellow"}
+    assert [n["name"] for n in status["cluster"]] == ["es-faq-local-1", "es-faq-local-2", "es-faq-local-3"]
+    assert all(n["local_pid"] for n in status["cluster"])
+    # The first boot's bootstrap list is written only while a node has no data: not by a later `up`.
+    engine.install(cluster)
+    config = (engine.node_layout(cluster, 2).config / "elasticsearch.yml").read_text()
+    assert "discovery.seed_hosts" in config and "cluster.initial_master_nodes" not in config
+
+
+@pytest.mark.requires_es
+def test_node_killed_under_load_fails_no_search(cluster):
+    drill = _drill()
+    bodies = drill.prepare(cluster, shards=3, replicas=1, alias=ALIAS)
+    client = make_client(cluster)
+    index = next(iter(client.indices.get_alias(name=ALIAS).body))
+    assert client.indices.get_settings(index=index).body[index]["settings"]["index"]["number_of_replicas"] == "1"
+    load = drill.SearchLoad(cluster, ALIAS, bodies, clients=3).start()
+    watch = drill.HealthWatch(cluster).start()
+    try:
+        time.sleep(3)
+        number = drill.node_number(cluster, "master")
+        killed = time.monotonic()
+        engine.stop_node(engine.node_layout(cluster, number), kill=True)
+        time.sleep(8)
+        down = load.phase(killed, time.monotonic())
+        engine.up(cluster, echo=lambda message: None)
+        drill.wait_green(cluster, timeout_s=180)
+        whole = load.phase(killed, time.monotonic())
+    finally:
+        load.stop()
+        watch.stop()
+    assert load.phase(0, killed)["searches"] > 0 and down["searches"] > 0
+    assert down["failed"] == 0 and whole["failed"] == 0, whole["errors"]
+    assert watch.first("yellow", killed) is not None  # the cluster saw the node go
+    assert engine.status(cluster)["health"] == "green" and engine.status(cluster)["nodes"] == 3
