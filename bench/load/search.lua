@@ -20,10 +20,10 @@ function request()
   return wrk.format("POST", "/v1/search", {["Content-Type"] = "application/json"}, body)
 end
 
+-- The JSON summary line, from summary.lua beside this script.
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local write_summary = dofile(here .. "summary.lua")
+
 function done(summary, latency, requests)
-  local errors = summary.errors
-  io.write(string.format('{"requests": %d, "seconds": %.1f, "rps": %.1f, "p50_ms": %.1f, "p95_ms": %.1f, "p99_ms": %.1f, "non_2xx": %d, "socket_errors": %d}\n',
-    summary.requests, summary.duration / 1e6, summary.requests / (summary.duration / 1e6),
-    latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000,
-    errors.status, errors.connect + errors.read + errors.write + errors.timeout))
+  write_summary(summary, latency)
 end
