@@ -74,7 +74,7 @@ def _error(response) -> tuple[int, str, str]:
 CALLS = [("GET", "/v1/admin/dictionary", "/v1/admin/dictionary", None),
          ("POST", "/v1/admin/dictionary", "/v1/admin/dictionary", {"kind": "word", "terms": ["小橙花"]}),
          ("DELETE", "/v1/admin/dictionary/{entry_id}", "/v1/admin/dictionary/word:小橙花", None),
-         ("POST", "/v1/admin/dictionary/preview", "/v1/admin/dictionary/preview",
+         ("POST", "/v1/admin/dictionary-preview", "/v1/admin/dictionary-preview",
           {"action": "add", "kind": "word", "terms": ["小橙花"]}),
          ("POST", "/v1/admin/reindex", "/v1/admin/reindex", None),
          ("GET", "/v1/admin/sync", "/v1/admin/sync", None),

@@ -112,8 +112,8 @@ def test_the_admin_preview_compares_a_bench_s_metrics(world, make_client, confor
     before = _state(es, settings)
     body = {"action": "add", "kind": "synonym", "terms": ["分期", "拆分"], "bench": "demo", "split": "all",
             "limit": 10, "mode": "bm25"}
-    response = conforms("POST", "/v1/admin/dictionary/preview",
-                        client.post("/v1/admin/dictionary/preview", json=body, headers=AUTH))
+    response = conforms("POST", "/v1/admin/dictionary-preview",
+                        client.post("/v1/admin/dictionary-preview", json=body, headers=AUTH))
     assert response.status_code == 200, response.get_json()
     report = response.get_json()
     assert report["source"]["bench"] == "demo" and report["source"]["shadow_index"] is None  # synonyms: query side
@@ -123,6 +123,6 @@ def test_the_admin_preview_compares_a_bench_s_metrics(world, make_client, confor
     assert _state(es, settings) == before
     for bad, says in [({**body, "bench": "../demo"}, "bench must name"), ({**body, "last": 0}, "last must be"),
                       ({**body, "action": "replace"}, "unknown action")]:
-        refused = conforms("POST", "/v1/admin/dictionary/preview",
-                           client.post("/v1/admin/dictionary/preview", json=bad, headers=AUTH))
+        refused = conforms("POST", "/v1/admin/dictionary-preview",
+                           client.post("/v1/admin/dictionary-preview", json=bad, headers=AUTH))
         assert refused.status_code == 400 and says in refused.get_json()["error"]["message"], bad

@@ -138,7 +138,7 @@ def _count(body: dict, name: str, default: int | None) -> int | None:
     return value
 
 
-@admin.post("/dictionary/preview")
+@admin.post("/dictionary-preview")  # not /dictionary/preview: DELETE /dictionary/<entry_id> would claim it
 def preview_entry():
     """es-faq dict preview: replay logged (or a bench's) queries through the changed dictionaries; nothing is stored."""
     body = _json_body()
