@@ -45,12 +45,16 @@ def content_hash(faq: Faq) -> str:
     return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode("utf-8")).hexdigest()[:32]
 
 
+def vector_fields(vectors: np.ndarray) -> list[list[float]]:
+    """Vectors as a document stores them: short decimals (6 places), rounded for a whole batch at once."""
+    return np.round(vectors.astype(np.float64), 6).tolist()
+
+
 def faq_documents(faqs: list[Faq], analyzer: Analyzer, vectors: VectorCache) -> list[dict]:
     """Analyse and embed a batch of FAQs into index documents, one per FAQ, a nested entry per question;
     vectors computed before (an unchanged text under the same model) come from the cache."""
     analyses = [analyzer.analyze(text) for faq in faqs for text in faq.texts]
-    # As short decimals (6 places), rounded for the whole batch at once.
-    embedded = np.round(vectors.encode([a.text or a.normalized for a in analyses]).astype(np.float64), 6).tolist()
+    embedded = vector_fields(vectors.encode([a.text or a.normalized for a in analyses]))
     docs, row = [], 0
     for faq in faqs:
         questions = []

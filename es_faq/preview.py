@@ -88,9 +88,12 @@ def _copy(client: Elasticsearch, name: str, hits: list[dict], live: Analyzer, sh
         if after.text != before.text or "vector" not in question:
             redo.append((question, after.text or after.normalized))
     if redo:
-        vectors = searcher.embedder.encode([text for _, text in redo])
-        for (question, _), vector in zip(redo, vectors, strict=True):
-            question["vector"] = [round(float(x), 6) for x in vector]
+        from .index import vector_fields
+        from .vectors import VectorCache
+
+        vectors = VectorCache(client, searcher.settings, searcher.embedder).encode([text for _, text in redo])
+        for (question, _), vector in zip(redo, vector_fields(vectors), strict=True):
+            question["vector"] = vector
     helpers.bulk(client, ({"_index": name, "_id": hit["_id"], "_source": hit["_source"]} for hit in hits),
                  refresh=False)
 

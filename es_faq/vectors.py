@@ -19,11 +19,13 @@ import numpy as np
 from elasticsearch import Elasticsearch, helpers
 
 from .config import Settings
+from .dictionary import ensure_small_index
 from .embed import Embedder
 from .errors import EsFaqError
 from .models import runtime_file
 
-MAPPING = {"dynamic": False, "properties": {"model": {"type": "keyword"}, "model_key": {"type": "keyword"}}}
+# `v`: the vector's float32 bytes, base64 (a binary field: kept, never indexed).
+PROPERTIES = {"model": {"type": "keyword"}, "model_key": {"type": "keyword"}, "v": {"type": "binary"}}
 LOOKUP_CHUNK = 1000  # ids per _mget
 
 
@@ -58,11 +60,7 @@ class VectorCache:
     def _ensure_index(self) -> None:
         if self._ready:
             return
-        if not self.client.indices.exists(index=self.index):
-            # auto_expand_replicas: a copy on a second node where there is one, and green on one node.
-            self.client.options(ignore_status=400).indices.create(
-                index=self.index, mappings=MAPPING,
-                settings={"number_of_shards": 1, "auto_expand_replicas": "0-1"})
+        ensure_small_index(self.client, self.index, PROPERTIES)
         self._ready = True
 
     def encode(self, texts: list[str]) -> np.ndarray:
