@@ -20,6 +20,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -170,6 +171,8 @@ def main() -> None:
     parser.add_argument("--http-only", action="store_true",
                         help="Skip the engine and model stages (no limit, no ratio): to compare serving settings")
     args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("bench/serving_limit.py drives the load with wrk: apt-get install -y wrk, then run it again")
     args.out.mkdir(parents=True, exist_ok=True)
     settings = load_settings()
     workers = int(os.environ.get("ES_FAQ_API_WORKERS", "0")) or os.cpu_count() or 1
