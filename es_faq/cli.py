@@ -170,6 +170,8 @@ def _train_options(fn):
               "(repeatable; default: diac).")
 @click.option("--corpus-limit", type=click.IntRange(1), default=None, help="Sample this many pairs of each corpus.")
 @click.option("--mined-per-query", type=click.IntRange(0), default=None, help="Mined negatives per bench query.")
+@click.option("--bench-repeat", type=click.IntRange(1), default=None,
+              help="Times a bench's pairs are seen each epoch (they are few and in the decision's own shape).")
 @click.option("--hard-cases", type=click.IntRange(0), default=None,
               help="Texts the hard-case generator edits into near-misses and paraphrases (0: none).")
 @click.option("--epochs", type=click.IntRange(1), default=None)
