@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import threading
@@ -10,17 +9,13 @@ import threading
 import click
 
 from ..config import Settings
+from .common import _emit, pass_settings
 
-pass_settings = click.make_pass_decorator(Settings)
 alias_option = click.option("--alias", default=None, help="Alias to keep in step (default: ES_FAQ_INDEX_ALIAS).")
 
 
-def _emit(obj, indent: int | None = 2) -> None:
-    click.echo(json.dumps(obj, ensure_ascii=False, indent=indent))
-
-
 def _sync(settings: Settings, alias: str | None):
-    from .run import Sync
+    from ..sync.run import Sync
 
     return Sync(settings, alias=alias)
 

@@ -10,8 +10,8 @@ from typing import Any
 from elasticsearch import ApiError, ConnectionError, Elasticsearch, TransportError
 from elasticsearch.serializer import OrjsonSerializer
 
-from .config import Settings, mask_url
-from .errors import EngineUnavailable
+from ..config import Settings, mask_url
+from ..errors import EngineUnavailable
 
 CONNECTIONS_PER_NODE = 32
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from .config import Settings, mask_url
-from .errors import EngineUnavailable, ProvisionError
-from .es import cluster_health, make_client
-from .fetch import fetch_maven
+from ..config import Settings, mask_url
+from ..errors import EngineUnavailable, ProvisionError
+from ..models.maven import fetch_maven
+from .client import cluster_health, make_client
 
 ARTIFACT = "org.elasticsearch.distribution.integ-test-zip:elasticsearch:{version}:zip"
 # Maven Central publishes no checksum files for this artifact, so known versions are pinned here.

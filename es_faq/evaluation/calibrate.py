@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .decide import FEATURES, Calibration, features
-from .pipeline import Searcher
+from ..search.decide import FEATURES, Calibration, features
+from ..search.pipeline import Searcher
 
 KINDS = ("paraphrase", "near_miss", "no_match")
 SUGGEST_DEPTH = 5  # a suggestion list shows this many FAQs

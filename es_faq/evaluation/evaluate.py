@@ -6,12 +6,12 @@ import json
 import statistics
 from pathlib import Path
 
-from .config import Settings
-from .errors import DataError
-from .fetch import sha256_of
-from .index import build, index_meta
-from .kb import count_lines, read_jsonl
-from .pipeline import Searcher
+from ..config import Settings
+from ..errors import DataError
+from ..kb.faq import count_lines, read_jsonl
+from ..kb.index import build, index_meta
+from ..models.maven import sha256_of
+from ..search.pipeline import Searcher
 
 CUTOFFS = (1, 5, 10, 50)
 DEFAULT_EMBED_MODEL = Settings.__dataclass_fields__["embed_model"].default
@@ -56,9 +56,9 @@ def evaluate(searcher: Searcher, bench: Path, split: str, mode: str, index: str,
     """Run every query of the split through the library: one summary row, and the per-query rows.
 
     Recall and MRR are over the queries that have an FAQ (paraphrases); the decision is reported at
-    the configured thresholds, for every kind of query the bench holds (es_faq/calibrate.py)."""
+    the configured thresholds, for every kind of query the bench holds (es_faq/evaluation/calibrate.py)."""
+    from ..search.decide import thresholds
     from .calibrate import collect, outcomes
-    from .decide import thresholds
 
     for row in queries[:WARMUP_QUERIES]:
         searcher.search(row["query"], max(CUTOFFS), mode, index=index)

@@ -18,10 +18,10 @@ from pathlib import Path
 
 from elasticsearch import Elasticsearch, helpers
 
-from .analyze import Analyzer
-from .dictionary import KINDS, Dictionary, entry_id, validate
-from .errors import InvalidInput
-from .pipeline import Searcher
+from ..errors import InvalidInput
+from ..search.analyze import Analyzer
+from ..search.dictionary import KINDS, Dictionary, entry_id, validate
+from ..search.pipeline import Searcher
 
 ACTIONS = ("add", "remove")
 DOCUMENT_KINDS = ("word", "rewrite", "filler")  # applied to the FAQs at index time too
@@ -55,7 +55,7 @@ def shadow_dictionary(current: Dictionary, action: str, kind: str, terms: list[s
 def shadow_index(searcher: Searcher, shadow: Analyzer, source: str, batch: int = 256) -> str:
     """A temporary copy of index `source` analysed with `shadow`: tokens re-segmented, vectors re-used
     where the embedded text is unchanged. The caller deletes it (`shadow_copy` does)."""
-    from .index import faq_body
+    from ..kb.index import faq_body
 
     client, live = searcher.client, searcher.analyzer
     name = f"{SHADOW_PREFIX}{uuid.uuid4().hex[:12]}"
@@ -88,8 +88,8 @@ def _copy(client: Elasticsearch, name: str, hits: list[dict], live: Analyzer, sh
         if after.text != before.text or "vector" not in question:
             redo.append((question, after.text or after.normalized))
     if redo:
-        from .index import vector_fields
-        from .vectors import VectorCache
+        from ..kb.index import vector_fields
+        from ..kb.vectors import VectorCache
 
         vectors = VectorCache(client, searcher.settings, searcher.embedder).encode([text for _, text in redo])
         for (question, _), vector in zip(redo, vector_fields(vectors), strict=True):
@@ -154,7 +154,7 @@ def preview(searcher: Searcher, action: str, kind: str, terms: list[str], *, las
     """Replay the newest `last` logged queries (or a bench split's) before and after the change.
 
     Returns the change, which queries' leader or decision would move (before -> after), and for a
-    bench the metrics of es_faq/evaluate.py on both sides and their difference."""
+    bench the metrics of es_faq/evaluation/evaluate.py on both sides and their difference."""
     from .calibrate import collect
     from .evaluate import ensure_bench_index, evaluate, load_queries
 

@@ -23,13 +23,13 @@ import numpy as np
 from elasticsearch import Elasticsearch, helpers
 from tqdm import tqdm
 
-from .config import Settings
-from .errors import IndexMissing, InvalidInput
-from .es import engine_errors
+from ..config import Settings
+from ..engine.client import engine_errors
+from ..errors import IndexMissing, InvalidInput
+from ..search.rerank import Reranker, candidate_texts
+from ..search.retrieve import RetrievalQuery, execute_sides, search_request
 from .index import live_indices
 from .report import SINCE
-from .rerank import Reranker, candidate_texts
-from .retrieve import RetrievalQuery, execute_sides, search_request
 
 SCAN_FIELDS = ["faq_id", "question", "answer", "enabled", "questions.text", "questions.tokens",
                "questions.vector", "questions.is_standard"]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from .errors import DataError
+from ..errors import DataError
 
 
 @dataclass

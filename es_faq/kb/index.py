@@ -14,11 +14,11 @@ import numpy as np
 from elasticsearch import Elasticsearch, NotFoundError, helpers
 from tqdm import tqdm
 
-from .analyze import Analyzer
-from .config import DATA_ROOT, Settings
-from .embed import Embedder
-from .errors import ConfigError, DataError, EsFaqError, IndexMissing
-from .kb import BadRecord, Faq
+from ..config import DATA_ROOT, Settings
+from ..errors import ConfigError, DataError, EsFaqError, IndexMissing
+from ..search.analyze import Analyzer
+from ..search.embed import Embedder
+from .faq import BadRecord, Faq
 from .lock import STATE_SUFFIX, Lock, acquire
 from .vectors import VectorCache
 
@@ -129,7 +129,7 @@ def new_version_name(alias: str) -> str:
 
 def lock_alias(client: Elasticsearch, settings: Settings, alias: str, command: str, wait_s: float = 0.0,
                adopt: str | None = None) -> tuple[Lock, list[str]]:
-    """The alias's writer lock (es_faq/lock.py), and the orphans deleted right after taking it.
+    """The alias's writer lock (es_faq/kb/lock.py), and the orphans deleted right after taking it.
 
     Under the lock no other build of this alias runs, so an incomplete version that is not live
     is a killed build's leftover: every writer clears them first."""

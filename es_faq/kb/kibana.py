@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 
-from .config import Settings
+from ..config import Settings
 
 CORE_MIGRATION_VERSION = "8.8.0"
 TYPE_MIGRATION_VERSION = {"index-pattern": "8.0.0", "lens": "8.9.0", "dashboard": "8.9.0"}

@@ -15,8 +15,8 @@ from datetime import datetime, timezone
 
 from elasticsearch import ApiError, BadRequestError, ConflictError, Elasticsearch, NotFoundError, TransportError
 
-from .config import Settings
-from .errors import LockLost, SyncBusy
+from ..config import Settings
+from ..errors import LockLost, SyncBusy
 
 LOCK_ID = "lock"
 STATE_SUFFIX = "-sync-state"
@@ -24,7 +24,7 @@ STATE_SUFFIX = "-sync-state"
 
 def state_index(alias: str) -> str:
     """`<alias>-sync-state`: the lock and the sync watermarks. It never matches a version name
-    (es_faq/index.py), so no alias's versions, prune or rollback can see another's state."""
+    (es_faq/kb/index.py), so no alias's versions, prune or rollback can see another's state."""
     return alias + STATE_SUFFIX
 
 

@@ -7,9 +7,9 @@ import re
 import numpy as np
 from elasticsearch import Elasticsearch
 
-from .config import Settings
-from .embed import Embedder
-from .errors import InvalidInput
+from ..config import Settings
+from ..errors import InvalidInput
+from ..search.embed import Embedder
 
 SINCE = re.compile(r"[1-9][0-9]{0,5}[smhdw]")
 # Distinct failing queries read for clustering: enough for a week of a busy FAQ, small enough to

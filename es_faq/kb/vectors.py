@@ -18,11 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 from elasticsearch import Elasticsearch, helpers
 
-from .config import Settings
-from .dictionary import ensure_small_index
-from .embed import Embedder
-from .errors import EsFaqError
-from .models import runtime_file
+from ..config import Settings
+from ..errors import EsFaqError
+from ..models.onnx import runtime_file
+from ..search.dictionary import ensure_small_index
+from ..search.embed import Embedder
 
 # `v`: the vector's float32 bytes, base64 (a binary field: kept, never indexed).
 PROPERTIES = {"model": {"type": "keyword"}, "model_key": {"type": "keyword"}, "v": {"type": "binary"}}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .errors import ModelError
-from .fetch import sha256_of
-from .models import MANIFEST_DIR
+from ..errors import ModelError
+from .manifest import MANIFEST_DIR
+from .maven import sha256_of
 
 
 def onnx_export(source, output: Path, task: str, int8: bool) -> dict[str, Path]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .errors import ProvisionError
+from ..errors import ProvisionError
 
 
 def _digest(path: Path, algorithm: str) -> str:

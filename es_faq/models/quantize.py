@@ -15,10 +15,11 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from .config import Settings
-from .errors import ModelError
-from .fetch import sha256_of
-from .models import MANIFEST_DIR, Manifest, load_tokenizer, onnx_inputs, pull
+from ..config import Settings
+from ..errors import ModelError
+from .manifest import MANIFEST_DIR, Manifest, pull
+from .maven import sha256_of
+from .onnx import load_tokenizer, onnx_inputs
 
 QUANTIZATIONS = ("static", "dynamic")
 RANGES = ("minmax", "percentile")

@@ -8,10 +8,10 @@ from dataclasses import asdict, dataclass, field
 
 from elasticsearch import ApiError, TransportError
 
-from .config import Settings
+from ..config import Settings
+from .correct import Corrector
 from .dictionary import Dictionary, DictionaryStore
 from .normalize import normalize
-from .pinyin import Corrector
 from .rewrite import Rewriter
 from .segment import Segmenter
 
@@ -26,7 +26,7 @@ class Analysis:
     rewrites: list[list[str]] = field(default_factory=list)
     synonyms: dict[str, list[str]] = field(default_factory=dict)
     dictionary_version: int = 0
-    corrections: list[list[str]] = field(default_factory=list)  # [typed, knowledge-base word] (es_faq/pinyin.py)
+    corrections: list[list[str]] = field(default_factory=list)  # [typed, knowledge-base word] (search/correct.py)
 
     @property
     def expansions(self) -> list[str]:

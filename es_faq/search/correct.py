@@ -4,7 +4,7 @@ A query span that the knowledge base never uses but that is one homophone away f
 words ("花被" for "花呗": one character typed for another of the same reading) is replaced by that
 word; so is Latin input that spells the knowledge base's words in full
 pinyin ("huabei") or by their initials ("hb"). Words the knowledge base uses are never touched, so
-a clean query is left as it is. The vocabulary comes from es_faq/vocabulary.py."""
+a clean query is left as it is. The vocabulary comes from es_faq/search/vocabulary.py."""
 
 from __future__ import annotations
 

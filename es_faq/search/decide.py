@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Settings
-from .errors import ModelError
-from .models import MANIFEST_DIR
+from ..config import Settings
+from ..errors import ModelError
+from ..models.manifest import MANIFEST_DIR
 from .retrieve import Hit
 
 ACTIONS = ("answer", "suggest", "no_match")

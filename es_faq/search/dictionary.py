@@ -12,8 +12,8 @@ from pathlib import Path
 
 from elasticsearch import ConflictError, Elasticsearch, NotFoundError, helpers
 
-from .config import Settings
-from .errors import InvalidInput
+from ..config import Settings
+from ..errors import InvalidInput
 
 KINDS = ("word", "synonym", "rewrite", "filler")
 FILES = {"word": "user_words.txt", "synonym": "synonyms.txt", "rewrite": "rewrites.txt", "filler": "filler.txt"}

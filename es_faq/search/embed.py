@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import Settings
-from .errors import ModelError
-from .models import OnnxModel
+from ..config import Settings
+from ..errors import ModelError
+from ..models.onnx import OnnxModel
 
 
 class Embedder(OnnxModel):

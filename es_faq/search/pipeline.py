@@ -10,15 +10,15 @@ from dataclasses import dataclass, field, replace
 
 from elasticsearch import Elasticsearch
 
+from ..config import SEARCH_MODES, Settings
+from ..engine.client import make_client
+from ..errors import InvalidInput
 from .analyze import Analysis, Analyzer
-from .config import SEARCH_MODES, Settings
+from .correct import Corrector
 from .decide import Calibration, Decision, decide
 from .dictionary import DictionaryStore
 from .embed import Embedder
-from .errors import InvalidInput
-from .es import make_client
 from .fuse import fuse
-from .pinyin import Corrector
 from .rerank import Reranker
 from .retrieve import Hit, RetrievalQuery, execute, execute_sides, search_request, side_requests
 from .vocabulary import Correctors, VocabularyStore

@@ -10,9 +10,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from .config import Settings
-from .errors import ModelError
-from .models import OnnxModel, onnx_inputs
+from ..config import Settings
+from ..errors import ModelError
+from ..models.onnx import OnnxModel, onnx_inputs
 from .retrieve import Hit
 
 

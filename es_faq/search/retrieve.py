@@ -14,9 +14,9 @@ from elasticsearch import Elasticsearch, NotFoundError
 from elasticsearch.dsl import MultiSearch, Q, Search
 from elasticsearch.dsl.query import Query
 
-from .config import Settings
-from .errors import IndexMissing
-from .es import engine_errors, unreachable
+from ..config import Settings
+from ..engine.client import engine_errors, unreachable
+from ..errors import IndexMissing
 
 SOURCE_FIELDS = ["faq_id", "question", "answer", "category"]
 T = TypeVar("T")

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 
 from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError, helpers
 
-from .config import Settings
+from ..config import Settings
+from .correct import Corrector
 from .dictionary import ensure_small_index
-from .pinyin import Corrector
 
 MAX_WORD_CHARS = 32
 

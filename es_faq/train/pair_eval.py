@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 from tqdm import tqdm
 
-from .config import Settings
-from .rerank import Reranker
-from .train.pairs import Pair, corpus_file, read_pairs
+from ..config import Settings
+from ..search.rerank import Reranker
+from .pairs import Pair, corpus_file, read_pairs
 
 CORPORA = ("bq", "afqmc", "lcqmc", "chip2019", "oppo-xiaobu", "pawsx-zh")
 THRESHOLD_SAMPLE = 2000
