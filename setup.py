@@ -14,5 +14,5 @@ DATA = {"mappings": ["*.json"], "analyzers": ["*.txt", "*.md"],
 
 setup(packages=[*find_packages(include=["es_faq", "es_faq.*"]), *(f"es_faq.{name}" for name in DATA)],
       package_dir={f"es_faq.{name}": name for name in DATA},
-      package_data={"es_faq": ["py.typed", "api/openapi.json", "api/debug.html", "doctor.html"],
+      package_data={"es_faq": ["py.typed", "api/openapi.json", "api/debug.html", "kb/doctor.html"],
                     **{f"es_faq.{name}": globs for name, globs in DATA.items()}})

@@ -4,7 +4,7 @@ heap, hybrid latency and kNN recall@10 against an exact search (docs/benchmarks.
     ES_FAQ_ES_URL=http://127.0.0.1:9224 bench/cost_growth.py --sizes 10000,100000,1000000 \
         --out bench/results/cost_growth.json
 
-Documents have the real shape (es_faq/index.py faq_documents, mappings/faq.json): the questions are
+Documents have the real shape (es_faq/kb/index.py faq_documents, mappings/faq.json): the questions are
 the real ones of faq-bench (diac, bq, atec), then variations of them (a polite prefix or a final
 particle), tokenised by the real analyzer. Vectors: a sample of real questions is embedded by the
 real model; a FAQ whose question is in the sample gets its real vector, every other one a blend of
@@ -28,12 +28,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from es_faq.analyze import Analyzer  # noqa: E402
 from es_faq.config import load_settings  # noqa: E402
-from es_faq.embed import Embedder  # noqa: E402
-from es_faq.es import make_client  # noqa: E402
-from es_faq.index import faq_body  # noqa: E402
-from es_faq.retrieve import RetrievalQuery, search_request  # noqa: E402
+from es_faq.engine.client import make_client  # noqa: E402
+from es_faq.kb.index import faq_body  # noqa: E402
+from es_faq.search.analyze import Analyzer  # noqa: E402
+from es_faq.search.embed import Embedder  # noqa: E402
+from es_faq.search.retrieve import RetrievalQuery, search_request  # noqa: E402
 
 BENCHES = ("diac", "bq", "atec")
 PREFIXES = ("请问", "我想问一下", "你好，", "麻烦问下")

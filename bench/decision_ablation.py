@@ -14,11 +14,11 @@ import argparse
 import json
 from pathlib import Path
 
-from es_faq import calibrate as cal
 from es_faq.config import load_settings
-from es_faq.decide import BASE_FEATURES, FEATURES, Calibration
-from es_faq.evaluate import ensure_bench_index, load_queries
-from es_faq.pipeline import Searcher
+from es_faq.evaluation import calibrate as cal
+from es_faq.evaluation.evaluate import ensure_bench_index, load_queries
+from es_faq.search.decide import BASE_FEATURES, FEATURES, Calibration
+from es_faq.search.pipeline import Searcher
 
 VARIANTS = {"retrieval + cross-encoder": BASE_FEATURES, "+ differences": FEATURES}
 

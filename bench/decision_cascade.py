@@ -22,12 +22,12 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from tqdm import tqdm
 
-from es_faq import calibrate as cal
 from es_faq.config import load_settings
-from es_faq.decide import NO_RUNNER_UP_MARGIN
-from es_faq.evaluate import ensure_bench_index, load_queries
-from es_faq.pipeline import Searcher
-from es_faq.rerank import candidate_texts
+from es_faq.evaluation import calibrate as cal
+from es_faq.evaluation.evaluate import ensure_bench_index, load_queries
+from es_faq.search.decide import NO_RUNNER_UP_MARGIN
+from es_faq.search.pipeline import Searcher
+from es_faq.search.rerank import candidate_texts
 
 HEAD = 3
 REPORTED = ("coverage", "near_miss_false_answer_rate", "no_match_false_answer_rate", "answer_precision")

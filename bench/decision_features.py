@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from es_faq import calibrate as cal
 from es_faq.config import load_settings
-from es_faq.evaluate import ensure_bench_index, load_queries
-from es_faq.pipeline import Searcher
+from es_faq.evaluation import calibrate as cal
+from es_faq.evaluation.evaluate import ensure_bench_index, load_queries
+from es_faq.search.pipeline import Searcher
 
 SETS = {"cross-encoder": ["pair_logit", "margin"], "cross-encoder+top": ["pair_logit", "margin", "retrieval_score"],
         "all": ["pair_logit", "margin", "retrieval_score", "retrieval_margin"],

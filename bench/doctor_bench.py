@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from es_faq import doctor
 from es_faq.config import load_settings
-from es_faq.es import make_client
-from es_faq.rerank import Reranker
+from es_faq.engine.client import make_client
+from es_faq.kb import doctor
+from es_faq.search.rerank import Reranker
 
 WEIGHTS = (0.0, 5.0, 10.0, 20.0, 30.0, 40.0, 60.0)  # doctor_cosine_weight candidates
 

@@ -8,7 +8,7 @@ import json
 import time
 
 from es_faq.config import load_settings
-from es_faq.embed import Embedder
+from es_faq.search.embed import Embedder
 
 
 def main() -> None:

@@ -9,8 +9,8 @@ import statistics
 import time
 
 from es_faq.config import load_settings
-from es_faq.pipeline import Searcher
-from es_faq.retrieve import build_request
+from es_faq.search.pipeline import Searcher
+from es_faq.search.retrieve import build_request
 
 
 def main() -> None:

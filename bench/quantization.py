@@ -20,10 +20,10 @@ import time
 import numpy as np
 
 from es_faq.config import load_settings
-from es_faq.models import load_tokenizer, onnx_inputs, onnx_session
-from es_faq.pair_eval import metrics
-from es_faq.quantize import QUANTIZATIONS, quantize
+from es_faq.models.onnx import load_tokenizer, onnx_inputs, onnx_session
+from es_faq.models.quantize import QUANTIZATIONS, quantize
 from es_faq.train.cross_encoder import build_pairs
+from es_faq.train.pair_eval import metrics
 from es_faq.train.pairs import corpus_file, read_pairs
 
 

@@ -19,14 +19,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from es_faq.config import load_settings
-from es_faq.rerank import Reranker, candidate_texts
+from es_faq.search.rerank import Reranker, candidate_texts
 
 VARIANT_FILES = {"int8-static": None, "int8-dynamic": "bench-int8-dynamic.onnx", "fp32": "model.onnx"}
 
 
 def record(alias: str, bench: Path, out: Path, depth: int, limit: int) -> None:
-    from es_faq.evaluate import load_queries
-    from es_faq.pipeline import Searcher
+    from es_faq.evaluation.evaluate import load_queries
+    from es_faq.search.pipeline import Searcher
 
     settings = replace(load_settings(), decide_depth=0)
     searcher = Searcher(settings)
@@ -43,7 +43,7 @@ def timed(pairs_file: Path, variant: str, texts: int, threads: int, repeat: int,
         settings = replace(settings, rerank_batch_size=batch_size)
     reranker = Reranker(settings)
     if VARIANT_FILES[variant]:
-        from es_faq.models import onnx_session
+        from es_faq.models.onnx import onnx_session
 
         path = settings.models_path / reranker.manifest.name / VARIANT_FILES[variant]
         if not path.exists():

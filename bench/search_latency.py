@@ -15,8 +15,8 @@ import statistics
 from pathlib import Path
 
 from es_faq.config import load_settings
-from es_faq.evaluate import ensure_bench_index, load_queries
-from es_faq.pipeline import Searcher
+from es_faq.evaluation.evaluate import ensure_bench_index, load_queries
+from es_faq.search.pipeline import Searcher
 
 
 def main() -> None:

@@ -31,8 +31,8 @@ from pathlib import Path
 import psutil
 
 from es_faq.config import load_settings
-from es_faq.pipeline import Searcher
-from es_faq.rerank import candidate_texts
+from es_faq.search.pipeline import Searcher
+from es_faq.search.rerank import candidate_texts
 
 ROOT = Path(__file__).resolve().parent.parent
 LOAD = ROOT / "bench" / "load"

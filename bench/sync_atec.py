@@ -25,12 +25,12 @@ from urllib.parse import urlparse
 
 import pymysql
 
-from es_faq.analyze import Analyzer
 from es_faq.config import REPO_ROOT, load_settings
-from es_faq.embed import Embedder
-from es_faq.es import make_client
-from es_faq.kb import Faq, read_jsonl
-from es_faq.pipeline import Searcher
+from es_faq.engine.client import make_client
+from es_faq.kb.faq import Faq, read_jsonl
+from es_faq.search.analyze import Analyzer
+from es_faq.search.embed import Embedder
+from es_faq.search.pipeline import Searcher
 from es_faq.sync import source as source_mod
 from es_faq.sync.run import Sync
 

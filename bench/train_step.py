@@ -14,7 +14,7 @@ import torch
 from transformers import BertForSequenceClassification
 
 from es_faq.config import load_settings
-from es_faq.models import load_tokenizer
+from es_faq.models.onnx import load_tokenizer
 from es_faq.train.base import load_base
 from es_faq.train.loop import encode
 from es_faq.train.pairs import corpus_file, read_pairs

@@ -22,9 +22,9 @@ REPO_ROOT = PACKAGE_DIR.parent  # the checkout (or, installed from a wheel, site
 # mappings/, analyzers/ and onnx_models/: at the top of a checkout, inside the package in a wheel (setup.py).
 DATA_ROOT = REPO_ROOT if (REPO_ROOT / "setup.cfg").is_file() and (REPO_ROOT / "mappings").is_dir() else PACKAGE_DIR
 # The names a mode or fusion setting may take, defined here once: the stages, the CLI and the API import them.
-RETRIEVAL_MODES = ("bm25", "vector", "hybrid")  # one Elasticsearch request each (es_faq/retrieve.py)
-SEARCH_MODES = (*RETRIEVAL_MODES, "rerank")  # rerank: hybrid, then the cross-encoder (es_faq/rerank.py)
-FUSIONS = ("sum", "rrf", "weighted")  # how hybrid merges its two sides (es_faq/fuse.py)
+RETRIEVAL_MODES = ("bm25", "vector", "hybrid")  # one Elasticsearch request each (es_faq/search/retrieve.py)
+SEARCH_MODES = (*RETRIEVAL_MODES, "rerank")  # rerank: hybrid, then the cross-encoder (es_faq/search/rerank.py)
+FUSIONS = ("sum", "rrf", "weighted")  # how hybrid merges its two sides (es_faq/search/fuse.py)
 BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 
 
@@ -86,7 +86,7 @@ class Settings:
     # bge-small-zh-v1.5-q quantizes activations per batch, which changes vectors with batch-mates.
     embed_model: str = "bge-small-zh-v1.5-s8"
     embed_batch_size: int = 32
-    # Vectors of indexed texts, kept for the next build and sync (es_faq/vectors.py).
+    # Vectors of indexed texts, kept for the next build and sync (es_faq/kb/vectors.py).
     vector_cache_enabled: bool = True
     vector_cache_index: str = "es-faq-vectors"
     embed_max_tokens: int = 64
@@ -97,7 +97,7 @@ class Settings:
     # Spinning threads wait for work busily: faster for one process alone, CPU burnt for nothing when
     # processes (gunicorn workers, the engine) share the cores (docs/benchmarks.md, issue 11).
     onnx_spinning: bool = False
-    # The cross-encoder (es_faq/rerank.py); trained by `es-faq train reranker` (docs/training.md).
+    # The cross-encoder (es_faq/search/rerank.py); trained by `es-faq train reranker` (docs/training.md).
     rerank_model: str = "reranker-zh"
     rerank_depth: int = 20  # fused candidates the cross-encoder reorders
     # The rerank score is the cross-encoder's logit + this x the retrieval (fused) score.
@@ -118,7 +118,7 @@ class Settings:
     # bm25, vector, hybrid or rerank (hybrid, then the cross-encoder). hybrid: the reranker trained
     # here on CPU did not beat it on bq dev (docs/benchmarks.md), so reranking is opt-in.
     search_mode: str = "hybrid"
-    # The decision (es_faq/decide.py): the cross-encoder scores the top decide_depth candidates and
+    # The decision (es_faq/search/decide.py): the cross-encoder scores the top decide_depth candidates and
     # a calibrated model turns the leader's logit and margin with the retrieval scores into P(right);
     # `answer` at or above answer_threshold, `suggest` at or above suggest_threshold, else
     # `no_match`. Unset thresholds come from onnx_models/<rerank_model>/decision.json (`es-faq
@@ -141,16 +141,16 @@ class Settings:
     query_max_chars: int = 10000
     analyze_max_chars: int = 256
 
-    # Analysis dictionaries (es_faq/dictionary.py).
+    # Analysis dictionaries (es_faq/search/dictionary.py).
     dict_index: str = "es-faq-dict"
     # Typo, homophone and pinyin correction of queries against the knowledge base's own words
-    # (es_faq/pinyin.py); the vocabulary of each index version is kept in vocab_index.
+    # (es_faq/search/correct.py); the vocabulary of each index version is kept in vocab_index.
     typo_correction: bool = True
     vocab_index: str = "es-faq-vocab"
     dict_check_interval_s: float = 5.0
     synonym_boost: float = 0.5
 
-    # The knowledge-base doctor (es_faq/doctor.py): candidates per question text searched; question
+    # The knowledge-base doctor (es_faq/kb/doctor.py): candidates per question text searched; question
     # pairs whose vectors' cosine is below doctor_min_cosine are not sent to the cross-encoder; two
     # questions collide when logit + doctor_cosine_weight x cosine >= doctor_threshold. Chosen on
     # planted diac collisions (bench/doctor_bench.py, docs/benchmarks.md "Issue 14: doctor").

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from es_faq.analyze import Analyzer
 from es_faq.config import REPO_ROOT, load_settings
-from es_faq.embed import Embedder
+from es_faq.engine.client import cluster_health, make_client
 from es_faq.errors import EngineUnavailable
-from es_faq.es import cluster_health, make_client
-from es_faq.index import build
-from es_faq.kb import read_jsonl
-from es_faq.pipeline import Searcher
+from es_faq.kb.faq import read_jsonl
+from es_faq.kb.index import build
+from es_faq.search.analyze import Analyzer
+from es_faq.search.embed import Embedder
+from es_faq.search.pipeline import Searcher
 
 DEMO = REPO_ROOT / "demo"
 DEMO_FAQS = REPO_ROOT / "demo" / "faqs.jsonl"

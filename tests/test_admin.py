@@ -17,15 +17,15 @@ import pytest
 import schemathesis
 from click.testing import CliRunner
 
-from es_faq.analyze import Analyzer
 from es_faq.api.app import create_app
 from es_faq.api.openapi import spec
 from es_faq.cli import cli
 from es_faq.config import load_settings
-from es_faq.dictionary import DictionaryStore
 from es_faq.errors import ConfigError
-from es_faq.index import versions
-from es_faq.pipeline import Searcher
+from es_faq.kb.index import versions
+from es_faq.search.analyze import Analyzer
+from es_faq.search.dictionary import DictionaryStore
+from es_faq.search.pipeline import Searcher
 from es_faq.sync.state import SyncState
 from tests.test_sync import db, demo, wait_for  # noqa: F401  (db: a throwaway MariaDB database)
 

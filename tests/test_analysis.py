@@ -1,6 +1,6 @@
 """normalize and segment: the analysis both documents and queries go through."""
 
-from es_faq.normalize import normalize
+from es_faq.search.normalize import normalize
 
 
 def test_normalize_folds_width_case_and_space():

@@ -17,7 +17,7 @@ from es_faq.api.app import create_app
 from es_faq.api.logs import JsonFormatter
 from es_faq.api.openapi import spec
 from es_faq.config import SEARCH_MODES
-from es_faq.pipeline import Searcher
+from es_faq.search.pipeline import Searcher
 from tests.conftest import drop_query_log
 from tests.test_retrieve import SYNTAX_CLAUSES, keys
 

@@ -13,8 +13,8 @@ import schemathesis
 
 from es_faq.api.app import create_app
 from es_faq.api.openapi import spec
-from es_faq.embed import Embedder
-from es_faq.pipeline import Searcher
+from es_faq.search.embed import Embedder
+from es_faq.search.pipeline import Searcher
 from tests.test_api_gunicorn import Server
 
 

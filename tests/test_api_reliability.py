@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from es_faq import engine
-from es_faq.analyze import Analyzer
-from es_faq.es import make_client
-from es_faq.index import build
-from es_faq.kb import read_jsonl
+from es_faq.engine import local as engine
+from es_faq.engine.client import make_client
+from es_faq.kb.faq import read_jsonl
+from es_faq.kb.index import build
+from es_faq.search.analyze import Analyzer
 from tests.conftest import DEMO_FAQS
 from tests.test_api_gunicorn import Server
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from es_faq import engine
 from es_faq.config import REPO_ROOT, load_settings
+from es_faq.engine import local as engine
+from es_faq.engine.client import make_client
 from es_faq.errors import ConfigError, ProvisionError
-from es_faq.es import make_client
 
 CLUSTER_ES_URL = os.environ.get("ES_FAQ_TEST_CLUSTER_ES_URL",
                                 "http://127.0.0.1:9241,http://127.0.0.1:9242,http://127.0.0.1:9243")

@@ -6,8 +6,8 @@ import pytest
 
 from es_faq.api.openapi import SPEC_FILE
 from es_faq.config import FUSIONS, SEARCH_MODES, load_settings
-from es_faq.dictionary import KINDS
 from es_faq.errors import ConfigError
+from es_faq.search.dictionary import KINDS
 
 
 @pytest.mark.parametrize("raw, value", [("true", True), ("ON", True), (" 1 ", True), ("yes", True),

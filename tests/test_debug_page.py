@@ -22,7 +22,7 @@ from werkzeug.serving import make_server
 
 from es_faq.api.app import create_app
 from es_faq.config import REPO_ROOT
-from es_faq.pipeline import Searcher
+from es_faq.search.pipeline import Searcher
 
 QUERY = "小橙花可以晚几天还吗"  # a similar question of demo-031, word for word
 TOP = "demo-031"

@@ -4,10 +4,10 @@ import uuid
 
 import pytest
 
-from es_faq.analyze import Analyzer
 from es_faq.config import REPO_ROOT
-from es_faq.dictionary import Dictionary, DictionaryStore, validate
 from es_faq.errors import InvalidInput
+from es_faq.search.analyze import Analyzer
+from es_faq.search.dictionary import Dictionary, DictionaryStore, validate
 
 
 @pytest.fixture
@@ -77,7 +77,7 @@ def test_remove_missing_entry_is_clear(store):
 
 
 def test_synonyms_expand_the_lexical_query(searcher, demo_alias, store, settings):
-    from es_faq.pipeline import Searcher
+    from es_faq.search.pipeline import Searcher
 
     store.add("synonym", ["销户", "注销"])
     with_synonyms = Searcher(settings.replace(dict_index=store.index), searcher.client, searcher.embedder)

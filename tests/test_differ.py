@@ -1,8 +1,8 @@
-"""What differs between a query and an FAQ question (es_faq/differ.py), by the kinds near-misses are made of."""
+"""What differs between a query and an FAQ question (es_faq/search/differ.py), by the kinds near-misses are made of."""
 
 import pytest
 
-from es_faq.differ import FEATURES, compare, explain, features
+from es_faq.search.differ import FEATURES, compare, explain, features
 
 
 @pytest.mark.parametrize(("query", "text", "kind", "said"), [

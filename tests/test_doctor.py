@@ -11,14 +11,14 @@ from html.parser import HTMLParser
 import pytest
 from click.testing import CliRunner
 
-from es_faq import doctor
 from es_faq.api.querylog import QueryLog
 from es_faq.cli import cli
-from es_faq.doctor_view import render_html
-from es_faq.index import build
-from es_faq.kb import parse_faq
-from es_faq.pipeline import Searcher
-from es_faq.rerank import Reranker
+from es_faq.kb import doctor
+from es_faq.kb.doctor_view import render_html
+from es_faq.kb.faq import parse_faq
+from es_faq.kb.index import build
+from es_faq.search.pipeline import Searcher
+from es_faq.search.rerank import Reranker
 from tests.conftest import DEMO_FAQS, _drop_alias_family, drop_query_log
 from tests.test_admin import AUTH, api_schema, conforms, dict_index, make_client  # noqa: F401  (fixtures)
 

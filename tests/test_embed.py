@@ -6,14 +6,14 @@ import shutil
 import numpy as np
 import pytest
 
-from es_faq.embed import Embedder
 from es_faq.errors import ModelError
-from es_faq.models import MANIFEST_DIR, Manifest, verify
+from es_faq.models.manifest import MANIFEST_DIR, Manifest, verify
+from es_faq.search.embed import Embedder
 
 
 def test_vectors_are_unit_length_and_exactly_independent_of_batch_mates(embedder):
     """A text's vector must not depend on what else is encoded with it, to the bit: indexing batches,
-    and the vector cache (es_faq/vectors.py) hands out what another batch computed."""
+    and the vector cache (es_faq/kb/vectors.py) hands out what another batch computed."""
     texts = ["花呗怎么延期还款", "借呗额度怎么提升", "退货运费谁出", "请问我的花呗为什么突然不能用了，是不是逾期了"]
     together = embedder.encode(texts, batch_size=32)
     reversed_ = embedder.encode(texts[::-1], batch_size=32)[::-1]
@@ -74,7 +74,7 @@ def test_corrupt_model_file_fails_at_load(settings, broken_model):
     model_file.write_bytes(b"not an onnx file")
     with pytest.raises(ModelError, match="wrong sha256"):
         Embedder(settings, name)
-    from es_faq.fetch import sha256_of
+    from es_faq.models.maven import sha256_of
     data["files"]["model"]["sha256"] = sha256_of(model_file)
     with pytest.raises(ModelError, match="cannot load ONNX model"):
         Embedder(settings, write())

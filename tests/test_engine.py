@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from es_faq import engine
+from es_faq.engine import local as engine
 from es_faq.errors import ProvisionError
 from tests.test_cli import es_faq
 

@@ -4,8 +4,8 @@ import copy
 
 import pytest
 
-from es_faq.fuse import fuse
-from es_faq.retrieve import Hit
+from es_faq.search.fuse import fuse
+from es_faq.search.retrieve import Hit
 
 
 def _hits(side, *pairs):

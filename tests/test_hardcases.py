@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from es_faq.differ import compare
+from es_faq.search.differ import compare
 from es_faq.train.hardcases import CATEGORIES, NEGATIVE, POSITIVE, Generator, generate, sources_from
 from es_faq.train.pairs import Pair
 

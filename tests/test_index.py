@@ -9,8 +9,8 @@ import time
 import pytest
 
 from es_faq.errors import ConfigError, DataError, IndexMissing, SyncBusy
-from es_faq.index import build, live_indices, rollback, versions
-from es_faq.kb import read_jsonl
+from es_faq.kb.faq import read_jsonl
+from es_faq.kb.index import build, live_indices, rollback, versions
 from es_faq.sync.state import SyncState
 
 

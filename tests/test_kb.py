@@ -2,7 +2,7 @@
 
 import pytest
 
-from es_faq.kb import BadRecord, Faq, parse_faq, read_jsonl
+from es_faq.kb.faq import BadRecord, Faq, parse_faq, read_jsonl
 
 
 def test_parse_cleans_similar_questions():

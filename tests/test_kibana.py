@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 from es_faq.cli import cli
 from es_faq.config import load_settings
-from es_faq.index import MAPPINGS_DIR
-from es_faq.kibana import saved_objects, saved_objects_ndjson
+from es_faq.kb.index import MAPPINGS_DIR
+from es_faq.kb.kibana import saved_objects, saved_objects_ndjson
 
 REQUIRED = {"index-pattern": {"title", "timeFieldName"},
             "lens": {"title", "visualizationType", "state"},

@@ -14,7 +14,7 @@ import pytest
 
 from es_faq.api.app import create_app
 from es_faq.config import mask_url
-from es_faq.pipeline import Searcher
+from es_faq.search.pipeline import Searcher
 
 SECRET = "S3cr3t-pw"
 

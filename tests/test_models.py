@@ -3,7 +3,7 @@
 import pytest
 
 from es_faq.errors import ModelError
-from es_faq.models import Manifest, pull, verify
+from es_faq.models.manifest import Manifest, pull, verify
 
 
 def test_pull_never_trains_a_missing_trained_model(settings, tmp_path):
@@ -24,9 +24,9 @@ def test_quantize_ships_a_static_int8_embedder_whose_vectors_ignore_batch_mates(
 
     import numpy as np
 
-    from es_faq.embed import Embedder
-    from es_faq.models import MANIFEST_DIR
-    from es_faq.quantize import derive_static
+    from es_faq.models.manifest import MANIFEST_DIR
+    from es_faq.models.quantize import derive_static
+    from es_faq.search.embed import Embedder
 
     faqs = tmp_path / "faqs.jsonl"
     questions = ["花呗怎么延期还款", "借呗额度怎么提升", "退货运费谁出", "怎么修改收货地址", "账号怎么注销",

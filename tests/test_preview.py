@@ -1,4 +1,4 @@
-"""Dictionary-change preview (es_faq/preview.py) on the real node: the CLI replaying the query log,
+"""Dictionary-change preview (es_faq/evaluation/preview.py) on the real node: the CLI replaying the query log,
 the admin API replaying a bench, and a check that the preview predicts what committing the change does
 while committing nothing itself."""
 
@@ -10,15 +10,15 @@ import uuid
 import pytest
 from click.testing import CliRunner
 
-from es_faq.analyze import Analyzer
 from es_faq.api.querylog import QueryLog
 from es_faq.cli import cli
 from es_faq.config import REPO_ROOT
-from es_faq.dictionary import DictionaryStore
-from es_faq.index import build, live_indices
-from es_faq.kb import read_jsonl
-from es_faq.pipeline import Searcher
-from es_faq.preview import SHADOW_PREFIX
+from es_faq.evaluation.preview import SHADOW_PREFIX
+from es_faq.kb.faq import read_jsonl
+from es_faq.kb.index import build, live_indices
+from es_faq.search.analyze import Analyzer
+from es_faq.search.dictionary import DictionaryStore
+from es_faq.search.pipeline import Searcher
 from tests.conftest import DEMO_FAQS, DEMO_QUERIES, _drop_alias_family, drop_query_log
 from tests.test_admin import AUTH, api_schema, conforms, dict_index, make_client  # noqa: F401  (fixtures)
 

@@ -9,11 +9,12 @@ import pytest
 from prometheus_client import REGISTRY
 
 from es_faq.api.app import create_app
-from es_faq.api.querylog import QueryLog, prune
+from es_faq.api.querylog import QueryLog
 from es_faq.config import load_settings
 from es_faq.errors import ConfigError
-from es_faq.pipeline import Searcher
-from es_faq.report import query_log_report
+from es_faq.kb.querylog import prune
+from es_faq.kb.report import query_log_report
+from es_faq.search.pipeline import Searcher
 from tests.conftest import drop_query_log
 from tests.test_api import DEMO_QUERY
 from tests.test_cli import es_faq

@@ -6,12 +6,12 @@ import shutil
 import numpy as np
 import pytest
 
-from es_faq.decide import BASE_FEATURES, FEATURES, Calibration, decide, features
 from es_faq.errors import ModelError
-from es_faq.models import MANIFEST_DIR, Manifest
-from es_faq.pipeline import Searcher
-from es_faq.rerank import Reranker, candidate_texts
-from es_faq.retrieve import Hit
+from es_faq.models.manifest import MANIFEST_DIR, Manifest
+from es_faq.search.decide import BASE_FEATURES, FEATURES, Calibration, decide, features
+from es_faq.search.pipeline import Searcher
+from es_faq.search.rerank import Reranker, candidate_texts
+from es_faq.search.retrieve import Hit
 from tests.conftest import DEMO_QUERIES
 
 
@@ -164,7 +164,7 @@ def test_retrieval_features_tie_a_calibration_to_its_retrieval_mode(settings):
 
 
 def test_a_calibration_survives_a_round_trip(settings, tmp_path, monkeypatch):
-    monkeypatch.setattr("es_faq.decide.MANIFEST_DIR", tmp_path)
+    monkeypatch.setattr("es_faq.search.decide.MANIFEST_DIR", tmp_path)
     saved = Calibration(LOGIT_ONLY, (0.5, 0.25), -1.0, 0.7, 0.2, {"benches": ["diac"]})
     saved.save("m")
     assert Calibration.load("m") == saved

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from elasticsearch.dsl import Search
 
-from es_faq import retrieve
 from es_faq.config import FUSIONS, RETRIEVAL_MODES, Settings
-from es_faq.retrieve import RetrievalQuery, build_request, build_sides, search_request, side_requests
+from es_faq.search import retrieve
+from es_faq.search.retrieve import RetrievalQuery, build_request, build_sides, search_request, side_requests
 
 FIXTURE = Path(__file__).parent / "fixtures" / "retrieve_bodies.json"
 SETTINGS = Settings()  # the defaults alone, whatever ES_FAQ_* the environment sets

@@ -21,8 +21,8 @@ import pytest
 
 from es_faq.config import REPO_ROOT
 from es_faq.errors import ConfigError, IndexMissing, SourceUnavailable, SyncBusy
-from es_faq.index import build, live_indices, rollback, versions
-from es_faq.kb import Faq, read_jsonl
+from es_faq.kb.faq import Faq, read_jsonl
+from es_faq.kb.index import build, live_indices, rollback, versions
 from es_faq.sync.run import Sync
 from es_faq.sync.source import MySqlSource
 from tests.conftest import DEMO_FAQS

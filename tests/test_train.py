@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from es_faq.config import REPO_ROOT
-from es_faq.embed import Embedder
 from es_faq.errors import ModelError
-from es_faq.models import MANIFEST_DIR, Manifest, verify
-from es_faq.rerank import Reranker
+from es_faq.models.manifest import MANIFEST_DIR, Manifest, verify
+from es_faq.search.embed import Embedder
+from es_faq.search.rerank import Reranker
 from es_faq.train.base import BASE_MODEL, load_base, onnx_bert_weights
 from es_faq.train.mine import mine
 
@@ -77,7 +77,7 @@ TINY_RECIPE = {"corpora": ["tiny"], "benches": [], "corpus_limit": None, "dev": 
 @pytest.fixture(scope="module")
 def tiny_pairs(tmp_path_factory):
     """A pairs_dir with a corpus `tiny`: paraphrases (1) and different questions (0) of the demo FAQs."""
-    from es_faq.kb import read_jsonl
+    from es_faq.kb.faq import read_jsonl
 
     faqs = list(read_jsonl(DEMO / "faqs.jsonl"))
     rows = [f"{f.question}\t{f.similar_questions[0]}\t1\n" for f in faqs[:24] if f.similar_questions]
@@ -162,7 +162,7 @@ def test_export_quantizes_and_loads(settings, tiny_pairs, tiny_run, quantization
 
 def _ship_and_pull(settings, name, tmp_path):
     """`models ship` pins the INT8 file in onnx_models/NAME/; `models pull` installs it from there."""
-    from es_faq.models import pull, ship
+    from es_faq.models.manifest import pull, ship
 
     shipped = ship(Manifest.load(name), settings)
     manifest = Manifest.load(name)
@@ -176,7 +176,7 @@ def _ship_and_pull(settings, name, tmp_path):
 
 
 def test_mined_negatives_never_hold_the_gold_faq(searcher, demo_alias):
-    from es_faq.kb import read_jsonl
+    from es_faq.kb.faq import read_jsonl
     from es_faq.train.pairs import bench_groups, mined_pairs
 
     groups = bench_groups(DEMO, "test")[:6]

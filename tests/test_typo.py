@@ -1,5 +1,5 @@
-"""Typo, homophone and pinyin correction of queries (es_faq/pinyin.py) against the knowledge base's own
-vocabulary (es_faq/vocabulary.py), on the real node with the demo knowledge base and the seed dictionaries."""
+"""Typo, homophone and pinyin correction of queries (es_faq/search/correct.py) against the knowledge base's own
+vocabulary (es_faq/search/vocabulary.py), on the real node with the demo knowledge base and the seed dictionaries."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ import uuid
 
 import pytest
 
-from es_faq.analyze import Analyzer
 from es_faq.config import REPO_ROOT
-from es_faq.dictionary import FILES, Dictionary, parse_file
-from es_faq.index import build, live_indices
-from es_faq.kb import read_jsonl
-from es_faq.pinyin import Corrector
-from es_faq.pipeline import Searcher
-from es_faq.segment import Segmenter
-from es_faq.vocabulary import VocabularyStore
+from es_faq.kb.faq import read_jsonl
+from es_faq.kb.index import build, live_indices
+from es_faq.search.analyze import Analyzer
+from es_faq.search.correct import Corrector
+from es_faq.search.dictionary import FILES, Dictionary, parse_file
+from es_faq.search.pipeline import Searcher
+from es_faq.search.segment import Segmenter
+from es_faq.search.vocabulary import VocabularyStore
 from tests.conftest import DEMO_FAQS, DEMO_QUERIES, _drop_alias_family
 
 

@@ -1,4 +1,4 @@
-"""Vectors reused across builds (es_faq/vectors.py), against the real node and the shipped embedder."""
+"""Vectors reused across builds (es_faq/kb/vectors.py), against the real node and the shipped embedder."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from es_faq.embed import Embedder
-from es_faq.index import build
-from es_faq.kb import read_jsonl
-from es_faq.vectors import VectorCache
+from es_faq.kb.faq import read_jsonl
+from es_faq.kb.index import build
+from es_faq.kb.vectors import VectorCache
+from es_faq.search.embed import Embedder
 
 from .conftest import DEMO_FAQS
 

@@ -65,13 +65,13 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.update(ES_FAQ_ES_URL=args.es_url, ES_FAQ_ENGINE_DIR=args.engine_dir)
 
-    from es_faq import engine
-    from es_faq.analyze import Analyzer
     from es_faq.config import load_settings
-    from es_faq.embed import Embedder
-    from es_faq.es import make_client
-    from es_faq.index import build
-    from es_faq.kb import read_jsonl
+    from es_faq.engine import local as engine
+    from es_faq.engine.client import make_client
+    from es_faq.kb.faq import read_jsonl
+    from es_faq.kb.index import build
+    from es_faq.search.analyze import Analyzer
+    from es_faq.search.embed import Embedder
 
     settings = load_settings()
     engine.up(settings, echo=lambda message: None)

@@ -36,8 +36,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from es_faq.config import load_settings
-    from es_faq.es import make_client
-    from es_faq.index import versions
+    from es_faq.engine.client import make_client
+    from es_faq.kb.index import versions
 
     client = make_client(load_settings())
     env = {**os.environ, "ES_FAQ_MYSQL_LOCK_TTL_S": str(args.lock_ttl)}

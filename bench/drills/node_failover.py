@@ -10,7 +10,7 @@ The cluster is started if it does not run (`es-faq engine up`, one node per URL)
 FAQs under the alias drill-failover (--shards primaries, --replicas copies). The load is `clients`
 threads in this process, each sending es-faq's own hybrid request (retrieve.search_request, with
 the demo queries analysed and embedded once) through es-faq's client (every node listed, retried
-on another) within es_faq.es.engine_errors, one after another, with search_timeout_s. A search
+on another) within es_faq.engine.client.engine_errors, one after another, with search_timeout_s. A search
 fails when it raises or when Elasticsearch answers with a failed shard (a partial result).
 
 Phase "kill": `kill -9` of one node (default: the elected master), --down seconds, `es-faq engine
@@ -35,14 +35,14 @@ sys.path[:0] = [str(REPO), str(Path(__file__).resolve().parent)]
 
 from common import Workers  # noqa: E402
 
-from es_faq import engine  # noqa: E402
-from es_faq.analyze import Analyzer  # noqa: E402
 from es_faq.config import Settings, load_settings  # noqa: E402
-from es_faq.embed import Embedder  # noqa: E402
-from es_faq.es import engine_errors, make_client  # noqa: E402
-from es_faq.index import build  # noqa: E402
-from es_faq.kb import read_jsonl  # noqa: E402
-from es_faq.retrieve import RetrievalQuery, search_request  # noqa: E402
+from es_faq.engine import local as engine  # noqa: E402
+from es_faq.engine.client import engine_errors, make_client  # noqa: E402
+from es_faq.kb.faq import read_jsonl  # noqa: E402
+from es_faq.kb.index import build  # noqa: E402
+from es_faq.search.analyze import Analyzer  # noqa: E402
+from es_faq.search.embed import Embedder  # noqa: E402
+from es_faq.search.retrieve import RetrievalQuery, search_request  # noqa: E402
 
 ALIAS = "drill-failover"
 

@@ -2,7 +2,7 @@
 and the knowledge-base doctor, behind a bearer token.
 
 Without `admin_token` every endpoint here answers 404 `admin_disabled`: off, never open. The
-dictionary endpoints are `es-faq dict list|add|remove` over HTTP (es_faq/dictionary.py); reindex
+dictionary endpoints are `es-faq dict list|add|remove` over HTTP (es_faq/search/dictionary.py); reindex
 starts `es-faq sync full` as a detached process (es_faq/sync/), as cron would."""
 
 from __future__ import annotations
@@ -19,16 +19,16 @@ from pathlib import Path
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from .. import doctor as doctor_mod
 from ..config import ENV_PREFIX, SEARCH_MODES, Settings, as_env
-from ..dictionary import KINDS, DictionaryStore, validate
-from ..dictionary import entry_id as id_of
+from ..engine.client import engine_errors
 from ..errors import ConfigError, InvalidInput, SyncBusy
-from ..es import engine_errors
-from ..index import live_indices
-from ..pipeline import Searcher
-from ..preview import MAX_QUERIES as MAX_PREVIEW_QUERIES
-from ..preview import preview
+from ..evaluation.preview import MAX_QUERIES as MAX_PREVIEW_QUERIES
+from ..evaluation.preview import preview
+from ..kb import doctor as doctor_mod
+from ..kb.index import live_indices
+from ..search.dictionary import KINDS, DictionaryStore, validate
+from ..search.dictionary import entry_id as id_of
+from ..search.pipeline import Searcher
 from ..sync.source import MySqlSource
 from ..sync.state import SyncState
 from .context import current_searcher as _searcher
@@ -285,7 +285,7 @@ def run_doctor():
                             sample=_int_arg("sample", 1), seed=_int_arg("seed", 0) or 0,
                             since=request.args.get("since"))
     if fmt == "html":
-        from ..doctor_view import render_html
+        from ..kb.doctor_view import render_html
 
         return Response(render_html(report), mimetype="text/html")
     return jsonify(report.as_dict())

@@ -13,8 +13,8 @@ from flask import Flask, g, request
 from flask.json.provider import DefaultJSONProvider
 
 from ..config import Settings, load_settings
-from ..es import make_client
-from ..pipeline import Searcher
+from ..engine.client import make_client
+from ..search.pipeline import Searcher
 from . import errors, metrics
 from .admin import admin
 from .context import SEARCHER

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import current_app
 
-from ..pipeline import Searcher
+from ..search.pipeline import Searcher
 
 SEARCHER = "es_faq.searcher"  # its key in app.extensions
 

@@ -6,9 +6,9 @@ from elasticsearch import ApiError, TransportError
 from flask import Blueprint, Response, current_app, jsonify
 
 from ..config import mask_url
+from ..engine.client import unreachable
 from ..errors import EsFaqError
-from ..es import unreachable
-from ..pipeline import Searcher
+from ..search.pipeline import Searcher
 from . import metrics, openapi
 from .context import current_searcher as _searcher
 from .errors import error_response

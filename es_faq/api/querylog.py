@@ -6,66 +6,33 @@ thread per process writes the queue with the bulk helper every `query_log_flush_
 upsert, so a search and its feedback merge into one document in whichever order they arrive.
 
 Retention: the writer deletes the daily indices older than `query_log_retention_days` when it
-starts and then about daily (`prune`; `es-faq querylog prune` does it on demand)."""
+starts and then about daily (es_faq/kb/querylog.py `prune`; `es-faq querylog prune` does it on demand)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import queue
-import re
 import threading
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from elasticsearch import ApiError, Elasticsearch, TransportError
 from elasticsearch.helpers import BulkIndexError, bulk
 
 from ..config import Settings
-from ..index import MAPPINGS_DIR
-from ..pipeline import SearchResult
+from ..kb.index import MAPPINGS_DIR
+from ..kb.querylog import prune
+from ..search.pipeline import SearchResult
 from . import metrics
 
 log = logging.getLogger("es_faq.api.querylog")
 
-FEEDBACK = ("helpful", "unhelpful", "clicked")
 PRUNE_EVERY_S = 24 * 3600
-DAY_SUFFIX = re.compile(r"-(\d{4})\.(\d{2})\.(\d{2})")
 
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _index_day(prefix: str, name: str) -> date | None:
-    """The day of a daily index `<prefix>-YYYY.MM.DD`; None for any other name (another prefix's index)."""
-    match = DAY_SUFFIX.fullmatch(name[len(prefix):]) if name.startswith(prefix) else None
-    if not match:
-        return None
-    try:
-        return date(*map(int, match.groups()))
-    except ValueError:
-        return None
-
-
-def prune(client: Elasticsearch, settings: Settings, dry_run: bool = False, today: date | None = None) -> dict:
-    """Delete the daily indices whose day is query_log_retention_days or more before today (UTC)."""
-    days = settings.query_log_retention_days
-    prefix = settings.query_log_prefix
-    today = today or _now().date()
-    report: dict = {"prefix": prefix, "retention_days": days, "dry_run": dry_run, "deleted": [], "kept": 0}
-    rows = client.cat.indices(index=f"{prefix}-*", format="json", h="index", expand_wildcards="open,closed").body
-    assert isinstance(rows, list)  # format=json: parsed rows, not text
-    dated = sorted((day, row["index"]) for row in rows if (day := _index_day(prefix, row["index"])))
-    doomed = [name for day, name in dated if days and day <= today - timedelta(days=days)]
-    report["kept"] = len(dated) - len(doomed)
-    # Named one by one: wildcard deletes are refused (action.destructive_requires_name).
-    for start in range(0, len(doomed), 50):
-        names = doomed[start:start + 50]
-        if not dry_run:
-            client.options(ignore_status=404).indices.delete(index=",".join(names))
-        report["deleted"] += names
-    return report
 
 
 class QueryLog:

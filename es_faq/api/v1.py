@@ -8,13 +8,14 @@ from dataclasses import dataclass
 
 from flask import Blueprint, current_app, g, jsonify, request
 
+from ..engine.client import check_engine
 from ..errors import InvalidInput
-from ..es import check_engine
-from ..retrieve import fetch_faq
+from ..kb.querylog import FEEDBACK
+from ..search.retrieve import fetch_faq
 from . import metrics
 from .context import current_searcher as _searcher
 from .errors import FaqNotFound, InvalidJson, UnsupportedMediaType
-from .querylog import FEEDBACK, QueryLog
+from .querylog import QueryLog
 
 v1 = Blueprint("v1", __name__, url_prefix="/v1")
 

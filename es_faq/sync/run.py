@@ -11,16 +11,16 @@ from functools import cached_property
 
 from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
 
-from ..analyze import Analyzer
 from ..config import Settings
-from ..dictionary import DictionaryStore
-from ..embed import Embedder
+from ..engine.client import make_client, unreachable
 from ..errors import DataError, EngineUnavailable, EsFaqError, IndexMissing, SourceUnavailable, SyncBusy
-from ..es import make_client, unreachable
-from ..index import build, check_alias, content_hash, faq_documents, live_indices, lock_alias
-from ..kb import BadRecord, Faq
-from ..lock import Lock
-from ..vectors import VectorCache
+from ..kb.faq import BadRecord, Faq
+from ..kb.index import build, check_alias, content_hash, faq_documents, live_indices, lock_alias
+from ..kb.lock import Lock
+from ..kb.vectors import VectorCache
+from ..search.analyze import Analyzer
+from ..search.dictionary import DictionaryStore
+from ..search.embed import Embedder
 from .source import BadRow, Change, MySqlSource
 from .state import SyncState
 

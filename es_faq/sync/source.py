@@ -13,7 +13,7 @@ from pymysql.cursors import SSCursor
 
 from ..config import Settings, mask_url
 from ..errors import ConfigError, SourceUnavailable
-from ..kb import BadRecord, Faq, parse_faq
+from ..kb.faq import BadRecord, Faq, parse_faq
 
 # MySQL errors that mean the mapping names a table or column that is not there, not an outage.
 SCHEMA_ERRORS = {1054, 1064, 1142, 1143, 1146}

@@ -1,13 +1,13 @@
 """Sync state in Elasticsearch, beside the index it describes: each version's watermark, and the alias's
-writer lock (es_faq/lock.py)."""
+writer lock (es_faq/kb/lock.py)."""
 
 from __future__ import annotations
 
 from elasticsearch import Elasticsearch
 
-from .. import lock as writer_lock
 from ..config import Settings
-from ..lock import Lock, now_ms, when
+from ..kb import lock as writer_lock
+from ..kb.lock import Lock, now_ms, when
 
 
 class SyncState:

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..config import Settings
 from ..errors import ModelError
-from ..models import Manifest, pull
+from ..models.manifest import Manifest, pull
 
 BASE_MODEL = "bge-small-zh-v1.5"
 

@@ -21,10 +21,10 @@ from tqdm import tqdm
 
 from ..config import Settings
 from ..errors import ModelError
-from ..pair_eval import metrics
-from ..quantize import quantize
+from ..models.quantize import quantize
 from .base import load_base
 from .loop import device, encode
+from .pair_eval import metrics
 from .pairs import Pair, bench_groups, corpus_file, dedupe, group_pairs, mined_pairs, read_pairs
 
 DEFAULTS = {
@@ -85,8 +85,8 @@ def build_pairs(settings: Settings, recipe: dict, run_dir: Path, progress: bool 
     bench = _read_cache(cache)
     hard: list[Pair] = []
     if recipe["hard_cases"]:
-        keys = ("corpora", "benches", "corpus_limit", "hard_cases", "hard_positive_share", "seed")
-        cache = run_dir / f"hard-cases-{_digest({k: recipe[k] for k in keys})}.tsv"
+        hard_keys = ("corpora", "benches", "corpus_limit", "hard_cases", "hard_positive_share", "seed")
+        cache = run_dir / f"hard-cases-{_digest({k: recipe[k] for k in hard_keys})}.tsv"
         if not cache.exists():
             _write_cache(cache, _hard_cases(settings, recipe, pairs))
         hard = _read_cache(cache)
@@ -106,8 +106,8 @@ def _hard_cases(settings: Settings, recipe: dict, pairs: list[Pair]) -> list[Pai
 
 
 def _bench_pairs(settings: Settings, recipe: dict, progress: bool) -> list[Pair]:
-    from ..evaluate import ensure_bench_index
-    from ..pipeline import Searcher
+    from ..evaluation.evaluate import ensure_bench_index
+    from ..search.pipeline import Searcher
     from .loop import bench_path
 
     pairs: list[Pair] = []
@@ -189,7 +189,7 @@ def fit(settings: Settings, recipe: dict, run_dir: Path, progress: bool = True,
     import torch
     from transformers import BertForSequenceClassification, get_linear_schedule_with_warmup
 
-    from ..models import load_tokenizer
+    from ..models.onnx import load_tokenizer
 
     run_dir.mkdir(parents=True, exist_ok=True)
     recipe_file = run_dir / "recipe.json"
@@ -322,9 +322,10 @@ def export_reranker(settings: Settings, name: str, run_dir: Path, quantization: 
     import shutil
     import tempfile
 
-    from ..export import onnx_export
-    from ..fetch import sha256_of
-    from ..models import MANIFEST_DIR, RECIPE_FILE, load_tokenizer
+    from ..models.export import onnx_export
+    from ..models.manifest import MANIFEST_DIR, RECIPE_FILE
+    from ..models.maven import sha256_of
+    from ..models.onnx import load_tokenizer
     from .base import BASE_MODEL
 
     final = run_dir / FINAL
@@ -332,7 +333,7 @@ def export_reranker(settings: Settings, name: str, run_dir: Path, quantization: 
         raise ModelError(f"{run_dir} has no finished training; run `es-faq train reranker {name}` first")
     record = json.loads((final / "training.json").read_text(encoding="utf-8"))
     recipe = record["recipe"]
-    from ..models import Manifest
+    from ..models.manifest import Manifest
 
     base = Manifest.load(BASE_MODEL)
     tokenizer_file = base.file(settings, "tokenizer")

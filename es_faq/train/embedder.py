@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import Settings
-from ..models import Manifest
+from ..models.manifest import Manifest
 from .base import BASE_MODEL, load_base
 from .loop import bench_name, device, encode, run, sample_negatives
 

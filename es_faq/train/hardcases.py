@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from ..differ import ANTONYM_PAIRS, ASYMMETRIC, TEMPORAL_GROUPS
+from ..search.differ import ANTONYM_PAIRS, ASYMMETRIC, TEMPORAL_GROUPS
 from .pairs import Pair
 
 NEGATIVE = ("entity", "negation", "antonym", "temporal", "number", "asymmetry", "insertion")

@@ -20,11 +20,12 @@ from tqdm import tqdm
 
 from ..config import Settings
 from ..errors import ModelError
-from ..evaluate import ensure_bench_index
-from ..export import onnx_export
-from ..fetch import sha256_of
-from ..models import MANIFEST_DIR, RECIPE_FILE, load_tokenizer
-from ..pipeline import Searcher
+from ..evaluation.evaluate import ensure_bench_index
+from ..models.export import onnx_export
+from ..models.manifest import MANIFEST_DIR, RECIPE_FILE
+from ..models.maven import sha256_of
+from ..models.onnx import load_tokenizer
+from ..search.pipeline import Searcher
 from .mine import Group, load_groups, mine, save_groups
 
 

@@ -15,10 +15,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..errors import DataError
-from ..evaluate import load_queries
-from ..kb import Faq, read_faqs
-from ..pipeline import Searcher
-from ..rerank import candidate_texts
+from ..evaluation.evaluate import load_queries
+from ..kb.faq import Faq, read_faqs
+from ..search.pipeline import Searcher
+from ..search.rerank import candidate_texts
 
 
 @dataclass

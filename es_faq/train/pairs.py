@@ -17,8 +17,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..errors import DataError
-from ..evaluate import load_queries
-from ..kb import Faq, read_faqs
+from ..evaluation.evaluate import load_queries
+from ..kb.faq import Faq, read_faqs
 
 
 @dataclass(frozen=True)

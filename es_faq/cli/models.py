@@ -1,0 +1,153 @@
+"""`es-faq models ...` and `es-faq train ...`: model files, and training new ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..config import Settings
+from ..models import manifest as models_mod
+from ..models.onnx import execution_providers
+from .common import _emit, pass_settings
+
+
+@click.group()
+def models() -> None:
+    """ONNX models: provision, inspect, export."""
+
+
+@models.command("pull")
+@click.argument("names", nargs=-1)
+@pass_settings
+def models_pull(settings: Settings, names: tuple[str, ...]) -> None:
+    """Fetch models (default: the embedding model, and the cross-encoder when searches decide or
+    rerank with it) into the cache, checking sha256.
+
+    A trained model comes from onnx_models/ when shipped there; a pull never trains one (that is
+    `es-faq train`, docs/training.md)."""
+    defaults = (settings.embed_model, *((settings.rerank_model,) if settings.uses_reranker else ()))
+    for name in names or defaults:
+        path = models_mod.pull(models_mod.Manifest.load(name), settings)
+        click.echo(f"{name}: ready in {path}")
+
+
+@models.command("list")
+@pass_settings
+def models_list(settings: Settings) -> None:
+    """Known models, whether their files are in the cache, and the execution provider."""
+    providers = execution_providers()
+    rows = []
+    for manifest in models_mod.list_manifests():
+        problems = models_mod.verify(manifest, settings)
+        rows.append({"name": manifest.name, "task": manifest.data.get("task"), "dims": manifest.data.get("dims"),
+                     "quantization": manifest.data.get("quantization"), "ready": not problems,
+                     "provider": providers[0], "problems": problems})
+    _emit(rows)
+
+
+@models.command("ship")
+@click.argument("name")
+@pass_settings
+def models_ship(settings: Settings, name: str) -> None:
+    """Put a trained model's INT8 file into onnx_models/NAME/ with pinned sha256 (to commit)."""
+    click.echo(f"{name}: shipped in {models_mod.ship(models_mod.Manifest.load(name), settings)}")
+
+
+@models.command("quantize")
+@click.argument("source")
+@click.argument("name")
+@click.option("--calibration", "calibration", multiple=True, required=True, type=click.Path(path_type=Path),
+              help="FAQ JSONL whose questions set the activation ranges (repeatable).")
+@click.option("--size", default=256, show_default=True,
+              help="Calibration texts (a seeded sample; percentile ranges keep every activation in memory: "
+                   "about 17 MB a text).")
+@click.option("--seed", default=13, show_default=True)
+@pass_settings
+def models_quantize(settings: Settings, source: str, name: str, calibration: tuple[Path, ...], size: int,
+                    seed: int) -> None:
+    """Ship a static-INT8 copy of the fp32 embedder SOURCE as onnx_models/NAME/ (batch-independent vectors)."""
+    from ..models.quantize import derive_static
+
+    click.echo(f"{name}: shipped in {derive_static(settings, source, name, calibration, size, seed)}")
+
+
+@models.command("export")
+@click.argument("model_id")
+@click.option("--int8", is_flag=True, help="Also quantize to INT8 (dynamic, AVX2).")
+@click.option("--output", type=click.Path(path_type=Path), default=None)
+@pass_settings
+def models_export(settings: Settings, model_id: str, int8: bool, output: Path | None) -> None:
+    """Export a Hugging Face model (hub id or local directory) to ONNX with optimum."""
+    from ..models.export import export
+
+    target = output or settings.models_path / model_id.rstrip("/").split("/")[-1]
+    click.echo(f"exported to {export(model_id, target, int8)}")
+
+
+# --- train ------------------------------------------------------------------------------------------
+@click.group()
+def train() -> None:
+    """Fine-tune the reranker or the embedder on a faq-bench directory (needs the [train] extra)."""
+
+
+def _train_options(fn):
+    options = [
+        click.option("--bench", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+                     help="A faq-bench directory: its train split and knowledge base."),
+        click.option("--name", default=None, help="Model name (default: reranker-<bench> / embedder-<bench>)."),
+        click.option("--epochs", type=click.IntRange(1), default=None),
+        click.option("--batch-size", type=click.IntRange(1), default=None),
+        click.option("--lr", type=float, default=None),
+        click.option("--limit", type=click.IntRange(1), default=None,
+                     help="Train on this many sampled queries only (a quick CPU run)."),
+        click.option("--seed", type=int, default=None),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return pass_settings(fn)
+
+
+@train.command("reranker")
+@click.argument("name", default="reranker-zh")
+@click.option("--corpus", "corpora", multiple=True, help="A pair corpus under pairs_dir (repeatable; default: "
+              "bq, atec, atec-preprocessed, chip2019).")
+@click.option("--bench", "benches", multiple=True, help="A faq-bench under bench_dir whose train groups to add "
+              "(repeatable; default: diac).")
+@click.option("--corpus-limit", type=click.IntRange(1), default=None, help="Sample this many pairs of each corpus.")
+@click.option("--mined-per-query", type=click.IntRange(0), default=None, help="Mined negatives per bench query.")
+@click.option("--bench-repeat", type=click.IntRange(1), default=None,
+              help="Times a bench's pairs are seen each epoch (they are few and in the decision's own shape).")
+@click.option("--hard-cases", type=click.IntRange(0), default=None,
+              help="Texts the hard-case generator edits into near-misses and paraphrases (0: none).")
+@click.option("--epochs", type=click.IntRange(1), default=None)
+@click.option("--batch-size", type=click.IntRange(1), default=None)
+@click.option("--lr", type=float, default=None)
+@click.option("--max-tokens", type=click.IntRange(8, 512), default=None)
+@click.option("--seed", type=int, default=None)
+@click.option("--no-bf16", "bf16", flag_value=False, default=None, help="Train in fp32 (CPUs without avx512_bf16).")
+@click.option("--train-word-embeddings", "freeze_word_embeddings", flag_value=False, default=None,
+              help="Update the word embeddings too (slower a step on CPU).")
+@click.option("--eval-every", type=click.IntRange(1), default=None, help="Steps between dev evaluations.")
+@click.option("--checkpoint-every", type=click.IntRange(1), default=None, help="Steps between checkpoints.")
+@pass_settings
+def train_reranker_cmd(settings: Settings, name: str, corpora: tuple[str, ...], benches: tuple[str, ...],
+                       **options) -> None:
+    """The cross-encoder from bge-small-zh-v1.5, on labelled pairs plus a bench's train groups.
+
+    Resumable: run the same command again after an interruption and it continues from the last
+    checkpoint under ~/.cache/es-faq/train-runs/NAME. Ends with the ONNX export (fp32 + INT8)."""
+    from ..train.cross_encoder import recipe_of, train_reranker
+
+    recipe = recipe_of(corpora=list(corpora) or None, benches=list(benches) or None, **options)
+    _emit(train_reranker(settings, name, recipe))
+
+
+@train.command("embedder")
+@_train_options
+@click.option("--temperature", type=float, default=None, help="InfoNCE temperature (default 0.07).")
+def train_embedder_cmd(settings: Settings, bench: Path, name: str | None, **options) -> None:
+    """Bi-encoder from bge-small-zh-v1.5, InfoNCE with in-batch and mined hard negatives."""
+    from ..train.embedder import train_embedder
+
+    _emit(train_embedder(settings, bench, name or f"embedder-{bench.resolve().name}", **options))

@@ -1,0 +1,159 @@
+"""The one way to build the Elasticsearch client and to tell whether the cluster is reachable."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from typing import Any
+
+from elasticsearch import ApiError, ConnectionError, Elasticsearch, TransportError
+from elasticsearch.serializer import OrjsonSerializer
+
+from ..config import Settings, mask_url
+from ..errors import EngineUnavailable
+
+CONNECTIONS_PER_NODE = 32
+
+
+def make_client(settings: Settings, timeout_s: float | None = None) -> Elasticsearch:
+    """The client; `timeout_s` (default es_timeout_s) bounds each request, search_timeout_s for serving."""
+    # A pooled connection per serving thread (gunicorn_conf.py: 16): with fewer, a thread waits for a
+    # connection before its own timeout starts, and a hung node's 503 comes late (docs/reliability.md).
+    # A request that gets no connection, or a 429/502/503/504, is sent again to the next node (the
+    # client marks the failed one dead for a while): with every node listed in es_url, a node that
+    # dies costs no request (docs/reliability.md, "A node dies"). A timeout is not retried: it
+    # would double the wait on a hung cluster.
+    hosts = settings.es_urls
+    kwargs: dict = {"request_timeout": timeout_s or settings.es_timeout_s, "retry_on_timeout": False,
+                    "max_retries": max(1, len(hosts) - 1), "connections_per_node": CONNECTIONS_PER_NODE}
+    if settings.es_api_key:
+        kwargs["api_key"] = settings.es_api_key
+    elif settings.es_username:
+        kwargs["basic_auth"] = (settings.es_username, settings.es_password)
+    if settings.es_ca_certs:
+        kwargs["ca_certs"] = settings.es_ca_certs
+    # orjson writes the bulk requests' vectors several times faster than the json module.
+    kwargs["serializer"] = OrjsonSerializer()
+    return Elasticsearch(hosts, **kwargs)
+
+
+def unreachable(settings: Settings, exc: Exception | None = None) -> EngineUnavailable:
+    detail = f" ({type(exc).__name__})" if exc else ""
+    return EngineUnavailable(
+        f"Elasticsearch is not reachable at {mask_url(settings.es_url)}{detail}. "
+        "Start the local engine with `es-faq engine up`, or point ES_FAQ_ES_URL at your cluster."
+    )
+
+
+class _Breaker:
+    """The requests to one cluster from this process: failing at once while it is known not to answer.
+
+    Closed, every request goes to the engine. A refused connection opens it at once (nothing listens:
+    the next request would be refused too); engine_breaker_failures timeouts or 5xx/429 in a row open
+    it as well. Open, requests fail without any work for engine_breaker_open_s. Then it half-opens:
+    the next search probes the cluster's health (a fraction of a second at most) before doing any
+    model work, and closes the breaker or opens it again."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.failures = 0  # requests in a row that got no answer
+        self.refused = False  # the last failure was a refused connection
+        self.open_until = 0.0
+        self.probing = False
+
+    def _open(self, settings: Settings) -> bool:
+        return bool(settings.engine_breaker_failures) and (
+            self.refused or self.failures >= settings.engine_breaker_failures)
+
+    def _refusal(self, settings: Settings) -> EngineUnavailable:
+        why = ("refused the connection" if self.refused else
+               f"gave no answer in time to the last {self.failures} requests")
+        return EngineUnavailable(
+            f"Elasticsearch at {mask_url(settings.es_url)} {why}, so es-faq asks it again only every "
+            f"{settings.engine_breaker_open_s:g} s. Check that the cluster runs (`es-faq engine status`) "
+            "and its health and load.")
+
+    def enter(self, settings: Settings) -> bool:
+        """Whether the caller is the one let through to probe; EngineUnavailable while open (or
+        while another caller probes)."""
+        with self._lock:
+            if not self._open(settings):
+                return False
+            if self.probing or time.monotonic() < self.open_until:
+                raise self._refusal(settings)
+            self.probing = True
+            return True
+
+    def leave(self, failure: Exception | None, probe: bool, settings: Settings) -> None:
+        with self._lock:
+            self.probing = self.probing and not probe
+            if failure is None:
+                self.failures, self.refused = 0, False
+                return
+            self.failures += 1
+            self.refused = isinstance(failure, ConnectionError)
+            if self._open(settings):
+                self.open_until = time.monotonic() + settings.engine_breaker_open_s
+
+
+_BREAKERS: dict[str, _Breaker] = {}
+_BREAKERS_LOCK = threading.Lock()
+
+
+def _breaker(settings: Settings) -> _Breaker:
+    with _BREAKERS_LOCK:
+        return _BREAKERS.setdefault(settings.es_url, _Breaker())
+
+
+def check_engine(settings: Settings, client: Elasticsearch) -> None:
+    """Before a search's analysis and embedding: EngineUnavailable at once while the breaker is open,
+    and when it half-opens, a health probe of engine_probe_timeout_s at most decides. A search that
+    cannot reach the engine costs no model work, so clients retrying without pause cannot starve
+    the CPU that the node needs to recover (docs/reliability.md)."""
+    breaker = _breaker(settings)
+    if not breaker.enter(settings):
+        return
+    failure: Exception | None = None
+    try:
+        client.options(request_timeout=settings.engine_probe_timeout_s).cluster.health()  # any live node will do
+    except (TransportError, ApiError) as exc:
+        if not isinstance(exc, ApiError) or exc.status_code >= 500 or exc.status_code == 429:
+            failure = exc
+    finally:
+        breaker.leave(failure, True, settings)
+    if failure is not None:
+        raise unreachable(settings, failure)
+
+
+@contextlib.contextmanager
+def engine_errors(settings: Settings):
+    """Elasticsearch down, overloaded (429) or failing (5xx) becomes EngineUnavailable (a 503 in the
+    API); a 4xx refusal of the request itself is raised as it is. Failures feed the breaker
+    (_Breaker): while it is open, requests fail at once."""
+    breaker = _breaker(settings)
+    probe = breaker.enter(settings)
+    failure: Exception | None = None
+    try:
+        yield
+    except (TransportError, ApiError) as exc:
+        if isinstance(exc, ApiError) and exc.status_code < 500 and exc.status_code != 429:
+            raise
+        failure = exc
+        raise unreachable(settings, exc) from None
+    finally:
+        breaker.leave(failure, probe, settings)
+
+
+def cluster_health(client: Elasticsearch, settings: Settings, wait_for_status: str | None = None,
+                   timeout_s: float | None = None, wait_for_nodes: int | None = None) -> dict:
+    """Cluster health; the integ-test distribution has no `GET /`, so this is the readiness probe."""
+    try:
+        kwargs: dict[str, Any] = {}
+        if wait_for_status:
+            kwargs = {"wait_for_status": wait_for_status, "timeout": f"{int(timeout_s or 30)}s"}
+        if wait_for_nodes:
+            kwargs.update(wait_for_nodes=f">={wait_for_nodes}", timeout=f"{int(timeout_s or 30)}s")
+        return client.options(request_timeout=(timeout_s or settings.es_timeout_s) + 5).cluster.health(**kwargs).body
+    except (TransportError, ApiError) as exc:
+        raise unreachable(settings, exc) from None

@@ -1,0 +1,193 @@
+"""The decision, measured and calibrated on a bench split: what each query's search would say.
+
+`collect` runs every query once and records the leading FAQ and the decision features. A query is
+a `paraphrase` (its FAQ is in the knowledge base), a `near_miss` (it only looks like the FAQ in
+`near_miss`: answering with that FAQ is wrong) or a `no_match` (no FAQ answers it). Benches
+without kinds hold paraphrases only; for calibration each of their queries is also run with its
+gold FAQs hidden (`exclude`), which makes it a no-match.
+`fit` is the small calibrated model (logistic regression on FEATURES), `choose` the thresholds,
+`outcomes` and `curve` what they do.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ..search.decide import FEATURES, Calibration, features, judged_text
+from ..search.differ import compare
+from ..search.pipeline import Searcher
+
+KINDS = ("paraphrase", "near_miss", "no_match")
+SUGGEST_DEPTH = 5  # a suggestion list shows this many FAQs
+GRID = [round(i / 100, 2) for i in range(101)]
+
+
+def collect(searcher: Searcher, index: str, queries: list[dict], mode: str, held_out: bool = False,
+            depth: int = SUGGEST_DEPTH, progress: bool = True) -> list[dict]:
+    """One row per query: its kind, the gold FAQ's rank, whether the leader is right, the decision's
+    features, probability and action, and the search's latency."""
+    rows = []
+    depth = max(depth, SUGGEST_DEPTH, searcher.settings.decide_depth)
+    label = "held out" if held_out else "searching"
+    for row in tqdm(queries, desc=f"{label} ({mode})", unit="query", disable=not progress):
+        gold = set(row["relevant"])
+        started = time.perf_counter()
+        result = searcher.search(row["query"], depth, mode, index=index, exclude=sorted(gold) if held_out else ())
+        latency = (time.perf_counter() - started) * 1000
+        hits = result.hits
+        kind = "no_match" if held_out else row.get("kind", "paraphrase" if gold else "no_match")
+        head = [h for h in hits[:searcher.settings.decide_depth] if "cross_encoder" in h.scores]
+        top = hits[0].faq_id if hits else None
+        rank = None if held_out else next((i for i, h in enumerate(hits, start=1) if h.faq_id in gold), None)
+        rows.append({"kind": kind, "top": top, "right": rank == 1, "rank": rank,
+                     "near_miss_hit": top in set(row.get("near_miss", ())),
+                     "in_suggestions": rank is not None and rank <= SUGGEST_DEPTH,
+                     "features": features(head, result.analysis.text) if head else None,
+                     # The most telling kind of difference between the query and the leader's question.
+                     "difference": next((d.kind for d in compare(result.analysis.text, judged_text(head[0]))),
+                                        "none") if head else None,
+                     "probability": result.decision.probability, "action": result.decision.action,
+                     "latency_ms": latency})
+    return rows
+
+
+def judged(row: dict) -> bool:
+    """Whether answering this row with its leader is known right or wrong: a near-miss answered with
+    some other FAQ may be right (it can be equivalent to another FAQ), so it is counted neither way."""
+    return row["kind"] != "near_miss" or row["near_miss_hit"]
+
+
+def fit(rows: list[dict], names: tuple[str, ...] = FEATURES) -> tuple[tuple[float, ...], float]:
+    """Logistic regression of "the leader is right" on the named features, over the judged rows."""
+    from sklearn.linear_model import LogisticRegression
+
+    data = [r for r in rows if r["features"] is not None and judged(r)]
+    x = np.array([[r["features"][n] for n in names] for r in data])
+    y = np.array([r["right"] for r in data], dtype=int)
+    if len(set(y.tolist())) < 2:
+        raise ValueError("calibration needs both right and wrong leaders; use a larger or more varied split")
+    model = LogisticRegression(C=1.0, max_iter=1000).fit(x, y)
+    return tuple(float(c) for c in model.coef_[0]), float(model.intercept_[0])
+
+
+def outcomes(rows: list[dict], answer: float, suggest: float, key: str = "probability") -> dict:
+    """What the decision does to a split at these thresholds on rows' `key` (a probability)."""
+    by_kind: dict[str, list[dict]] = {k: [r for r in rows if r["kind"] == k] for k in KINDS}
+    answered = [r for r in rows if r[key] is not None and r[key] >= answer]
+    para, near, none = by_kind["paraphrase"], by_kind["near_miss"], by_kind["no_match"]
+
+    def share(part: list[dict], total: list[dict]) -> float | None:
+        return round(len(part) / len(total), 4) if total else None
+
+    judged_answers = [r for r in answered if judged(r)]
+    return {
+        "answer_threshold": answer, "suggest_threshold": suggest,
+        "coverage": share([r for r in answered if r["kind"] == "paraphrase" and r["right"]], para),
+        "wrong_faq_rate": share([r for r in answered if r["kind"] == "paraphrase" and not r["right"]], para),
+        "near_miss_false_answer_rate": share([r for r in answered if r["kind"] == "near_miss" and r["near_miss_hit"]],
+                                             near),
+        "no_match_false_answer_rate": share([r for r in answered if r["kind"] == "no_match"], none),
+        "answer_precision": (round(sum(r["right"] for r in judged_answers) / len(judged_answers), 4)
+                             if judged_answers else None),
+        "answered": share(answered, rows),
+        "suggested": share([r for r in rows if r[key] is not None and suggest <= r[key] < answer], rows),
+        "queries": {k: len(v) for k, v in by_kind.items()},
+        "near_miss_by_difference": _by_difference([r for r in near if r["near_miss_hit"]], answer),
+    }
+
+
+def _by_difference(rows: list[dict], answer: float, key: str = "probability") -> dict:
+    """Near-misses led by their look-alike, by how the look-alike differs: how many, how many answered."""
+    out: dict[str, dict] = {}
+    for r in rows:
+        part = out.setdefault(r.get("difference") or "none", {"queries": 0, "answered": 0})
+        part["queries"] += 1
+        part["answered"] += int(r[key] is not None and r[key] >= answer)
+    for part in out.values():
+        part["false_answer_rate"] = round(part["answered"] / part["queries"], 4)
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]["queries"]))
+
+
+def curve(rows: list[dict], suggest: float, key: str = "probability") -> list[dict]:
+    """`outcomes` at every answer threshold of GRID."""
+    return [outcomes(rows, t, min(suggest, t), key) for t in GRID]
+
+
+def choose(rows: list[dict], near_miss_max: float, no_match_max: float) -> dict:
+    """The answer threshold with the most coverage whose near-miss and no-match false-answer rates
+    stay within bounds (rows of benches with kinds), and the suggest threshold that best separates
+    queries whose FAQ is among the suggestions from no-match ones (Youden's J)."""
+    answer = math.inf
+    for t in GRID:
+        o = outcomes(rows, t, 0.0)
+        if (o["near_miss_false_answer_rate"] or 0.0) <= near_miss_max and \
+                (o["no_match_false_answer_rate"] or 0.0) <= no_match_max:
+            answer = t
+            break
+    findable = [r["probability"] for r in rows if r["kind"] == "paraphrase" and r["in_suggestions"]]
+    absent = [r["probability"] for r in rows if r["kind"] == "no_match"]
+
+    def youden(t: float) -> float:
+        return (sum(p >= t for p in findable) / max(1, len(findable))
+                - sum(p >= t for p in absent) / max(1, len(absent)))
+
+    suggest = max(GRID, key=youden) if findable and absent else 0.0
+    return {"answer_threshold": answer, "suggest_threshold": min(suggest, answer)}
+
+
+def with_probabilities(rows: list[dict], calibration: Calibration) -> list[dict]:
+    """Rows with `probability` recomputed under `calibration` (no new searches)."""
+    out = []
+    for r in rows:
+        p = None if r["features"] is None else calibration.probability(r["features"])
+        out.append({**r, "probability": p})
+    return out
+
+
+def plot(points: list[dict], chosen: dict, title: str, path: Path) -> Path:
+    """The decision's rates over the answer threshold, with the chosen one marked (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    x = [p["answer_threshold"] for p in points]
+    for key, label in (("coverage", "coverage (paraphrases answered right)"),
+                       ("wrong_faq_rate", "paraphrases answered with a wrong FAQ"),
+                       ("near_miss_false_answer_rate", "near-misses answered with their look-alike"),
+                       ("no_match_false_answer_rate", "no-match queries answered")):
+        y = [p[key] for p in points]
+        if any(v is not None for v in y):
+            ax.plot(x, [math.nan if v is None else v for v in y], label=label)
+    if math.isfinite(chosen["answer_threshold"]):
+        ax.axvline(chosen["answer_threshold"], color="grey", linestyle="--", linewidth=1)
+        ax.text(chosen["answer_threshold"], 1.02, f" answer_threshold {chosen['answer_threshold']}", fontsize=8)
+    ax.set_xlabel("answer threshold on P(right)")
+    ax.set_ylabel("share of queries of that kind")
+    ax.set_ylim(0, 1.08)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="center left")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write_curve(points: list[dict], chosen: dict, title: str, stem: Path) -> dict[str, str]:
+    """The curve as JSON and PNG beside each other: <stem>.json, <stem>.png."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    json_path = stem.with_suffix(".json")
+    json_path.write_text(json.dumps({"chosen": chosen, "curve": points}, indent=1) + "\n", encoding="utf-8")
+    return {"json": str(json_path), "png": str(plot(points, chosen, title, stem.with_suffix(".png")))}
+
+
+__all__ = ["collect", "fit", "choose", "outcomes", "curve", "with_probabilities", "write_curve"]

@@ -1,0 +1,197 @@
+"""What a dictionary change would do, before it is made: replay queries through a shadow analyzer.
+
+The change is applied to a copy of the stored dictionaries held in memory only (nothing is written
+to `<dict_index>`). Synonyms act on the query alone; a user word, rewrite or filler entry also changes
+how the FAQs are analysed, so for those the searched index is copied into a temporary
+`es-faq-preview-*` index re-analysed with the shadow dictionaries (vectors re-used unless the
+embedded text changed), searched, and deleted. The live alias and its indices are only read.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from copy import deepcopy
+from dataclasses import replace
+from pathlib import Path
+
+from elasticsearch import Elasticsearch, helpers
+
+from ..errors import InvalidInput
+from ..search.analyze import Analyzer
+from ..search.dictionary import KINDS, Dictionary, entry_id, validate
+from ..search.pipeline import Searcher
+
+ACTIONS = ("add", "remove")
+DOCUMENT_KINDS = ("word", "rewrite", "filler")  # applied to the FAQs at index time too
+SHADOW_PREFIX = "es-faq-preview-"
+MAX_QUERIES = 5000
+UNCOMPARED = ("p50_ms", "p95_ms", "queries", "paraphrases")  # the same on both sides, or noise
+
+
+def shadow_dictionary(current: Dictionary, action: str, kind: str, terms: list[str]) -> tuple[Dictionary, list[str]]:
+    """A copy of `current` with the change applied, and the change's cleaned terms; `current` is untouched."""
+    if action not in ACTIONS:
+        raise InvalidInput(f"unknown action {action!r}; use add or remove")
+    if kind not in KINDS:
+        raise InvalidInput(f"unknown dictionary kind {kind!r}; use one of {', '.join(KINDS)}")
+    shadow = deepcopy(current)
+    existing = {entry_id(k, t) for k, t in current.entries()}
+    if action == "add":
+        terms = validate(kind, terms, current)
+        if entry_id(kind, terms) in existing:
+            raise InvalidInput(f"{kind} {' '.join(terms)!r} is already in the dictionary: adding it changes nothing")
+        shadow.put(kind, terms)
+    else:
+        terms = [t.strip() for t in terms]
+        if entry_id(kind, terms) not in existing:
+            raise InvalidInput(f"no {kind} entry {' '.join(terms)!r} in the dictionary")
+        shadow.drop(kind, terms)
+    # A version no stored dictionary has, so no cache mistakes the shadow for the live one.
+    return replace(shadow, version=-1 - current.version), terms
+
+
+def shadow_index(searcher: Searcher, shadow: Analyzer, source: str, batch: int = 256) -> str:
+    """A temporary copy of index `source` analysed with `shadow`: tokens re-segmented, vectors re-used
+    where the embedded text is unchanged. The caller deletes it (`shadow_copy` does)."""
+    from ..kb.index import faq_body
+
+    client, live = searcher.client, searcher.analyzer
+    name = f"{SHADOW_PREFIX}{uuid.uuid4().hex[:12]}"
+    body = faq_body(searcher.settings, searcher.embedder.dims, {"state": "preview", "source": source})
+    client.indices.create(index=name, **body)
+    try:
+        docs: list[dict] = []
+        for hit in helpers.scan(client, index=source, query={"query": {"match_all": {}}}, preserve_order=False,
+                                source_exclude_vectors=False):
+            docs.append(hit)
+            if len(docs) >= batch:
+                _copy(client, name, docs, live, shadow, searcher)
+                docs = []
+        if docs:
+            _copy(client, name, docs, live, shadow, searcher)
+        client.indices.refresh(index=name)
+    except BaseException:
+        client.options(ignore_status=404).indices.delete(index=name)
+        raise
+    return name
+
+
+def _copy(client: Elasticsearch, name: str, hits: list[dict], live: Analyzer, shadow: Analyzer,
+          searcher: Searcher) -> None:
+    questions = [q for hit in hits for q in hit["_source"].get("questions", [])]
+    redo = []
+    for question in questions:
+        before, after = live.analyze(question["text"]), shadow.analyze(question["text"])
+        question["tokens"] = " ".join(after.tokens)
+        if after.text != before.text or "vector" not in question:
+            redo.append((question, after.text or after.normalized))
+    if redo:
+        from ..kb.index import vector_fields
+        from ..kb.vectors import VectorCache
+
+        vectors = VectorCache(client, searcher.settings, searcher.embedder).encode([text for _, text in redo])
+        for (question, _), vector in zip(redo, vector_fields(vectors), strict=True):
+            question["vector"] = vector
+    helpers.bulk(client, ({"_index": name, "_id": hit["_id"], "_source": hit["_source"]} for hit in hits),
+                 refresh=False)
+
+
+@contextmanager
+def shadow_copy(searcher: Searcher, shadow: Analyzer, kind: str, source: str) -> Iterator[str]:
+    """The index the shadow searches: `source` itself for a query-side change, else a temporary copy."""
+    if kind not in DOCUMENT_KINDS:
+        yield source
+        return
+    name = shadow_index(searcher, shadow, source)
+    try:
+        yield name
+    finally:
+        client = searcher.client.options(ignore_status=404)
+        client.indices.delete(index=name)
+        client.delete(index=searcher.settings.vocab_index, id=name, refresh=True)  # the vocabulary a search made
+
+
+def logged_queries(client: Elasticsearch, prefix: str, last: int) -> list[str]:
+    """The distinct queries of the newest `last` searches in the query log, newest first."""
+    response = client.search(index=f"{prefix}-*", size=last, sort=[{"@timestamp": {"order": "desc"}}],
+                             source_includes=["query"], query={"exists": {"field": "query"}},
+                             ignore_unavailable=True, allow_no_indices=True)
+    return list(dict.fromkeys(h["_source"]["query"] for h in response["hits"]["hits"] if h["_source"].get("query")))
+
+
+def _side(searcher: Searcher, query: str, row: dict, corrector_index: str) -> dict:
+    analysis = searcher.analyzer.analyze(query, expand=True, corrector=searcher.corrector(corrector_index))
+    return {"top": row["top"], "decision": row["action"], "rank": row["rank"], "tokens": analysis.tokens,
+            "expansions": analysis.expansions}
+
+
+def _changes(before: Searcher, after: Searcher, queries: list[dict], rows_before: list[dict],
+             rows_after: list[dict], indices: tuple[str, str]) -> list[dict]:
+    changed = []
+    for query, old, new in zip(queries, rows_before, rows_after, strict=True):
+        if (old["top"], old["action"]) != (new["top"], new["action"]):
+            changed.append({"query": query["query"], "relevant": query.get("relevant", []),
+                            "before": _side(before, query["query"], old, indices[0]),
+                            "after": _side(after, query["query"], new, indices[1])})
+    return changed
+
+
+def _delta(before, after):
+    """after - before for every number the two summaries share, nested as they are."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        pairs = ((k, _delta(before[k], after[k])) for k in before if k in after)
+        return {k: d for k, d in pairs if d is not None}
+    if isinstance(before, int | float) and isinstance(after, int | float) and not isinstance(before, bool):
+        return round(after - before, 4)
+    return None
+
+
+def preview(searcher: Searcher, action: str, kind: str, terms: list[str], *, last: int = 200,
+            bench: Path | None = None, split: str = "dev", limit: int | None = None, mode: str | None = None,
+            index: str | None = None) -> dict:
+    """Replay the newest `last` logged queries (or a bench split's) before and after the change.
+
+    Returns the change, which queries' leader or decision would move (before -> after), and for a
+    bench the metrics of es_faq/evaluation/evaluate.py on both sides and their difference."""
+    from .calibrate import collect
+    from .evaluate import ensure_bench_index, evaluate, load_queries
+
+    if not 1 <= last <= MAX_QUERIES:
+        raise InvalidInput(f"last must be from 1 to {MAX_QUERIES}")
+    settings = searcher.settings
+    mode = mode or settings.search_mode
+    searcher.analyzer.refresh()
+    current = searcher.analyzer.dictionary
+    dictionary, terms = shadow_dictionary(current, action, kind, terms)
+    shadow = Analyzer(settings, dictionary=dictionary)
+    after = Searcher(settings, searcher.client, searcher.embedder, shadow, searcher.reranker)
+    out: dict = {"change": {"action": action, "kind": kind, "terms": terms},
+                 "dictionary_version": current.version, "mode": mode, "committed": False}
+    if bench is not None:
+        queries = load_queries(bench, split, limit)
+        source = ensure_bench_index(searcher, bench, progress=False)
+        out["source"] = {"bench": bench.resolve().name, "split": split, "index": source}
+    else:
+        source = index or settings.index_alias
+        texts = logged_queries(searcher.client, settings.query_log_prefix, last)
+        if not texts:
+            raise InvalidInput(f"the query log ({settings.query_log_prefix}-*) holds no searches to replay; "
+                               "replay a bench's queries instead (--bench DIR)")
+        queries = [{"query": q, "relevant": []} for q in texts]
+        out["source"] = {"query_log": settings.query_log_prefix, "last": last, "index": source}
+    with shadow_copy(searcher, shadow, kind, source) as shadow_source:
+        out["source"]["shadow_index"] = shadow_source if shadow_source != source else None
+        if bench is not None:
+            summary_before, rows_before = evaluate(searcher, bench, split, mode, source, queries)
+            summary_after, rows_after = evaluate(after, bench, split, mode, shadow_source, queries)
+            metrics = {k: v for k, v in summary_before.items() if k not in UNCOMPARED}
+            metrics_after = {k: v for k, v in summary_after.items() if k not in UNCOMPARED}
+            out["metrics"] = {"before": metrics, "after": metrics_after, "delta": _delta(metrics, metrics_after)}
+        else:
+            rows_before = collect(searcher, source, queries, mode, progress=False)
+            rows_after = collect(after, shadow_source, queries, mode, progress=False)
+        out["queries"] = len(queries)
+        out["changed"] = _changes(searcher, after, queries, rows_before, rows_after, (source, shadow_source))
+    return out

@@ -1,0 +1,78 @@
+"""What the query log says needs work: no-match rate, failing queries, and clusters of them to add as questions."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+from elasticsearch import Elasticsearch
+
+from ..config import Settings
+from ..errors import InvalidInput
+from ..search.embed import Embedder
+
+SINCE = re.compile(r"[1-9][0-9]{0,5}[smhdw]")
+# Distinct failing queries read for clustering: enough for a week of a busy FAQ, small enough to
+# embed in seconds on 2 cores (one query at a time, embed_batch_size).
+CLUSTER_MAX_QUERIES = 1000
+
+
+def _terms(aggs: dict, name: str) -> list[dict]:
+    return [{"query": b["key"], "count": b["doc_count"]} for b in aggs[name]["by_query"]["buckets"]]
+
+
+def _clusters(counts: dict[str, int], embedder: Embedder, threshold: float) -> list[dict]:
+    """Greedy: each query, most frequent first, joins the first cluster whose seed is within `threshold` cosine."""
+    queries = sorted(counts, key=lambda q: (-counts[q], q))
+    if not queries:
+        return []
+    # Unit vectors (the embedder normalises), without the query prefix: queries meet queries here.
+    vectors = embedder.encode(queries)
+    seeds: list[int] = []
+    members: dict[int, list[int]] = {}
+    for i in range(len(queries)):
+        similarities = vectors[seeds] @ vectors[i] if seeds else np.empty(0)
+        best = int(np.argmax(similarities)) if len(similarities) else -1
+        if best >= 0 and similarities[best] >= threshold:
+            members[seeds[best]].append(i)
+        else:
+            seeds.append(i)
+            members[i] = [i]
+    out = [{"representative": queries[s], "count": sum(counts[queries[m]] for m in members[s]),
+            "queries": [queries[m] for m in members[s]]} for s in seeds]
+    return sorted(out, key=lambda c: (-c["count"], c["representative"]))
+
+
+def query_log_report(client: Elasticsearch, settings: Settings, since: str = "7d", top: int = 20,
+                     embedder: Embedder | None = None, threshold: float = 0.85) -> dict:
+    """Searches since `since` (e.g. 7d, 24h): no-match rate, top failing queries, and clusters of them."""
+    if not SINCE.fullmatch(since):
+        raise InvalidInput(f"since={since!r}: give a number and a unit s, m, h, d or w, like 7d")
+    if not 1 <= top <= 1000:
+        raise InvalidInput("top must be from 1 to 1000")
+    # The decide stage's no_match, and searches that found nothing at all.
+    no_match = {"bool": {"should": [{"term": {"decision": "no_match"}}, {"term": {"hit_count": 0}}],
+                         "minimum_should_match": 1}}
+    unhelpful = {"term": {"feedback": "unhelpful"}}
+    failing = {"bool": {"should": [no_match, unhelpful], "minimum_should_match": 1}}
+
+    def by_query(condition: dict, size: int) -> dict:
+        return {"filter": condition, "aggs": {"by_query": {"terms": {"field": "normalized", "size": size}}}}
+
+    index = f"{settings.query_log_prefix}-*"
+    body = client.search(index=index, size=0, track_total_hits=True, allow_no_indices=True, ignore_unavailable=True,
+                         query={"range": {"@timestamp": {"gte": f"now-{since}"}}},
+                         aggs={"no_match": by_query(no_match, top), "unhelpful": by_query(unhelpful, top),
+                               "failing": by_query(failing, CLUSTER_MAX_QUERIES)}).body
+    total = body["hits"]["total"]["value"]
+    aggs = body.get("aggregations")
+    if not aggs:  # no query-log index yet
+        return {"index": index, "since": since, "total_searches": 0, "no_match": 0, "no_match_rate": 0.0,
+                "top_no_match": [], "top_unhelpful": [], "clusters": []}
+    failing_counts = {row["query"]: row["count"] for row in _terms(aggs, "failing")}
+    clusters = _clusters(failing_counts, embedder or Embedder(settings), threshold) if failing_counts else []
+    return {"index": index, "since": since, "total_searches": total,
+            "no_match": aggs["no_match"]["doc_count"],
+            "no_match_rate": round(aggs["no_match"]["doc_count"] / total, 4) if total else 0.0,
+            "top_no_match": _terms(aggs, "no_match"), "top_unhelpful": _terms(aggs, "unhelpful"),
+            "clusters": clusters[:top]}

@@ -1,0 +1,50 @@
+"""Stage: text -> L2-normalised vectors with an ONNX embedding model (sentence-transformers style)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..config import Settings
+from ..errors import ModelError
+from ..models.onnx import OnnxModel
+
+
+class Embedder(OnnxModel):
+    """`encode(texts)` hides tokenising, batching, padding, pooling and normalisation."""
+
+    tasks = ("embedding", "base")
+
+    def __init__(self, settings: Settings, name: str | None = None):
+        self.dims = 0
+        super().__init__(settings, name or settings.embed_model, settings.embed_max_tokens)
+
+    def _check_output(self) -> None:
+        self.dims = int(self.manifest.dims)
+        probe = self._vectors(["校验"])
+        if probe.shape != (1, self.dims):
+            raise ModelError(f"{self.manifest.name}: model gives vectors of shape {probe.shape[1:]}, "
+                             f"manifest says {self.dims}")
+
+    def _vectors(self, texts: list[str]) -> np.ndarray:
+        hidden, mask = self._run(texts)
+        if self.manifest.pooling == "cls":
+            pooled = hidden[:, 0]
+        else:  # mean pooling over real tokens
+            weights = mask[..., None].astype(hidden.dtype)
+            pooled = (hidden * weights).sum(1) / np.maximum(weights.sum(1), 1e-9)
+        if self.manifest.normalize:
+            pooled = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        return pooled.astype(np.float32)
+
+    def encode(self, texts: list[str], batch_size: int | None = None, is_query: bool = False) -> np.ndarray:
+        """Vectors for `texts`, shape (len(texts), dims); queries get the model's instruction prefix."""
+        if is_query and self.manifest.data.get("query_prefix"):
+            texts = [self.manifest.query_prefix + t for t in texts]
+        batch_size = batch_size or self.settings.embed_batch_size
+        out = np.zeros((len(texts), self.dims), dtype=np.float32)
+        # Sorting by length keeps padding (and so wasted compute) small within each batch.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            out[idx] = self._vectors([texts[i] for i in idx])
+        return out

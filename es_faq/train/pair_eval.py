@@ -1,0 +1,98 @@
+"""`es-faq eval-pairs`: the cross-encoder on labelled question pairs (accuracy, F1, ROC-AUC).
+
+The threshold on the logit is chosen on training data, never on the dev pairs it is scored on:
+on a sample of the corpus's own train.tsv, or, for corpora with no train file (lcqmc, oppo,
+pawsx), on the pooled samples of the corpora that have one. The hard cases (es_faq/train/hardcases.py)
+generated from a bench's *dev* groups are scored per category at the pooled threshold: which kinds of
+near-miss the model still takes for a paraphrase, and which paraphrases it rejects.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tqdm import tqdm
+
+from ..config import Settings
+from ..search.rerank import Reranker
+from .pairs import Pair, bench_groups, corpus_file, read_pairs
+
+CORPORA = ("bq", "afqmc", "lcqmc", "chip2019", "oppo-xiaobu", "pawsx-zh")
+THRESHOLD_SAMPLE = 2000
+
+
+def metrics(logits: np.ndarray, labels: np.ndarray, threshold: float) -> dict:
+    """Accuracy and F1 at `threshold` on the logit, ROC-AUC over all thresholds."""
+    from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+
+    predicted = (logits >= threshold).astype(int)
+    return {"pairs": int(len(labels)), "threshold": round(float(threshold), 4),
+            "accuracy": round(100 * float(accuracy_score(labels, predicted)), 2),
+            "f1": round(100 * float(f1_score(labels, predicted, zero_division=0)), 2),
+            "auc": round(100 * float(roc_auc_score(labels, logits)), 2) if len(set(labels.tolist())) > 1 else None}
+
+
+def best_threshold(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The logit threshold with the highest accuracy (midpoints between sorted logits)."""
+    order = np.sort(np.unique(logits))
+    candidates = np.concatenate([[order[0] - 1], (order[:-1] + order[1:]) / 2, [order[-1] + 1]])
+    accuracy = [np.mean((logits >= t) == labels) for t in candidates]
+    return float(candidates[int(np.argmax(accuracy))])
+
+
+def _score(reranker: Reranker, pairs: list[Pair], label: str, progress: bool) -> np.ndarray:
+    size = 256
+    chunks = range(0, len(pairs), size)
+    return np.concatenate([reranker.score_pairs([(p.text1, p.text2) for p in pairs[i:i + size]])
+                           for i in tqdm(chunks, desc=label, unit="chunk", disable=not progress)])
+
+
+def hard_case_pairs(settings: Settings, bench: str, sources: int, seed: int = 7) -> list[Pair]:
+    """Generated hard cases of a bench's dev groups (never trained on), their category in `source`."""
+    from .hardcases import Generator, generate, sources_from
+
+    groups = [[*g.faq.texts, *g.paraphrases] for g in bench_groups(settings.bench_dir / bench, "dev")]
+    generator = Generator(t for g in groups for t in g)
+    return generate(generator, sources_from([], groups, sources, seed), bench, seed)
+
+
+def _by_category(logits: np.ndarray, pairs: list[Pair], threshold: float) -> dict:
+    out = {}
+    for category in sorted({p.source.split(":", 1)[1] for p in pairs}):
+        rows = [i for i, p in enumerate(pairs) if p.source.endswith(f":{category}")]
+        label = pairs[rows[0]].label
+        right = sum(bool((logits[i] >= threshold) == bool(label)) for i in rows)
+        out[category] = {"pairs": len(rows), "label": label, "accuracy": round(100 * right / len(rows), 2)}
+    return out
+
+
+def evaluate_pairs(settings: Settings, corpora: tuple[str, ...] = CORPORA, model: str | None = None,
+                   limit: int | None = None, progress: bool = True, hard_bench: str | None = "diac",
+                   hard_sources: int = 2000) -> dict:
+    """Per corpus: the dev metrics at the threshold chosen on training data."""
+    reranker = Reranker(settings, model)
+    thresholds: dict[str, float] = {}
+    pooled: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
+    for corpus in corpora:
+        train = corpus_file(settings.pairs_dir, corpus, "train")
+        if train.exists():
+            sample = read_pairs(train, corpus, THRESHOLD_SAMPLE, seed=7)
+            logits = _score(reranker, sample, f"{corpus} train sample", progress)
+            labels = np.array([p.label for p in sample])
+            thresholds[corpus] = best_threshold(logits, labels)
+            pooled[0].append(logits)
+            pooled[1].append(labels)
+    fallback = best_threshold(np.concatenate(pooled[0]), np.concatenate(pooled[1])) if pooled[0] else 0.0
+    out: dict = {"model": reranker.manifest.name, "corpora": {}}
+    for corpus in corpora:
+        dev = read_pairs(corpus_file(settings.pairs_dir, corpus, "dev"), corpus, limit, seed=7)
+        logits = _score(reranker, dev, f"{corpus} dev", progress)
+        row = metrics(logits, np.array([p.label for p in dev]), thresholds.get(corpus, fallback))
+        row["threshold_from"] = f"{corpus} train sample" if corpus in thresholds else "pooled train samples"
+        out["corpora"][corpus] = row
+    if hard_bench and hard_sources:
+        pairs = hard_case_pairs(settings, hard_bench, hard_sources)
+        logits = _score(reranker, pairs, f"{hard_bench} dev hard cases", progress)
+        row = metrics(logits, np.array([p.label for p in pairs]), fallback)
+        out["hard_cases"] = {"bench": hard_bench, "split": "dev", **row, "threshold_from": "pooled train samples",
+                             "categories": _by_category(logits, pairs, fallback)}
+    return out
