@@ -8,7 +8,7 @@ import pytest
 
 from es_faq.errors import ModelError
 from es_faq.models.manifest import MANIFEST_DIR, Manifest
-from es_faq.search.decide import Calibration, decide, features
+from es_faq.search.decide import BASE_FEATURES, FEATURES, Calibration, decide, features
 from es_faq.search.pipeline import Searcher
 from es_faq.search.rerank import Reranker, candidate_texts
 from es_faq.search.retrieve import Hit
@@ -108,11 +108,28 @@ def _scored(*logits, retrieval=(0.9, 0.8, 0.7)):
 
 
 def test_the_decision_features_are_the_leaders_scores_and_margins():
-    assert features(_scored(3.0, 1.0, 2.5)) == pytest.approx(
+    values = features(_scored(3.0, 1.0, 2.5), "q")
+    assert {k: values[k] for k in BASE_FEATURES} == pytest.approx(
         {"pair_logit": 3.0, "margin": 0.5, "retrieval_score": 0.9, "retrieval_margin": 0.1})
+    assert set(values) == set(FEATURES)
     # A lone candidate leads by the cap; the cross-encoder may prefer another hit (a negative margin).
-    assert features(_scored(2.0))["margin"] == 10.0 and features(_scored(40.0, -40.0))["margin"] == 10.0
-    assert features(_scored(1.0, 3.0))["margin"] == -2.0
+    assert features(_scored(2.0), "q")["margin"] == 10.0 and features(_scored(40.0, -40.0), "q")["margin"] == 10.0
+    assert features(_scored(1.0, 3.0), "q")["margin"] == -2.0
+
+
+def test_the_differences_are_read_against_the_question_the_cross_encoder_judged(settings):
+    """The leader was judged on a similar question, not its standard one: that is what the query is compared with."""
+    judged = {"cross_encoder": {"text": "借款5天了还没到账", "score": 3.0}}
+    leader = Hit("f0", "借款多久到账", "", "", 0.9, matched=judged, scores={"cross_encoder": 3.0})
+    values = features([leader], "借款3天了还没到账")
+    assert values["diff_number"] == 1.0
+    calibration = Calibration(("pair_logit", "diff_number"), (1.0, -5.0), 0.0, 0.8, 0.3, {})
+    decision = decide([leader], 1, settings, calibration, query="借款3天了还没到账")
+    assert decision.action == "no_match" and decision.differences == ("differs in a number: 3 vs 5",)
+    assert "differs in a number: 3 vs 5" in decision.reason
+    assert decision.as_dict()["differences"] == ["differs in a number: 3 vs 5"]
+    same = decide([leader], 1, settings, calibration, query="借款5天了还没到账")
+    assert same.action == "answer" and same.differences == ()
 
 
 LOGIT_ONLY = ("pair_logit", "margin")

@@ -116,12 +116,18 @@ def _train_options(fn):
               "(repeatable; default: diac).")
 @click.option("--corpus-limit", type=click.IntRange(1), default=None, help="Sample this many pairs of each corpus.")
 @click.option("--mined-per-query", type=click.IntRange(0), default=None, help="Mined negatives per bench query.")
+@click.option("--bench-repeat", type=click.IntRange(1), default=None,
+              help="Times a bench's pairs are seen each epoch (they are few and in the decision's own shape).")
+@click.option("--hard-cases", type=click.IntRange(0), default=None,
+              help="Texts the hard-case generator edits into near-misses and paraphrases (0: none).")
 @click.option("--epochs", type=click.IntRange(1), default=None)
 @click.option("--batch-size", type=click.IntRange(1), default=None)
 @click.option("--lr", type=float, default=None)
 @click.option("--max-tokens", type=click.IntRange(8, 512), default=None)
 @click.option("--seed", type=int, default=None)
 @click.option("--no-bf16", "bf16", flag_value=False, default=None, help="Train in fp32 (CPUs without avx512_bf16).")
+@click.option("--train-word-embeddings", "freeze_word_embeddings", flag_value=False, default=None,
+              help="Update the word embeddings too (slower a step on CPU).")
 @click.option("--eval-every", type=click.IntRange(1), default=None, help="Steps between dev evaluations.")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=None, help="Steps between checkpoints.")
 @pass_settings

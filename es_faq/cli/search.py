@@ -83,13 +83,16 @@ def eval_cmd(settings: Settings, bench: Path, split: str, mode: str, limit: int 
               "default: bq, afqmc, lcqmc, chip2019, oppo-xiaobu, pawsx-zh).")
 @click.option("--model", default=None, help="A reranker model (default: the rerank_model setting).")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Score a seeded sample of N dev pairs per corpus.")
+@click.option("--hard-cases", type=click.IntRange(0), default=2000, show_default=True,
+              help="Texts of the diac dev groups edited into hard cases, scored per category (0: none).")
 @pass_settings
-def eval_pairs_cmd(settings: Settings, corpora: tuple[str, ...], model: str | None, limit: int | None) -> None:
+def eval_pairs_cmd(settings: Settings, corpora: tuple[str, ...], model: str | None, limit: int | None,
+                   hard_cases: int) -> None:
     """The cross-encoder on labelled dev pairs: accuracy, F1 and ROC-AUC (percent), at a logit
-    threshold chosen on training data."""
+    threshold chosen on training data; and per category on generated hard cases."""
     from ..train.pair_eval import CORPORA, evaluate_pairs
 
-    _emit(evaluate_pairs(settings, corpora or CORPORA, model, limit))
+    _emit(evaluate_pairs(settings, corpora or CORPORA, model, limit, hard_sources=hard_cases))
 
 
 @click.command()

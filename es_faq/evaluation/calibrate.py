@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..search.decide import FEATURES, Calibration, features
+from ..search.decide import FEATURES, Calibration, features, judged_text
+from ..search.differ import compare
 from ..search.pipeline import Searcher
 
 KINDS = ("paraphrase", "near_miss", "no_match")
@@ -47,7 +48,10 @@ def collect(searcher: Searcher, index: str, queries: list[dict], mode: str, held
         rows.append({"kind": kind, "top": top, "right": rank == 1, "rank": rank,
                      "near_miss_hit": top in set(row.get("near_miss", ())),
                      "in_suggestions": rank is not None and rank <= SUGGEST_DEPTH,
-                     "features": features(head) if head else None,
+                     "features": features(head, result.analysis.text) if head else None,
+                     # The most telling kind of difference between the query and the leader's question.
+                     "difference": next((d.kind for d in compare(result.analysis.text, judged_text(head[0]))),
+                                        "none") if head else None,
                      "probability": result.decision.probability, "action": result.decision.action,
                      "latency_ms": latency})
     return rows
@@ -94,7 +98,20 @@ def outcomes(rows: list[dict], answer: float, suggest: float, key: str = "probab
         "answered": share(answered, rows),
         "suggested": share([r for r in rows if r[key] is not None and suggest <= r[key] < answer], rows),
         "queries": {k: len(v) for k, v in by_kind.items()},
+        "near_miss_by_difference": _by_difference([r for r in near if r["near_miss_hit"]], answer),
     }
+
+
+def _by_difference(rows: list[dict], answer: float, key: str = "probability") -> dict:
+    """Near-misses led by their look-alike, by how the look-alike differs: how many, how many answered."""
+    out: dict[str, dict] = {}
+    for r in rows:
+        part = out.setdefault(r.get("difference") or "none", {"queries": 0, "answered": 0})
+        part["queries"] += 1
+        part["answered"] += int(r[key] is not None and r[key] >= answer)
+    for part in out.values():
+        part["false_answer_rate"] = round(part["answered"] / part["queries"], 4)
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]["queries"]))
 
 
 def curve(rows: list[dict], suggest: float, key: str = "probability") -> list[dict]:

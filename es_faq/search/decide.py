@@ -4,10 +4,13 @@ The cross-encoder scores the top `decide_depth` candidates (query, question). Th
 retrieval's (the small cross-encoder ranks worse than hybrid retrieval, docs/benchmarks.md): it
 verifies the first hit instead. A logistic regression fitted by `es-faq calibrate` on dev splits
 turns FEATURES into the probability that the first hit answers the query: its cross-encoder logit
-and margin over the best other logit, and its retrieval score and margin over the runner-up (they
-carry evidence the cross-encoder misses). The probability is compared with the thresholds
-calibrated alongside it (onnx_models/<model>/decision.json). Retrieval scores differ in scale
-between modes, so a calibration that uses them applies to searches of the mode it was fitted in.
+and margin over the best other logit, its retrieval score and margin over the runner-up (they
+carry evidence the cross-encoder misses), and what differs between the query and the question the
+cross-encoder judged it on (a number, a negation, an antonym, a time, the order of an asymmetric
+relation, words only one side has: es_faq/search/differ.py), which the decision also names. The
+probability is compared with the thresholds calibrated alongside it (onnx_models/<model>/decision.json).
+Retrieval scores differ in scale between modes, so a calibration that uses them applies to searches of
+the mode it was fitted in.
 """
 
 from __future__ import annotations
@@ -22,14 +25,17 @@ import numpy as np
 from ..config import Settings
 from ..errors import ModelError
 from ..models.manifest import MANIFEST_DIR
+from . import differ
 from .retrieve import Hit
 
 ACTIONS = ("answer", "suggest", "no_match")
-FEATURES = ("pair_logit", "margin", "retrieval_score", "retrieval_margin")
+BASE_FEATURES = ("pair_logit", "margin", "retrieval_score", "retrieval_margin")
+FEATURES = BASE_FEATURES + differ.FEATURES
 RETRIEVAL_FEATURES = ("retrieval_score", "retrieval_margin")
-# What `es-faq calibrate --features` may fit on: everything, or the cross-encoder alone (mode-independent).
-FEATURE_SETS = (",".join(FEATURES), "pair_logit,margin", "pair_logit,margin,retrieval_score",
-                "pair_logit,retrieval_score,retrieval_margin")  # the last: the leader alone is scored (decide_depth 1)
+# What `es-faq calibrate --features` may fit on: everything; without the differences; the cross-encoder
+# alone (mode-independent); the leader alone (decide_depth 1).
+FEATURE_SETS = (",".join(FEATURES), ",".join(BASE_FEATURES), "pair_logit,margin", "pair_logit,margin,retrieval_score",
+                "pair_logit,retrieval_score,retrieval_margin", ",".join(("pair_logit", "margin", *differ.FEATURES)))
 NO_RUNNER_UP_MARGIN = 10.0  # a lone candidate leads by a wide margin (logits rarely span more)
 
 
@@ -40,9 +46,10 @@ class Decision:
     probability: float | None = None  # that the leading FAQ answers the query (calibrated)
     pair_score: float | None = None  # the leader's cross-encoder logit
     margin: float | None = None  # over the runner-up's logit
+    differences: tuple[str, ...] = ()  # between the query and the leader's judged question ("a number: 3 vs 5")
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "differences": list(self.differences)}
 
 
 @dataclass(frozen=True)
@@ -95,13 +102,20 @@ def _margin(values: list[float]) -> float:
     return min(values[0] - max(values[1:]), NO_RUNNER_UP_MARGIN) if len(values) > 1 else NO_RUNNER_UP_MARGIN
 
 
-def features(head: list[Hit]) -> dict[str, float]:
+def judged_text(hit: Hit) -> str:
+    """The question text the cross-encoder gave the hit its logit on (its standard question if unknown)."""
+    return hit.matched.get("cross_encoder", {}).get("text") or hit.question
+
+
+def features(head: list[Hit], query: str) -> dict[str, float]:
     """FEATURES of a scored head in ranked order: the leader's cross-encoder logit and retrieval score,
-    each with its margin over the best of the others (negative when the leader is not the best)."""
+    each with its margin over the best of the others (negative when the leader is not the best), and
+    what differs between `query` (as analysed) and the leader's judged question."""
     logits = [h.scores["cross_encoder"] for h in head]
     scores = [h.score for h in head]
     return {"pair_logit": logits[0], "margin": _margin(logits),
-            "retrieval_score": scores[0], "retrieval_margin": _margin(scores)}
+            "retrieval_score": scores[0], "retrieval_margin": _margin(scores),
+            **differ.features(query, judged_text(head[0]))}
 
 
 def thresholds(settings: Settings, calibration: Calibration) -> tuple[float, float]:
@@ -112,25 +126,33 @@ def thresholds(settings: Settings, calibration: Calibration) -> tuple[float, flo
 
 
 def decide(hits: list[Hit], depth: int, settings: Settings, calibration: Calibration | None,
-           retrieval_mode: str = "hybrid") -> Decision:
-    """The action for hits in final order whose top `depth` carry scores["cross_encoder"]."""
+           retrieval_mode: str = "hybrid", query: str = "") -> Decision:
+    """The action for hits in final order whose top `depth` carry scores["cross_encoder"]; `query` is the
+    analysed query text the differences are read against."""
     if not hits:
         return Decision("no_match", "no candidate FAQ")
     if depth == 0:
         return Decision("suggest", "the cross-encoder decision is off (decide_depth = 0): only suggest")
-    values = features(hits[:depth])
-    shown = dict(pair_score=round(values["pair_logit"], 4), margin=round(values["margin"], 4))
+    values = features(hits[:depth], query)
+    differences = tuple(differ.explain(query, judged_text(hits[0])))
+
+    def said(action: str, reason: str, probability: float | None = None) -> Decision:
+        return Decision(action, reason, probability, round(values["pair_logit"], 4), round(values["margin"], 4),
+                        differences)
+
     if calibration is None:
-        return Decision("suggest", f"{settings.rerank_model} has no decision calibration: only suggest "
-                        "(run `es-faq calibrate --write`)", **shown)
+        return said("suggest", f"{settings.rerank_model} has no decision calibration: only suggest "
+                    "(run `es-faq calibrate --write`)")
     if not calibration.applies_to(retrieval_mode):
-        return Decision("suggest", f"the decision is calibrated on {calibration.fitted_on.get('retrieval_mode')} "
-                        f"retrieval scores, not {retrieval_mode}: only suggest", **shown)
+        return said("suggest", f"the decision is calibrated on {calibration.fitted_on.get('retrieval_mode')} "
+                    f"retrieval scores, not {retrieval_mode}: only suggest")
     probability = calibration.probability(values)
     answer, suggest = thresholds(settings, calibration)
-    shown["probability"] = round(probability, 4)
+    p = round(probability, 4)
+    # Why not: the most telling difference between the query and the leader's question.
+    why = f"; the first hit {differences[0]}" if differences else ""
     if math.isfinite(answer) and probability >= answer:
-        return Decision("answer", f"P(right) {probability:.3f} >= answer_threshold {answer}", **shown)
+        return said("answer", f"P(right) {probability:.3f} >= answer_threshold {answer}", p)
     if probability >= suggest:
-        return Decision("suggest", f"P(right) {probability:.3f} >= suggest_threshold {suggest}", **shown)
-    return Decision("no_match", f"P(right) {probability:.3f} < suggest_threshold {suggest}", **shown)
+        return said("suggest", f"P(right) {probability:.3f} < answer_threshold {answer}{why}", p)
+    return said("no_match", f"P(right) {probability:.3f} < suggest_threshold {suggest}{why}", p)

@@ -225,4 +225,4 @@ class Searcher:
         if any("cross_encoder" not in h.scores for h in head):
             head = self.reranker.score_hits(text, head)
         hits = head + hits[depth:]
-        return hits, decide(hits, depth, self.settings, self.calibration, retrieval)
+        return hits, decide(hits, depth, self.settings, self.calibration, retrieval, text)

@@ -33,21 +33,26 @@ DEFAULTS = {
     "benches": ["diac"],  # their train groups: paraphrases, near-misses, mined negatives
     "bench_repeat": 2,  # bench pairs are few and in the decision's own shape: seen this many times an epoch
     "mined_per_query": 2,
-    # At most this many pairs of each corpus (a seeded sample): sized so that one epoch fits a
-    # 180-minute session on 2 CPU cores (docs/training.md).
-    "corpus_limit": 25000,
-    "dev": {"bq": 400, "afqmc": 400, "lcqmc": 400},  # dev pairs scored every eval_every steps
-    "epochs": 1,
+    "corpus_limit": None,  # every pair of each corpus (an int: a seeded sample of that many)
+    # Sources (text, paraphrase) the hard-case generator edits (es_faq/train/hardcases.py): one near-miss
+    # each, and a meaning-keeping edit for `hard_positive_share` of them. 0 turns it off.
+    "hard_cases": 40000,
+    "hard_positive_share": 0.5,
+    # dev pairs scored every eval_every steps: the learning curve (paws-x: word order)
+    "dev": {"bq": 400, "afqmc": 400, "lcqmc": 400, "pawsx-zh": 400},
+    "epochs": 2,
     "batch_size": 32,
     "lr": 6e-5,
     "head_lr": 1e-3,  # the pooler and classifier start from random weights
     "warmup": 0.05,
-    "max_tokens": 80,  # the pair; 95% of corpus pairs fit
-    # bf16 autocast: on the 2-core Xeon here (avx512_bf16, no AMX) torch's bf16 matmul ran at 136
-    # GFLOP/s against fp32's 227, and a training step was slower; worth it on GPUs (docs/training.md).
-    "bf16": False,
+    "max_tokens": 80,  # the pair; 99.6% of corpus pairs fit
+    # bf16 autocast: a whole training step (batch 32, padded to 64 tokens) took 586 ms against 2,705 ms in
+    # fp32 on the 2-core AMD EPYC here (avx512_bf16; bench/train_step.py, docs/training.md). CPUs without
+    # avx512_bf16 gain nothing: --no-bf16.
+    "bf16": True,
+    "freeze_word_embeddings": True,  # 15% faster a step on CPU; the pairs cover a small part of the vocabulary
     "seed": 13,
-    "eval_every": 500,
+    "eval_every": 1000,
     "checkpoint_every": 200,
 }
 CHECKPOINT = "checkpoint.pt"
@@ -77,7 +82,27 @@ def build_pairs(settings: Settings, recipe: dict, run_dir: Path, progress: bool 
     cache = run_dir / f"bench-pairs-{_digest({k: recipe[k] for k in keys})}.tsv"
     if not cache.exists():
         _write_cache(cache, _bench_pairs(settings, recipe, progress))
-    return pairs + _read_cache(cache) * recipe["bench_repeat"]
+    bench = _read_cache(cache)
+    hard: list[Pair] = []
+    if recipe["hard_cases"]:
+        hard_keys = ("corpora", "benches", "corpus_limit", "hard_cases", "hard_positive_share", "seed")
+        cache = run_dir / f"hard-cases-{_digest({k: recipe[k] for k in hard_keys})}.tsv"
+        if not cache.exists():
+            _write_cache(cache, _hard_cases(settings, recipe, pairs))
+        hard = _read_cache(cache)
+    return pairs + bench * recipe["bench_repeat"] + hard
+
+
+def _hard_cases(settings: Settings, recipe: dict, pairs: list[Pair]) -> list[Pair]:
+    """Near-misses and meaning-keeping edits of the corpora's positive pairs and the benches' train groups."""
+    from .hardcases import Generator, generate, sources_from
+    from .loop import bench_path
+
+    groups = [[*g.faq.texts, *g.paraphrases] for b in recipe["benches"]
+              for g in bench_groups(bench_path(settings, b), "train")]
+    generator = Generator([t for g in groups for t in g] + [t for p in pairs for t in (p.text1, p.text2)])
+    sources = sources_from(pairs, groups, recipe["hard_cases"], recipe["seed"])
+    return generate(generator, sources, "hard", recipe["seed"], recipe["hard_positive_share"])
 
 
 def _bench_pairs(settings: Settings, recipe: dict, progress: bool) -> list[Pair]:
@@ -178,9 +203,8 @@ def fit(settings: Settings, recipe: dict, run_dir: Path, progress: bool = True,
     model, tokenizer_file = load_base(settings, BertForSequenceClassification, num_labels=1)
     tokenizer = load_tokenizer(tokenizer_file, recipe["max_tokens"])
     tokenizer.enable_padding(pad_to_multiple_of=8)  # few distinct shapes: oneDNN reuses its kernels
-    # The word embeddings (10.8M of 24M weights) stay as bge trained them: updating them costs a
-    # third of a CPU step and the pairs cover a small part of the vocabulary.
-    model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
+    # The word embeddings (10.8M of 24M weights) may stay as bge trained them (freeze_word_embeddings).
+    model.bert.embeddings.word_embeddings.weight.requires_grad_(not recipe["freeze_word_embeddings"])
     dev = device()
     model.to(dev)
     per_epoch = math.ceil(len(pairs) / recipe["batch_size"])

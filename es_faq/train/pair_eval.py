@@ -2,7 +2,9 @@
 
 The threshold on the logit is chosen on training data, never on the dev pairs it is scored on:
 on a sample of the corpus's own train.tsv, or, for corpora with no train file (lcqmc, oppo,
-pawsx), on the pooled samples of the corpora that have one.
+pawsx), on the pooled samples of the corpora that have one. The hard cases (es_faq/train/hardcases.py)
+generated from a bench's *dev* groups are scored per category at the pooled threshold: which kinds of
+near-miss the model still takes for a paraphrase, and which paraphrases it rejects.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from tqdm import tqdm
 
 from ..config import Settings
 from ..search.rerank import Reranker
-from .pairs import Pair, corpus_file, read_pairs
+from .pairs import Pair, bench_groups, corpus_file, read_pairs
 
 CORPORA = ("bq", "afqmc", "lcqmc", "chip2019", "oppo-xiaobu", "pawsx-zh")
 THRESHOLD_SAMPLE = 2000
@@ -44,8 +46,28 @@ def _score(reranker: Reranker, pairs: list[Pair], label: str, progress: bool) ->
                            for i in tqdm(chunks, desc=label, unit="chunk", disable=not progress)])
 
 
+def hard_case_pairs(settings: Settings, bench: str, sources: int, seed: int = 7) -> list[Pair]:
+    """Generated hard cases of a bench's dev groups (never trained on), their category in `source`."""
+    from .hardcases import Generator, generate, sources_from
+
+    groups = [[*g.faq.texts, *g.paraphrases] for g in bench_groups(settings.bench_dir / bench, "dev")]
+    generator = Generator(t for g in groups for t in g)
+    return generate(generator, sources_from([], groups, sources, seed), bench, seed)
+
+
+def _by_category(logits: np.ndarray, pairs: list[Pair], threshold: float) -> dict:
+    out = {}
+    for category in sorted({p.source.split(":", 1)[1] for p in pairs}):
+        rows = [i for i, p in enumerate(pairs) if p.source.endswith(f":{category}")]
+        label = pairs[rows[0]].label
+        right = sum(bool((logits[i] >= threshold) == bool(label)) for i in rows)
+        out[category] = {"pairs": len(rows), "label": label, "accuracy": round(100 * right / len(rows), 2)}
+    return out
+
+
 def evaluate_pairs(settings: Settings, corpora: tuple[str, ...] = CORPORA, model: str | None = None,
-                   limit: int | None = None, progress: bool = True) -> dict:
+                   limit: int | None = None, progress: bool = True, hard_bench: str | None = "diac",
+                   hard_sources: int = 2000) -> dict:
     """Per corpus: the dev metrics at the threshold chosen on training data."""
     reranker = Reranker(settings, model)
     thresholds: dict[str, float] = {}
@@ -67,4 +89,10 @@ def evaluate_pairs(settings: Settings, corpora: tuple[str, ...] = CORPORA, model
         row = metrics(logits, np.array([p.label for p in dev]), thresholds.get(corpus, fallback))
         row["threshold_from"] = f"{corpus} train sample" if corpus in thresholds else "pooled train samples"
         out["corpora"][corpus] = row
+    if hard_bench and hard_sources:
+        pairs = hard_case_pairs(settings, hard_bench, hard_sources)
+        logits = _score(reranker, pairs, f"{hard_bench} dev hard cases", progress)
+        row = metrics(logits, np.array([p.label for p in pairs]), fallback)
+        out["hard_cases"] = {"bench": hard_bench, "split": "dev", **row, "threshold_from": "pooled train samples",
+                             "categories": _by_category(logits, pairs, fallback)}
     return out

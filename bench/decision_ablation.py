@@ -1,0 +1,78 @@
+"""The decision's ablation: each cross-encoder with and without the difference features, fitted and
+thresholded on diac dev (bounds 5% near-miss / 2% no-match false answers), measured on diac test.
+
+    python bench/decision_ablation.py --model reranker-zh --model reranker-zh2 [--out bench/results/decision_ablation]
+
+Each (model, split) is searched once (hybrid, the shipped decide_depth) and its rows cached as JSON lines
+in --out; every feature set is then fitted on the cached dev rows, so adding a variant costs no search.
+`--fit-bench bq` adds a variant fitted on diac dev plus bq dev (bq's queries also run with their gold FAQs
+hidden, as `es-faq calibrate` does), thresholds still chosen on diac."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from es_faq.config import load_settings
+from es_faq.evaluation import calibrate as cal
+from es_faq.evaluation.evaluate import ensure_bench_index, load_queries
+from es_faq.search.decide import BASE_FEATURES, FEATURES, Calibration
+from es_faq.search.pipeline import Searcher
+
+VARIANTS = {"retrieval + cross-encoder": BASE_FEATURES, "+ differences": FEATURES}
+
+
+def rows_of(searcher: Searcher, bench: Path, split: str, out: Path, held_out: bool = False) -> list[dict]:
+    path = out / f"rows-{searcher.settings.rerank_model}-{bench.name}-{split}{'-held-out' if held_out else ''}.jsonl"
+    if path.exists():
+        return [json.loads(line) for line in path.open(encoding="utf-8")]
+    alias = ensure_bench_index(searcher, bench)
+    rows = cal.collect(searcher, alias, load_queries(bench, split), "hybrid", held_out=held_out)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", action="append", required=True)
+    parser.add_argument("--bench-dir", type=Path, default=None)
+    parser.add_argument("--fit-bench", action="append", default=[], help="Another bench whose dev rows join the fit.")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/decision_ablation"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    report = []
+    for model in args.model:
+        settings = load_settings().replace(rerank_model=model)
+        bench_dir = args.bench_dir or settings.bench_dir
+        searcher = Searcher(settings)
+        diac = bench_dir / "diac"
+        dev, test = rows_of(searcher, diac, "dev", args.out), rows_of(searcher, diac, "test", args.out)
+        extra = [r for name in args.fit_bench for held in (False, True)
+                 for r in rows_of(searcher, bench_dir / name, "dev", args.out, held)]
+        variants = [(name, names, []) for name, names in VARIANTS.items()]
+        if extra:
+            variants.append((f"+ differences, fitted on diac+{'+'.join(args.fit_bench)}", FEATURES, extra))
+        for name, names, more in variants:
+            coef, intercept = cal.fit(dev + more, names)
+            fitted = Calibration(names, coef, intercept, 0.5, 0.5, {})
+            chosen = cal.choose(cal.with_probabilities(dev, fitted), 0.05, 0.02)
+            on_test = cal.outcomes(cal.with_probabilities(test, fitted), chosen["answer_threshold"],
+                                   chosen["suggest_threshold"])
+            on_dev = cal.outcomes(cal.with_probabilities(dev, fitted), chosen["answer_threshold"],
+                                  chosen["suggest_threshold"])
+            paraphrases = [r for r in test if r["kind"] == "paraphrase"]
+            row = {"model": model, "features": name, **chosen,
+                   "dev_coverage": on_dev["coverage"],
+                   "test": {k: on_test[k] for k in ("coverage", "wrong_faq_rate", "near_miss_false_answer_rate",
+                                                    "no_match_false_answer_rate", "answer_precision")},
+                   "test_R@1": round(sum(r["rank"] == 1 for r in paraphrases) / len(paraphrases), 4),
+                   "test_near_miss_by_difference": on_test["near_miss_by_difference"],
+                   "coef": dict(zip(names, (round(c, 4) for c in coef), strict=True)), "intercept": round(intercept, 4)}
+            print(json.dumps(row, ensure_ascii=False), flush=True)
+            report.append(row)
+    (args.out / "ablation.json").write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

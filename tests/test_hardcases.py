@@ -1,0 +1,60 @@
+"""The hard-case generator (es_faq/train/hardcases.py): each category edits what it says, the same seed
+gives the same pairs, and a generated near-miss is told apart by the decision's difference code."""
+
+import random
+
+import pytest
+
+from es_faq.search.differ import compare
+from es_faq.train.hardcases import CATEGORIES, NEGATIVE, POSITIVE, Generator, generate, sources_from
+from es_faq.train.pairs import Pair
+
+TEXTS = ["公司欠员工工资怎么办", "借款3天了还没到账", "可以提前还款吗", "今天还款会扣利息吗", "夫妻和子女的财产怎么分",
+         "信用卡逾期会影响征信吗", "花呗怎么还款", "我想咨询一下离婚的手续", "房子过户需要交哪些税"] * 3
+
+
+@pytest.fixture(scope="module")
+def generator():
+    return Generator(TEXTS)
+
+
+@pytest.mark.parametrize(("category", "text", "expected"), [
+    ("number", "借款3天了还没到账", "借款{}天了还没到账"),
+    ("negation", "可以提前还款吗", "不可以提前还款吗"),
+    ("antonym", "可以提前还款吗", None),
+    ("temporal", "今天还款会扣利息吗", None),
+    ("asymmetry", "公司欠员工工资怎么办", "员工工资欠公司怎么办"),  # whole tokens trade places
+    ("symmetric", "夫妻和子女的财产怎么分", "子女和夫妻的财产怎么分"),
+])
+def test_each_category_edits_what_it_names(generator, category, text, expected):
+    edited = generator.edit(category, text, random.Random(1))
+    assert edited and edited != text
+    if expected and "{}" in expected:
+        assert edited.startswith("借款") and edited.endswith("天了还没到账") and edited != text
+    elif expected:
+        assert edited == expected
+
+
+def test_negative_edits_carry_the_difference_the_decision_reads(generator):
+    """What the generator changes, the decision's difference code names (one vocabulary for both)."""
+    rng = random.Random(3)
+    expect = {"number": "number", "negation": "negation", "antonym": "antonym", "temporal": "temporal",
+              "asymmetry": "order"}
+    for category, kind in expect.items():
+        for text in TEXTS[:9]:
+            edited = generator.edit(category, text, rng)
+            if edited:
+                assert kind in [d.kind for d in compare(text, edited)], (category, text, edited)
+
+
+def test_generation_is_seeded_and_labels_follow_the_category(generator):
+    pairs = [Pair(a, b, 1, "t") for a, b in zip(TEXTS[:9], TEXTS[1:10], strict=True)]
+    sources = sources_from(pairs, [["花呗怎么还款", "花呗如何还款"]], limit=None, seed=5)
+    first = generate(generator, sources, "t", seed=5)
+    assert first == generate(generator, sources, "t", seed=5)
+    assert first != generate(generator, sources, "t", seed=6)
+    for p in first:
+        category = p.source.split(":")[1]
+        assert category in CATEGORIES
+        assert p.label == (1 if category in POSITIVE else 0) and (category in NEGATIVE) == (p.label == 0)
+        assert p.text1 != p.text2
