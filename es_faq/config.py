@@ -25,6 +25,7 @@ DATA_ROOT = REPO_ROOT if (REPO_ROOT / "setup.cfg").is_file() and (REPO_ROOT / "m
 RETRIEVAL_MODES = ("bm25", "vector", "hybrid")  # one Elasticsearch request each (es_faq/search/retrieve.py)
 SEARCH_MODES = (*RETRIEVAL_MODES, "rerank")  # rerank: hybrid, then the cross-encoder (es_faq/search/rerank.py)
 FUSIONS = ("sum", "rrf", "weighted")  # how hybrid merges its two sides (es_faq/search/fuse.py)
+PARTIAL_RESULTS = ("serve", "refuse")  # search_partial: what to do with a still-partial result
 BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 
 
@@ -50,6 +51,10 @@ class Settings:
     es_password: str = field(default="", repr=False)
     es_ca_certs: str = ""
     es_timeout_s: float = 10.0
+    # Ask the nodes for the cluster's other nodes (at start, and when a node fails), so that one seed
+    # URL is enough. Off: behind a proxy or a cloud endpoint the nodes publish addresses the client
+    # cannot use (elasticsearch-py's docs); list every node in es_url instead.
+    es_sniff: bool = False
     # The API's searches and FAQ reads: a hung node must give a 503 in seconds, not hold a serving
     # thread for es_timeout_s; writers keep es_timeout_s. 1 s failed every search of a node that was
     # live but starved on the 2-core test machine; the breaker below makes most 503s immediate
@@ -63,10 +68,17 @@ class Settings:
     engine_breaker_open_s: float = 2.0
     # When the breaker half-opens, a search first asks the cluster's health, waiting this long at most.
     engine_probe_timeout_s: float = 0.25
+    # A search some of whose shards failed (`_shards.failed`, a node that left mid-search) is sent
+    # once more; if shards still fail, "serve" answers with what the others found, marked
+    # `partial: true` (and logged, and counted), "refuse" answers 503 engine_unavailable.
+    search_partial: str = "serve"
     index_alias: str = "faq"
     index_shards: int = 1
     index_replicas: int = 0
     index_keep_versions: int = 2
+    # Merge each new version to one segment before the alias moves to it (`index load --force-merge`):
+    # fewer segments to search, for a longer build. Off until measured (docs/benchmarks.md).
+    index_force_merge: bool = False
 
     # Local engine provisioned by `es-faq engine up`.
     home: Path = field(default_factory=_default_home)
@@ -138,6 +150,9 @@ class Settings:
     rrf_k: int = 60
     knn_k: int = 50
     knn_num_candidates: int = 200
+    # Gather oversample x k candidates on the int8 vectors and rescore them on the float ones
+    # (the knn section's rescore_vector, 1 to 10); 0: off, and the request body carries nothing.
+    knn_rescore_oversample: float = 0.0
     query_max_chars: int = 10000
     analyze_max_chars: int = 256
 
@@ -233,6 +248,10 @@ class Settings:
             raise ConfigError(f"fusion={self.fusion!r}: choose {_one_of(FUSIONS)}")
         if not 0.0 <= self.lexical_weight <= 1.0:
             raise ConfigError(f"lexical_weight={self.lexical_weight}: must be between 0 and 1")
+        if self.search_partial not in PARTIAL_RESULTS:
+            raise ConfigError(f"search_partial={self.search_partial!r}: choose {_one_of(PARTIAL_RESULTS)}")
+        if self.knn_rescore_oversample and not 1.0 <= self.knn_rescore_oversample <= 10.0:
+            raise ConfigError(f"knn_rescore_oversample={self.knn_rescore_oversample}: 0 (off) or from 1 to 10")
         if self.search_mode not in SEARCH_MODES:
             raise ConfigError(f"search_mode={self.search_mode!r}: choose {_one_of(SEARCH_MODES)}")
         if not 0 <= self.decide_depth <= 50:

@@ -28,6 +28,12 @@ class EngineUnavailable(EsFaqError):
     exit_status = 3
 
 
+class PartialResults(EngineUnavailable):
+    """Shards failed twice and search_partial is "refuse"."""
+
+    code = "partial_results"
+
+
 class IndexMissing(EsFaqError):
     code = "index_missing"
     http_status = 503

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -76,8 +77,8 @@ def test_node_ports_come_from_the_urls(settings, tmp_path):
 
 @pytest.fixture(scope="module")
 def cluster():
-    """Three nodes of this module's own, 384 MB heap each; stopped afterwards whatever happens."""
-    own = load_settings().replace(es_url=CLUSTER_ES_URL, engine_dir=CLUSTER_ENGINE_DIR, engine_heap="384m",
+    """Three nodes of this module's own, 512 MB heap each; stopped afterwards whatever happens."""
+    own = load_settings().replace(es_url=CLUSTER_ES_URL, engine_dir=CLUSTER_ENGINE_DIR, engine_heap="512m",
                                   search_timeout_s=10.0)
     try:
         engine.up(own, echo=lambda message: None)
@@ -124,3 +125,71 @@ def test_node_killed_under_load_fails_no_search(cluster):
     assert down["failed"] == 0 and whole["failed"] == 0, whole["errors"]
     assert watch.first("yellow", killed) is not None  # the cluster saw the node go
     assert engine.status(cluster)["health"] == "green" and engine.status(cluster)["nodes"] == 3
+
+
+def _loaded(cluster, settings, clients: int = 3):
+    drill = _drill()
+    bodies = drill.prepare(cluster, shards=3, replicas=1, alias=ALIAS)
+    return drill, drill.SearchLoad(settings, ALIAS, bodies, clients=clients).start()
+
+
+@pytest.mark.requires_es
+def test_a_hung_node_fails_no_search_after_the_first_timeout(cluster):
+    # Issue 23: one breaker for the whole list made one SIGSTOPped node fail half the searches. Now
+    # the node pool leaves the hung node out after its first timeout and the search goes to another.
+    own = cluster.replace(search_timeout_s=3.0)
+    drill, load = _loaded(cluster, own)
+    number = 3 if drill.node_number(cluster, "master") != 3 else 2
+    pid = engine._running_pid(engine.node_layout(cluster, number))
+    assert pid
+    try:
+        time.sleep(3)
+        stopped = time.monotonic()
+        os.kill(pid, signal.SIGSTOP)
+        time.sleep(15)
+        hung = load.phase(stopped, time.monotonic())
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        load.stop()
+    first = hung["first_failure_s"]
+    after = load.phase(stopped + (first or 0) + own.search_timeout_s, stopped + 15)
+    print({"hung": hung, "after_first_timeout": after})
+    assert hung["searches"] > 0 and after["searches"] > 0
+    assert after["failed"] == 0, after["errors"]
+    drill.wait_green(cluster, timeout_s=180)
+
+
+@pytest.mark.requires_es
+def test_one_seed_url_with_sniffing_survives_the_seed_killed(cluster):
+    seed = cluster.replace(es_url=cluster.es_urls[0], es_sniff=True)
+    drill, load = _loaded(cluster, seed)
+    assert len(load.client.transport.node_pool.all()) == 3  # found by sniffing on start
+    try:
+        time.sleep(3)
+        killed = time.monotonic()
+        engine.stop_node(engine.node_layout(cluster, 1), kill=True)
+        time.sleep(8)
+        down = load.phase(killed, time.monotonic())
+    finally:
+        load.stop()
+        engine.up(cluster, echo=lambda message: None)
+        drill.wait_green(cluster, timeout_s=180)
+    print({"seed_down": down})
+    assert down["searches"] > 0 and down["failed"] == 0, down["errors"]
+
+
+@pytest.mark.requires_es
+def test_a_rolling_restart_of_one_node_fails_no_search(cluster):
+    # The short form of bench/drills/rolling_restart.py: `es-faq engine restart --rolling --node 2`
+    # under 8 clients; the drill restarts every node.
+    drill, load = _loaded(cluster, cluster, clients=8)
+    try:
+        time.sleep(3)
+        began = time.monotonic()
+        report = engine.rolling_restart(cluster, echo=lambda message: None, only=2)
+        rolling = load.phase(began, time.monotonic())
+    finally:
+        load.stop()
+    print({"restart": report, "rolling": rolling})
+    assert report["health"] == "green" and [n["node"] for n in report["nodes"]] == ["es-faq-local-2"]
+    assert rolling["searches"] > 0 and rolling["failed"] == 0, rolling["errors"]

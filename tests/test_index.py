@@ -12,6 +12,7 @@ from es_faq.errors import ConfigError, DataError, IndexMissing, SyncBusy
 from es_faq.kb.faq import read_jsonl
 from es_faq.kb.index import build, live_indices, rollback, versions
 from es_faq.sync.state import SyncState
+from tests.conftest import DEMO_FAQS
 
 
 def _faq(i, question, **extra):
@@ -155,3 +156,13 @@ def test_every_writer_clears_a_killed_loads_orphan_first(es, settings, analyzer,
     report = _load(es, settings, analyzer, embedder, tmp_jsonl([_faq(3, "发票")], "c.jsonl"), alias)
     assert report.orphans_deleted == [orphan]
     assert all(v["complete"] for v in versions(es, alias))
+
+
+def test_force_merge_leaves_one_segment_per_shard_before_the_swap(es, settings, analyzer, embedder, alias):
+    merged = settings.replace(index_force_merge=True, index_shards=2)
+    report = build(es, merged, read_jsonl(DEMO_FAQS), analyzer, embedder, alias=alias, progress=False)
+    assert report.merge_seconds is not None and "merge_seconds" in report.as_dict()
+    segments = es.indices.segments(index=report.index).body["indices"][report.index]["shards"]
+    assert all(len(copy["segments"]) <= 1 for copies in segments.values() for copy in copies)
+    assert "merge_seconds" not in build(es, settings, read_jsonl(DEMO_FAQS), analyzer, embedder, alias=alias,
+                                        progress=False).as_dict()  # off by default: no merge

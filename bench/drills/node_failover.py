@@ -9,9 +9,10 @@
 The cluster is started if it does not run (`es-faq engine up`, one node per URL) and given the demo
 FAQs under the alias drill-failover (--shards primaries, --replicas copies). The load is `clients`
 threads in this process, each sending es-faq's own hybrid request (retrieve.search_request, with
-the demo queries analysed and embedded once) through es-faq's client (every node listed, retried
-on another) within es_faq.engine.client.engine_errors, one after another, with search_timeout_s. A search
-fails when it raises or when Elasticsearch answers with a failed shard (a partial result).
+the demo queries analysed and embedded once) through es-faq's retrieve stage (retrieve.execute:
+es-faq's client, every node listed or sniffed, the breaker, a partial result sent once more), one
+after another, with search_timeout_s. A search fails when it raises, and is partial when shards
+still failed after the retry (served marked `partial`, search_partial "serve").
 
 Phase "kill": `kill -9` of one node (default: the elected master), --down seconds, `es-faq engine
 up` restarts it, then until green. Phase "rolling": each node in turn is drained of its shards
@@ -37,12 +38,12 @@ from common import Workers  # noqa: E402
 
 from es_faq.config import Settings, load_settings  # noqa: E402
 from es_faq.engine import local as engine  # noqa: E402
-from es_faq.engine.client import engine_errors, make_client  # noqa: E402
+from es_faq.engine.client import make_client  # noqa: E402
 from es_faq.kb.faq import read_jsonl  # noqa: E402
 from es_faq.kb.index import build  # noqa: E402
 from es_faq.search.analyze import Analyzer  # noqa: E402
 from es_faq.search.embed import Embedder  # noqa: E402
-from es_faq.search.retrieve import RetrievalQuery, search_request  # noqa: E402
+from es_faq.search.retrieve import RetrievalQuery, execute, search_request  # noqa: E402
 
 ALIAS = "drill-failover"
 
@@ -59,7 +60,8 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 class SearchLoad(Workers):
-    """`clients` threads searching `alias` back to back; every outcome kept as (sent, ms, error or None)."""
+    """`clients` threads searching `alias` back to back; every outcome kept as (sent, ms, error or None,
+    sent twice for failed shards)."""
 
     def __init__(self, settings: Settings, alias: str, bodies: list[dict], clients: int = 4):
         self.settings, self.alias, self.bodies = settings, alias, bodies
@@ -74,17 +76,15 @@ class SearchLoad(Workers):
             body = self.bodies[n % len(self.bodies)]
             n += self.clients
             started = time.monotonic()
-            error = None
+            error, retried = None, False
             try:
-                with engine_errors(self.settings):
-                    response = self.client.search(index=self.alias, **body)
-                shards = response["_shards"]
-                if shards.get("failed"):
-                    reasons = sorted({f["reason"].get("type", "?") for f in shards.get("failures", [])})
-                    error = f"partial: {shards['failed']} of {shards['total']} shards failed ({', '.join(reasons)})"
+                shards = execute(self.client, self.settings, self.alias, body).shards
+                retried = shards.retried
+                if shards.partial:
+                    error = f"partial: {shards.failed} of {shards.total} shards failed ({', '.join(shards.reasons)})"
             except Exception as exc:  # noqa: BLE001 -- every failure is counted, whatever it is
                 error = f"{type(exc).__name__}: {str(exc)[:200]}"
-            self.outcomes.append((started, (time.monotonic() - started) * 1000, error))
+            self.outcomes.append((started, (time.monotonic() - started) * 1000, error, retried))
             if error:
                 # As a client told to come back later: refused at once by the breaker, a thread that
                 # asked again without pause would spin and take the CPU the nodes need.
@@ -95,7 +95,9 @@ class SearchLoad(Workers):
         errors = [o[2] for o in rows if o[2]]  # the first few kinds, and the when of the first
         first = next((round(o[0] - start, 1) for o in rows if o[2]), None)
         ms = [o[1] for o in rows]
-        return {"searches": len(rows), "failed": len(errors), "errors": sorted(set(errors))[:5],
+        return {"searches": len(rows), "failed": len(errors),
+                "partial": sum(1 for e in errors if e.startswith("partial")),
+                "whole_on_retry": sum(1 for o in rows if o[3] and not o[2]), "errors": sorted(set(errors))[:5],
                 "first_failure_s": first,
                 "p50_ms": percentile(ms, 0.5), "p99_ms": percentile(ms, 0.99), "max_ms": percentile(ms, 1.0)}
 
@@ -193,38 +195,11 @@ def kill_phase(settings: Settings, load: SearchLoad, which: str, before: float, 
             "seconds_restart_to_green": round(green - restarted, 1), "health": watch.timeline(killed)}
 
 
-def drained(client, name: str | None) -> None:
-    """Move every shard off node `name` (None: let them back) and wait until no shard moves."""
-    client.cluster.put_settings(persistent={"cluster.routing.allocation.exclude._name": name})
-    client.cluster.health(wait_for_no_relocating_shards=True, wait_for_status="green", timeout="300s")
-
-
 def rolling_restart(settings: Settings, load: SearchLoad, drain: bool = True) -> dict:
-    """Each node in turn: drained of shards (or: replicas not reallocated while it is away, flush),
-    SIGTERM, start, shards let back, wait green."""
-    client = make_client(settings, timeout_s=330)
+    """`es-faq engine restart --rolling [--drain]` (engine.rolling_restart) under the load."""
     started = time.monotonic()
-    nodes = []
-    for number in range(1, len(settings.es_urls) + 1):
-        t0 = time.monotonic()
-        layout = engine.node_layout(settings, number)
-        if drain:
-            drained(client, layout.name)
-        else:
-            client.cluster.put_settings(persistent={"cluster.routing.allocation.enable": "primaries"})
-            client.indices.flush()
-        t_stop = time.monotonic()
-        engine.stop_node(layout)
-        engine.up(settings, echo=say)
-        client.cluster.put_settings(persistent={"cluster.routing.allocation.enable": None})
-        if drain:
-            drained(client, None)
-        wait_green(settings)
-        say(f"rolling: {layout.name} restarted, green")
-        nodes.append({"node": layout.name, "seconds_drain": round(t_stop - t0, 1),
-                      "seconds_to_green": round(time.monotonic() - t0, 1), **load.phase(t0, time.monotonic())})
-    return {"drain": drain, "seconds": round(time.monotonic() - started, 1),
-            "all": load.phase(started, time.monotonic()), "nodes": nodes}
+    report = engine.rolling_restart(settings, echo=say, drain=drain)
+    return {**report, "all": load.phase(started, time.monotonic())}
 
 
 def main() -> None:

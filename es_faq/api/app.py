@@ -63,6 +63,8 @@ def _finish(response):
               "status": status, "latency_ms": round(seconds * 1000, 2)}
     if g.get("error_code"):
         fields["error_code"] = g.error_code
+    if g.get("partial"):
+        fields["partial"] = True  # a search answered with some shards' hits missing
     log.log(level, "request", extra=fields)
     return response
 

@@ -8,7 +8,7 @@ from flask import Flask, current_app, g, jsonify, request
 from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from ..errors import EngineUnavailable, EsFaqError, IndexMissing, InvalidInput, ModelError
+from ..errors import EngineUnavailable, EsFaqError, IndexMissing, InvalidInput, ModelError, PartialResults
 from . import metrics
 
 log = logging.getLogger("es_faq.api")
@@ -74,6 +74,8 @@ def register(app: Flask) -> None:
             return on_unexpected(exc)
         if isinstance(exc, (EngineUnavailable, IndexMissing)):
             metrics.ES_ERRORS.labels(g.get("endpoint", "unmatched"), exc.code).inc()
+        if isinstance(exc, PartialResults):
+            metrics.PARTIAL.labels("refused").inc()
         return error_response(exc.code, exc.message, exc.http_status, getattr(exc, "headers", None))
 
     @app.errorhandler(HTTPException)

@@ -39,6 +39,10 @@ QUERYLOG_DROPPED = Counter("es_faq_querylog_dropped_total",
 DECISIONS = Counter("es_faq_search_decisions_total", "Searches by decision (answer, suggest, no_match)",
                     ["decision"])
 
+PARTIAL = Counter("es_faq_search_partial_total",
+                  "Searches whose shards failed, by outcome: whole_on_retry (sent again, whole), served (partial: "
+                  "true), refused (503 partial_results)", ["outcome"])
+
 METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 
@@ -57,6 +61,11 @@ def observe_stages(timings_ms: dict) -> None:
 
 def observe_decision(action: str) -> None:
     DECISIONS.labels(action).inc()
+
+
+def observe_shards(retried: bool, partial: bool) -> None:
+    if retried:
+        PARTIAL.labels("served" if partial else "whole_on_retry").inc()
 
 
 def exposition() -> tuple[bytes, str]:

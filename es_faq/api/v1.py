@@ -125,11 +125,13 @@ def _querylog() -> QueryLog | None:
 @v1.post("/search")
 def search():
     params = parse_search(_json_body())
-    check_engine(_searcher().settings, _searcher().client)  # before the embedding: a refused search costs nothing
+    check_engine(_searcher().settings)  # before the embedding: a refused search costs nothing
     result = _searcher().search(params.query, params.k, params.mode, category=params.category,
                                 matches=params.debug, explain=params.debug)
     metrics.observe_stages(result.timings_ms)
     metrics.observe_decision(result.decision.action)
+    metrics.observe_shards(result.shards.retried, result.partial)
+    g.partial = result.partial  # for the request log line
     querylog = _querylog()
     if querylog:
         querylog.log_search(g.request_id, result, params.channel_id, params.user_id)

@@ -23,9 +23,13 @@ def index_group() -> None:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--alias", default=None, help="Alias to load into (default: ES_FAQ_INDEX_ALIAS).")
 @click.option("--skip-bad", is_flag=True, help="Skip malformed lines and report them, instead of stopping.")
+@click.option("--force-merge/--no-force-merge", default=None,
+              help="Merge the new version to one segment before the alias moves to it (default: index_force_merge).")
 @pass_settings
-def index_load(settings: Settings, path: Path, alias: str | None, skip_bad: bool) -> None:
+def index_load(settings: Settings, path: Path, alias: str | None, skip_bad: bool, force_merge: bool | None) -> None:
     """Build a new index version from a JSONL knowledge base and swap the alias to it."""
+    if force_merge is not None:
+        settings = settings.replace(index_force_merge=force_merge)
     from ..kb.faq import count_lines, read_jsonl
     from ..search.analyze import Analyzer
     from ..search.dictionary import DictionaryStore

@@ -20,12 +20,14 @@ def make_client(settings: Settings, timeout_s: float | None = None) -> Elasticse
     """The client; `timeout_s` (default es_timeout_s) bounds each request, search_timeout_s for serving."""
     # A pooled connection per serving thread (gunicorn_conf.py: 16): with fewer, a thread waits for a
     # connection before its own timeout starts, and a hung node's 503 comes late (docs/reliability.md).
-    # A request that gets no connection, or a 429/502/503/504, is sent again to the next node (the
-    # client marks the failed one dead for a while): with every node listed in es_url, a node that
-    # dies costs no request (docs/reliability.md, "A node dies"). A timeout is not retried: it
-    # would double the wait on a hung cluster.
+    # Each node is on its own in elastic-transport's node pool: a request that gets no connection, a
+    # 429/502/503/504 or, with more than one node, no answer in time, is sent again to another node,
+    # and the failed one is left out for 1 s, then 2, 4, ... up to 30 (dead_node_backoff_factor): a
+    # hung or dead node costs one slow request now and then, not every third one (docs/reliability.md,
+    # "A node hangs"). With one node, a timeout is not retried: it would double the wait on it.
     hosts = settings.es_urls
-    kwargs: dict = {"request_timeout": timeout_s or settings.es_timeout_s, "retry_on_timeout": False,
+    many = len(hosts) > 1 or settings.es_sniff
+    kwargs: dict = {"request_timeout": timeout_s or settings.es_timeout_s, "retry_on_timeout": many,
                     "max_retries": max(1, len(hosts) - 1), "connections_per_node": CONNECTIONS_PER_NODE}
     if settings.es_api_key:
         kwargs["api_key"] = settings.es_api_key
@@ -35,7 +37,16 @@ def make_client(settings: Settings, timeout_s: float | None = None) -> Elasticse
         kwargs["ca_certs"] = settings.es_ca_certs
     # orjson writes the bulk requests' vectors several times faster than the json module.
     kwargs["serializer"] = OrjsonSerializer()
-    return Elasticsearch(hosts, **kwargs)
+    if not settings.es_sniff:
+        return Elasticsearch(hosts, **kwargs)
+    # es_sniff: the nodes are asked for the cluster's other nodes at start and again when one fails,
+    # so one seed URL is enough; off by default, since behind a proxy or a cloud endpoint the
+    # addresses the nodes publish are not the ones to use (elasticsearch-py's docs).
+    kwargs.update(sniff_on_node_failure=True, sniff_timeout=kwargs["request_timeout"])
+    try:
+        return Elasticsearch(hosts, sniff_on_start=True, **kwargs)
+    except TransportError:  # the seed does not answer now: start with it alone, sniff on the first failure
+        return Elasticsearch(hosts, **kwargs)
 
 
 def unreachable(settings: Settings, exc: Exception | None = None) -> EngineUnavailable:
@@ -47,13 +58,16 @@ def unreachable(settings: Settings, exc: Exception | None = None) -> EngineUnava
 
 
 class _Breaker:
-    """The requests to one cluster from this process: failing at once while it is known not to answer.
+    """The requests to one cluster from this process: failing at once while the whole cluster is known
+    not to answer. A single node that hangs or refuses is the node pool's business (make_client): the
+    breaker sees a failure only when every node tried failed.
 
     Closed, every request goes to the engine. A refused connection opens it at once (nothing listens:
     the next request would be refused too); engine_breaker_failures timeouts or 5xx/429 in a row open
     it as well. Open, requests fail without any work for engine_breaker_open_s. Then it half-opens:
-    the next search probes the cluster's health (a fraction of a second at most) before doing any
-    model work, and closes the breaker or opens it again."""
+    the next caller, whatever it is, first runs the probe (a cheap search of engine_probe_timeout_s
+    at most) and the probe alone decides; the slot is held for the probe only, so a long admin
+    request cannot keep searches refused while it runs (issue 22)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -61,6 +75,7 @@ class _Breaker:
         self.refused = False  # the last failure was a refused connection
         self.open_until = 0.0
         self.probing = False
+        self._probe_client: Elasticsearch | None = None
 
     def _open(self, settings: Settings) -> bool:
         return bool(settings.engine_breaker_failures) and (
@@ -74,20 +89,38 @@ class _Breaker:
             f"{settings.engine_breaker_open_s:g} s. Check that the cluster runs (`es-faq engine status`) "
             "and its health and load.")
 
-    def enter(self, settings: Settings) -> bool:
-        """Whether the caller is the one let through to probe; EngineUnavailable while open (or
-        while another caller probes)."""
+    def admit(self, settings: Settings) -> None:
+        """Return when the caller may go to the engine; EngineUnavailable while open, while another
+        caller probes, or when this caller's probe fails."""
         with self._lock:
             if not self._open(settings):
-                return False
+                return
             if self.probing or time.monotonic() < self.open_until:
                 raise self._refusal(settings)
             self.probing = True
-            return True
+        failure: Exception | None = None
+        try:
+            self._probe(settings)
+        except (TransportError, ApiError) as exc:
+            if not isinstance(exc, ApiError) or exc.status_code >= 500 or exc.status_code == 429:
+                failure = exc
+        finally:
+            with self._lock:
+                self.probing = False
+            self.record(failure, settings)
+        if failure is not None:
+            raise unreachable(settings, failure)
 
-    def leave(self, failure: Exception | None, probe: bool, settings: Settings) -> None:
+    def _probe(self, settings: Settings) -> None:
+        """A search, not `_cluster/health`: health is answered while the search threads hang (issue 22).
+        One shard's first match of the live alias, no cache, so it asks what a search needs."""
+        if self._probe_client is None:
+            self._probe_client = make_client(settings, timeout_s=settings.engine_probe_timeout_s)
+        self._probe_client.search(index=settings.index_alias, size=0, terminate_after=1, track_total_hits=False,
+                                  request_cache=False, ignore_unavailable=True, allow_no_indices=True)
+
+    def record(self, failure: Exception | None, settings: Settings) -> None:
         with self._lock:
-            self.probing = self.probing and not probe
             if failure is None:
                 self.failures, self.refused = 0, False
                 return
@@ -106,24 +139,12 @@ def _breaker(settings: Settings) -> _Breaker:
         return _BREAKERS.setdefault(settings.es_url, _Breaker())
 
 
-def check_engine(settings: Settings, client: Elasticsearch) -> None:
+def check_engine(settings: Settings) -> None:
     """Before a search's analysis and embedding: EngineUnavailable at once while the breaker is open,
-    and when it half-opens, a health probe of engine_probe_timeout_s at most decides. A search that
-    cannot reach the engine costs no model work, so clients retrying without pause cannot starve
-    the CPU that the node needs to recover (docs/reliability.md)."""
-    breaker = _breaker(settings)
-    if not breaker.enter(settings):
-        return
-    failure: Exception | None = None
-    try:
-        client.options(request_timeout=settings.engine_probe_timeout_s).cluster.health()  # any live node will do
-    except (TransportError, ApiError) as exc:
-        if not isinstance(exc, ApiError) or exc.status_code >= 500 or exc.status_code == 429:
-            failure = exc
-    finally:
-        breaker.leave(failure, True, settings)
-    if failure is not None:
-        raise unreachable(settings, failure)
+    and when it half-opens, the probe (a cheap search of engine_probe_timeout_s at most) decides. A
+    search that cannot reach the engine costs no model work, so clients retrying without pause
+    cannot starve the CPU that the node needs to recover (docs/reliability.md)."""
+    _breaker(settings).admit(settings)
 
 
 @contextlib.contextmanager
@@ -132,7 +153,7 @@ def engine_errors(settings: Settings):
     API); a 4xx refusal of the request itself is raised as it is. Failures feed the breaker
     (_Breaker): while it is open, requests fail at once."""
     breaker = _breaker(settings)
-    probe = breaker.enter(settings)
+    breaker.admit(settings)
     failure: Exception | None = None
     try:
         yield
@@ -142,7 +163,7 @@ def engine_errors(settings: Settings):
         failure = exc
         raise unreachable(settings, exc) from None
     finally:
-        breaker.leave(failure, probe, settings)
+        breaker.record(failure, settings)
 
 
 def cluster_health(client: Elasticsearch, settings: Settings, wait_for_status: str | None = None,

@@ -333,6 +333,55 @@ def stop_node(layout: EngineLayout, timeout_s: float = 60, kill: bool = False) -
     return True
 
 
+def rolling_restart(settings: Settings, echo=print, drain: bool = False, timeout_s: float = 600,
+                    only: int | None = None) -> dict:
+    """Restart the running local nodes one at a time, so that the cluster serves throughout.
+
+    Each node in turn: replicas are not reallocated while it is away (`allocation.enable:
+    primaries`) and its shards are flushed, or with `drain` every shard is first moved off it
+    (`allocation.exclude._name`); then SIGTERM, start (`up`), allocation back to normal, and green
+    before the next. A search on the node that stops is sent to another by the client (make_client),
+    and one whose shards failed as it left is sent again (retrieve.py). Allocation is set back to
+    normal whatever happens, so an interrupted restart leaves no node excluded. `only`: that node alone."""
+    layouts = [layout for layout in _installed_layouts(settings) if _running_pid(layout)]
+    if len(layouts) < 2:
+        raise ProvisionError("a rolling restart needs a local cluster of two nodes or more (`es-faq engine up "
+                             "--nodes 3`); with one node, use `es-faq engine down` and `up`")
+    client = make_client(settings, timeout_s=timeout_s + 30)
+    wait = {"wait_for_status": "green", "timeout": f"{int(timeout_s)}s", "wait_for_nodes": str(len(layouts))}
+    started, nodes = time.monotonic(), []
+    try:
+        for layout in [layout for layout in layouts if only in (None, layout.number)]:
+            t0 = time.monotonic()
+            if drain:
+                client.cluster.put_settings(persistent={"cluster.routing.allocation.exclude._name": layout.name})
+                _green(client, wait_for_no_relocating_shards=True, **wait)
+            else:
+                client.cluster.put_settings(persistent={"cluster.routing.allocation.enable": "primaries"})
+                client.options(ignore_status=(409, 503)).indices.flush()
+            echo(f"rolling restart: stopping {layout.name}")
+            stop_node(layout)
+            up(settings, echo=echo, nodes=len(_installed_layouts(settings)))
+            client.cluster.put_settings(persistent={"cluster.routing.allocation.exclude._name": None,
+                                                    "cluster.routing.allocation.enable": None})
+            _green(client, **wait)
+            nodes.append({"node": layout.name, "seconds": round(time.monotonic() - t0, 1)})
+            echo(f"rolling restart: {layout.name} back, cluster green")
+    finally:
+        client.cluster.put_settings(persistent={"cluster.routing.allocation.exclude._name": None,
+                                                "cluster.routing.allocation.enable": None})
+    return {"drain": drain, "nodes": nodes, "seconds": round(time.monotonic() - started, 1),
+            "health": client.cluster.health()["status"]}
+
+
+def _green(client, **wait) -> None:
+    health = client.cluster.health(**wait)
+    if health["timed_out"]:
+        raise ProvisionError(f"the cluster is {health['status']} (not green) after {wait['timeout']}, "
+                             f"{health['relocating_shards']} shards moving, {health['unassigned_shards']} unassigned; "
+                             "allocation is set back to normal, see `es-faq engine status`")
+
+
 def node_layout(settings: Settings, number: int) -> EngineLayout:
     return EngineLayout(settings.engine_path, settings.engine_version, number)
 

@@ -81,6 +81,7 @@ class LoadReport:
     vectors_embedded: int = 0
     previous: list[str] = field(default_factory=list)
     orphans_deleted: list[str] = field(default_factory=list)
+    merge_seconds: float | None = None  # index_force_merge: the merge to one segment, within `seconds`
 
     def as_dict(self) -> dict:
         return {"index": self.index, "alias": self.alias, "faqs": self.faqs, "questions": self.questions,
@@ -88,7 +89,8 @@ class LoadReport:
                 "seconds": round(self.seconds, 1),
                 "questions_per_s": round(self.questions / self.seconds, 1) if self.seconds else None,
                 "vectors_reused": self.vectors_reused, "vectors_embedded": self.vectors_embedded,
-                "previous": self.previous, "orphans_deleted": self.orphans_deleted}
+                "previous": self.previous, "orphans_deleted": self.orphans_deleted,
+                **({"merge_seconds": round(self.merge_seconds, 1)} if self.merge_seconds is not None else {})}
 
 
 def _batches(records: Iterable[Faq | BadRecord], size: int, report: LoadReport, skip_bad: bool,
@@ -178,6 +180,13 @@ def build(client: Elasticsearch, settings: Settings, records: Iterable[Faq | Bad
                 elapsed = time.monotonic() - started
                 bar.set_postfix(texts_per_s=f"{report.questions / elapsed:.0f}" if elapsed else "-",
                                 reused=f"{vectors.stats.reused / max(vectors.stats.texts, 1):.0%}")
+        if settings.index_force_merge:
+            # Before the replicas exist: they copy the merged segments instead of merging themselves.
+            merging = time.monotonic()
+            client.indices.refresh(index=name)
+            client.options(request_timeout=max(settings.es_timeout_s, 3600)).indices.forcemerge(
+                index=name, max_num_segments=1, wait_for_completion=True)
+            report.merge_seconds = time.monotonic() - merging
         client.indices.put_settings(index=name, settings={"index": {
             "refresh_interval": "1s", "number_of_replicas": settings.index_replicas}})
         client.indices.refresh(index=name)

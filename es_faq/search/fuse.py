@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from .retrieve import Hit
 
 
-def _min_max(hits: list[Hit]) -> dict[str, float]:
+def _min_max(hits: Sequence[Hit]) -> dict[str, float]:
     if not hits:
         return {}
     top, bottom = hits[0].score, hits[-1].score
@@ -15,7 +16,7 @@ def _min_max(hits: list[Hit]) -> dict[str, float]:
     return {h.faq_id: (h.score - bottom) / span for h in hits}
 
 
-def fuse(lists: dict[str, list[Hit]], method: str, lexical_weight: float, rrf_k: int, k: int) -> list[Hit]:
+def fuse(lists: Mapping[str, Sequence[Hit]], method: str, lexical_weight: float, rrf_k: int, k: int) -> list[Hit]:
     """Merge per-side lists (best first) into the top k; each hit keeps its per-side scores.
 
     rrf: sum over sides of weight / (rrf_k + rank). weighted: sum of weight x min-max-normalised

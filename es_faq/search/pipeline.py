@@ -4,7 +4,7 @@ CLI, API and eval all call `Searcher.search`."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
@@ -20,7 +20,7 @@ from .dictionary import DictionaryStore
 from .embed import Embedder
 from .fuse import fuse
 from .rerank import Reranker
-from .retrieve import Hit, RetrievalQuery, execute, execute_sides, search_request, side_requests
+from .retrieve import Hit, RetrievalQuery, Shards, execute, execute_sides, search_request, side_requests
 from .vocabulary import Correctors, VocabularyStore
 
 
@@ -77,11 +77,18 @@ class SearchResult:
     decision: Decision
     timings_ms: dict = field(default_factory=dict)
     stages: dict[str, list[dict]] = field(default_factory=dict)  # with explain: each stage's ranking
+    shards: Shards = field(default_factory=Shards)  # partial: some shards found nothing, even when asked twice
+
+    @property
+    def partial(self) -> bool:
+        return self.shards.partial
 
     def as_dict(self, debug: bool = False) -> dict:
         out = {"query": self.query, "mode": self.mode, "decision": self.decision.as_dict(),
-               "hits": [hit_view(h, debug) for h in self.hits], "timings_ms": self.timings_ms}
+               "hits": [hit_view(h, debug) for h in self.hits], "timings_ms": self.timings_ms,
+               "partial": self.partial}
         if debug:
+            out["shards"] = self.shards.as_dict()
             out["analysis"] = self.analysis.as_dict()
             out["es_request"] = self.request
             out["stages"] = self.stages
@@ -170,7 +177,7 @@ class Searcher:
         wanted = RetrievalQuery(analysis.tokens, vector, depth, category,
                                 matches or reranking or explain or settings.decide_depth > 0,
                                 analysis.expansions, exclude)
-        request, hits, lists = self._retrieve(retrieval, wanted, index, timer)
+        request, hits, lists, shards = self._retrieve(retrieval, wanted, index, timer)
         stages: dict[str, list[dict]] = {}
         if explain:
             if lists is None and retrieval == "hybrid":  # the summed request has no per-side lists
@@ -188,7 +195,7 @@ class Searcher:
             hits, decision = self._decide(analysis.text, hits, retrieval)
         if explain and settings.decide_depth and hits:
             stages["decided"] = _stage(hits[:settings.decide_depth], "cross_encoder")
-        return SearchResult(query, mode, hits[:k], analysis, request, decision, timer.total(), stages)
+        return SearchResult(query, mode, hits[:k], analysis, request, decision, timer.total(), stages, shards)
 
     def _sides(self, wanted: RetrievalQuery) -> RetrievalQuery:
         """Fused here, each side goes at least knn_k deep; summed by the engine, `size` is enough."""
@@ -197,8 +204,9 @@ class Searcher:
         return replace(wanted, size=max(wanted.size, self.settings.knn_k))
 
     def _retrieve(self, retrieval: str, wanted: RetrievalQuery, index: str,
-                  timer: Timer) -> tuple[dict, list[Hit], dict[str, list[Hit]] | None]:
-        """The request as sent (a body, or a body per side), the hits, and the per-side lists if fused here."""
+                  timer: Timer) -> tuple[dict, list[Hit], Mapping[str, list[Hit]] | None, Shards]:
+        """The request as sent (a body, or a body per side), the hits, the per-side lists if fused here,
+        and how the shards answered."""
         fusion = self.settings.fusion
         if retrieval == "hybrid" and fusion != "sum":
             sides = side_requests(self._sides(wanted), self.settings)
@@ -206,12 +214,13 @@ class Searcher:
                 lists = execute_sides(self.client, self.settings, index, sides)
             with timer("fuse"):
                 hits = fuse(lists, fusion, self.settings.lexical_weight, self.settings.rrf_k, wanted.size)
-            return {side: search.to_dict() for side, search in sides.items()}, hits, lists
+            shards = next(iter(lists.values())).shards if lists else Shards()
+            return {side: search.to_dict() for side, search in sides.items()}, hits, lists, shards
         search = search_request(retrieval, wanted, self.settings)
         with timer("retrieve"):
             hits = execute(self.client, self.settings, index, search)
         timer.record("fuse", 0.0)
-        return search.to_dict(), hits, None
+        return search.to_dict(), hits, None, hits.shards
 
     def _decide(self, text: str, hits: list[Hit], retrieval: str) -> tuple[list[Hit], Decision]:
         """The cross-encoder over the head (unless full reranking scored it), then the decision.

@@ -2,11 +2,17 @@
 
 The request is a `_search` (one side, or both sides summed by the engine) or an `_msearch`
 holding the lexical and the vector search, whose two ranked lists the fuse stage merges. Requests
-are `elasticsearch.dsl` searches; their `to_dict()` is the body the debug output shows."""
+are `elasticsearch.dsl` searches; their `to_dict()` is the body the debug output shows.
+
+A response some of whose shards failed (`_shards.failed`: a node that left between a shard's query
+and fetch phases, a copy that broke) is not taken as whole: the search is sent once more, and if
+shards still fail, its hits are marked partial (search_partial "serve") or it fails with
+PartialResults (search_partial "refuse")."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
@@ -16,10 +22,11 @@ from elasticsearch.dsl.query import Query
 
 from ..config import Settings
 from ..engine.client import engine_errors, unreachable
-from ..errors import IndexMissing
+from ..errors import IndexMissing, PartialResults
 
 SOURCE_FIELDS = ["faq_id", "question", "answer", "category"]
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -34,6 +41,41 @@ class Hit:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Shards:
+    """How the shards of one search answered: `failed` of `total` in the response kept, whether it
+    was sent twice to get it, and the failures' reason types."""
+
+    total: int = 0
+    failed: int = 0
+    retried: bool = False
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def partial(self) -> bool:
+        return self.failed > 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def of(cls, sections: Iterable[Mapping[str, Any]], retried: bool = False) -> Shards:
+        """From the `_shards` sections of a response (one, or one per `_msearch` item)."""
+        total = failed = 0
+        reasons: set[str] = set()
+        for section in sections:
+            total += section.get("total", 0)
+            failed += section.get("failed", 0)
+            reasons.update(f.get("reason", {}).get("type", "?") for f in section.get("failures", []))
+        return cls(total, failed, retried, tuple(sorted(reasons)))
+
+
+class Hits(list[Hit]):
+    """A ranked hit list, with how the shards answered: `shards.partial` means some found nothing."""
+
+    shards: Shards = Shards()
 
 
 @dataclass(frozen=True)
@@ -92,6 +134,9 @@ def search_request(mode: str, query: RetrievalQuery, settings: Settings) -> Sear
             filter=[f.to_dict() for f in filters],  # type: ignore[arg-type]
             boost=settings.vector_boost if hybrid else 1.0,
             inner_hits=_inner_hits("vector") if query.matches else None)
+        if settings.knn_rescore_oversample:
+            # The DSL's knn() takes no rescore_vector (elasticsearch 9.2): set on the section it added.
+            search._knn[-1]["rescore_vector"] = {"oversample": settings.knn_rescore_oversample}
     return search
 
 
@@ -143,36 +188,64 @@ def _call(settings: Settings, index: str, request: Callable[[], T]) -> T:
         raise _missing(index) from None
 
 
-def _hits(response: Mapping[str, Any]) -> list[Hit]:
-    return [Hit(h["_source"]["faq_id"], h["_source"].get("question", ""), h["_source"].get("answer", ""),
-                h["_source"].get("category", ""), h["_score"], _matched(h))
-            for h in response["hits"]["hits"]]
+def _hits(response: Mapping[str, Any], shards: Shards) -> Hits:
+    hits = Hits(Hit(h["_source"]["faq_id"], h["_source"].get("question", ""), h["_source"].get("answer", ""),
+                    h["_source"].get("category", ""), h["_score"], _matched(h))
+                for h in response["hits"]["hits"])
+    hits.shards = shards
+    return hits
 
 
-def execute(client: Elasticsearch, settings: Settings, index: str, request: Search | dict) -> list[Hit]:
+def _whole(settings: Settings, index: str, request: Callable[[], dict],
+           sections: Callable[[dict], list[dict]]) -> tuple[dict, Shards]:
+    """The response, sent once more when shards failed; PartialResults if they fail again and
+    search_partial is "refuse"."""
+    response = _call(settings, index, request)
+    shards = Shards.of(sections(response))
+    if not shards.partial:
+        return response, shards
+    first = shards
+    response = _call(settings, index, request)
+    shards = Shards.of(sections(response), retried=True)
+    log.warning("shards failed; the search was sent again",
+                extra={"index": index, "shards_total": first.total, "shards_failed": first.failed,
+                       "reasons": list(first.reasons), "failed_again": shards.failed})
+    if shards.partial and settings.search_partial == "refuse":
+        raise PartialResults(
+            f"{shards.failed} of {shards.total} shards of {index!r} failed twice ({', '.join(shards.reasons)}): "
+            "a node may be leaving the cluster; try again. (search_partial=refuse; \"serve\" answers with "
+            "the other shards' hits marked partial)")
+    return response, shards
+
+
+def execute(client: Elasticsearch, settings: Settings, index: str, request: Search | dict) -> Hits:
     """Run one search (a Search, or a body from build_request); a body asking for nothing finds nothing."""
     body = request.to_dict() if isinstance(request, Search) else request
     if not _searches(body):
-        return []
-    return _hits(_call(settings, index, lambda: client.search(index=index, **body).body))
+        return Hits()
+    response, shards = _whole(settings, index, lambda: client.search(index=index, **body).body,
+                              lambda response: [response.get("_shards", {})])
+    return _hits(response, shards)
 
 
 def execute_sides(client: Elasticsearch, settings: Settings, index: str,
-                  sides: Mapping[str, Search | dict]) -> dict[str, list[Hit]]:
-    """Run both sides in one `_msearch` round trip; a ranked hit list per side."""
+                  sides: Mapping[str, Search | dict]) -> dict[str, Hits]:
+    """Run both sides in one `_msearch` round trip; a ranked hit list per side (each carries the
+    shards of the whole request: a retry sends both sides again)."""
     if not sides:
         return {}
     multi = MultiSearch(index=index)
     for request in sides.values():
         multi = multi.add(request if isinstance(request, Search) else Search.from_dict(request))
-    response = _call(settings, index, lambda: client.msearch(index=index, searches=multi.to_dict()).body)
+    response, shards = _whole(settings, index, lambda: client.msearch(index=index, searches=multi.to_dict()).body,
+                              lambda response: [item["_shards"] for item in response["responses"] if "_shards" in item])
     lists = {}
     for side, item in zip(sides, response["responses"], strict=True):
         if "error" in item:
             if item.get("status") == 404:
                 raise _missing(index)
             raise unreachable(settings, RuntimeError(str(item["error"])[:200]))
-        lists[side] = _hits(item)
+        lists[side] = _hits(item, shards)
     return lists
 
 
