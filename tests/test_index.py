@@ -100,6 +100,17 @@ def test_an_alias_that_could_claim_another_aliass_indices_is_refused(es, setting
         _load(es, settings, analyzer, embedder, tmp_jsonl([_faq(1, "怎么还款")]), name)
 
 
+@pytest.mark.parametrize("name", ["es-faq-dict", "es-faq-vocab", "es-faq-vectors", "es-faq-querylog",
+                                  "es-faq-querylog-2026.01.01", "es-faq-preview-0123456789ab"])
+def test_es_faqs_own_indices_are_refused_as_aliases(es, settings, analyzer, embedder, name, tmp_jsonl):
+    # `--alias es-faq-dict` was accepted: the dictionaries' index became a FAQ alias's.
+    with pytest.raises(ConfigError, match="one of es-faq's own indices"):
+        _load(es, settings, analyzer, embedder, tmp_jsonl([_faq(1, "怎么还款")]), name)
+    with pytest.raises(ConfigError, match="index_alias=.* one of es-faq's own indices"):
+        settings.replace(index_alias=name)
+    assert not es.indices.exists_alias(name=name)
+
+
 def test_one_writer_at_a_time_per_alias(es, settings, analyzer, embedder, alias, tmp_jsonl):
     path = tmp_jsonl([_faq(1, "怎么还款")])
     impatient = settings.replace(mysql_lock_ttl_s=1.0)  # how long a load waits for the lock

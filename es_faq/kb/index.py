@@ -110,8 +110,12 @@ def _batches(records: Iterable[Faq | BadRecord], size: int, report: LoadReport, 
         yield batch
 
 
-def check_alias(alias: str) -> str:
-    """`alias` if it can name a family of versions and a state index that no other alias can claim."""
+def check_alias(alias: str, settings: Settings) -> str:
+    """`alias` if it can name a family of versions and a state index that no other alias (nor es-faq's
+    own indices: the dictionaries, the vocabulary, the vector cache, the query log, previews) can claim."""
+    clash = settings.reserved(alias)
+    if clash:
+        raise ConfigError(f"alias {alias[:80]!r} is one of es-faq's own indices, {clash}: choose another alias")
     if not ALIAS_NAME.fullmatch(alias) or alias.endswith(STATE_SUFFIX) or VERSION_SUFFIX.search(alias):
         raise ConfigError(f"alias {alias[:80]!r} is not usable: use 1 to 200 of a-z 0-9 _ . - (starting with a "
                           f"letter or digit), not ending in {STATE_SUFFIX} nor containing a -YYYYmmdd-HHMMSS-ffffff "
@@ -133,7 +137,7 @@ def lock_alias(client: Elasticsearch, settings: Settings, alias: str, command: s
 
     Under the lock no other build of this alias runs, so an incomplete version that is not live
     is a killed build's leftover: every writer clears them first."""
-    lock = acquire(client, settings, check_alias(alias), command, wait_s, adopt)
+    lock = acquire(client, settings, check_alias(alias, settings), command, wait_s, adopt)
     try:
         return lock, drop_orphans(client, alias)
     except BaseException:
