@@ -100,6 +100,42 @@ def test_malformed_and_oversized_chunked_bodies_are_json_4xx(served):
     assert not [line for line in served.lines() if line.get("level") == "ERROR"], "a traceback was logged"
 
 
+def test_after_a_413_the_session_sends_its_next_search(served):
+    # gunicorn drains 64 KiB of a refused body at most, then closed the connection its 413 had called
+    # keep-alive: requests.Session's next search failed with a ConnectionError, 6 times in 6.
+    big = b'{"query": "' + b"a" * 100_000 + b'"}'
+    with requests.Session() as session:
+        for _ in range(6):
+            refused = session.post(f"{served.url}/v1/search", data=big, timeout=10,
+                                   headers={"Content-Type": "application/json"})
+            assert (refused.status_code, refused.json()["error"]["code"]) == (413, "body_too_large")
+            assert refused.headers["Connection"].lower() == "close"
+            answer = session.post(f"{served.url}/v1/search", json={"query": "怎么注销账号", "k": 1}, timeout=10)
+            assert answer.status_code == 200 and len(answer.json()["hits"]) == 1
+
+
+def test_two_servers_on_one_host_share_no_control_socket(tmp_path, demo_alias):
+    # gunicorn 25+ made a control socket at $XDG_RUNTIME_DIR/gunicorn.ctl (or ~/.gunicorn/): one path
+    # for every server of the user, so the second replaced the first one's, and deleted it on exit.
+    runtime = tmp_path / "run"
+    runtime.mkdir()
+    env = {"ES_FAQ_INDEX_ALIAS": demo_alias, "ES_FAQ_QUERY_LOG_ENABLED": "false", "ES_FAQ_DECIDE_DEPTH": "0",
+           "XDG_RUNTIME_DIR": str(runtime)}
+    servers = []
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+        servers.append(Server(tmp_path / name, env, workers=1))
+    try:
+        for server in servers:
+            server.wait_up()
+        assert list(runtime.iterdir()) == []
+        assert servers[1].stop() == 0
+        assert requests.get(f"{servers[0].url}/healthz", timeout=5).status_code == 200
+    finally:
+        for server in servers:
+            server.stop()
+
+
 class CountingEmbedder(Embedder):
     """The real embedder, counting its calls: model work a refused search must not do."""
 

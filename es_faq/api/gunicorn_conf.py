@@ -27,6 +27,10 @@ preload_app = False
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
+# gunicorn's control socket (for gunicornc) is one path per user, $XDG_RUNTIME_DIR/gunicorn.ctl or
+# ~/.gunicorn/gunicorn.ctl: a second `es-faq serve` on the host replaced the first one's and deleted
+# it on exit. es-faq does not use gunicornc; manage the server with signals (docs/reliability.md).
+control_socket_disable = True
 
 # The app logs one JSON line per request, with its request id; gunicorn's own lines are JSON too.
 accesslog = None
@@ -48,6 +52,27 @@ def on_starting(server):
     for name in os.listdir(directory):
         if name.endswith(".db"):  # samples of an earlier run would be added to this one's
             os.unlink(os.path.join(directory, name))
+
+
+def pre_request(worker, req):
+    """A body longer than api_max_body_bytes is answered 413 unread. gunicorn then drains at most
+    64 KiB of it and, past that, closes a connection its answer called keep-alive: the client's next
+    request on it fails. Saying `Connection: close` with the 413 lets the client open a new one."""
+    length = next((value for name, value in req.headers if name == "CONTENT-LENGTH"), "")
+    if length.isdigit() and int(length) > _max_body_bytes():
+        req.must_close = True
+
+
+def _max_body_bytes() -> int:
+    global _MAX_BODY
+    if _MAX_BODY is None:
+        from es_faq.config import load_settings
+
+        _MAX_BODY = load_settings().api_max_body_bytes
+    return _MAX_BODY
+
+
+_MAX_BODY: int | None = None
 
 
 def child_exit(server, worker):
