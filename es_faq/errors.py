@@ -41,6 +41,11 @@ class ModelError(EsFaqError):
     http_status = 500
     exit_status = 5
 
+    def __init__(self, message: str, hint: str = ""):
+        super().__init__(message)
+        # What to do about it, without the install's paths: all that an API caller is shown.
+        self.hint = hint
+
 
 class DataError(EsFaqError):
     code = "bad_data"

@@ -30,6 +30,8 @@ def test_a_missing_model_is_a_500_that_says_how_to_get_it(settings, es, embedder
     assert (response.status_code, error["code"]) == (500, "model_error")
     assert "Retry-After" not in response.headers  # nothing changes by waiting
     assert f"es-faq models pull {served.rerank_model}" in error["message"]
+    # The install's paths are for the server log, not for anonymous callers.
+    assert str(tmp_path) not in response.get_data(as_text=True) and "server log" in error["message"]
 
 
 def _raw(port: int, data: bytes) -> tuple[int, dict]:

@@ -65,6 +65,15 @@ def error_response(code: str, message: str, status: int, headers: dict | None = 
     return response
 
 
+def public_message(exc: EsFaqError) -> str:
+    """What an anonymous caller may read of an error: a model error's message names the install's
+    files, so only its hint goes out and the rest is logged."""
+    if not isinstance(exc, ModelError):
+        return exc.message
+    return (f"a model is not usable on this server{': ' + exc.hint if exc.hint else ''}; the server log has "
+            "the details under this request id")
+
+
 def register(app: Flask) -> None:
     @app.errorhandler(EsFaqError)
     def on_es_faq_error(exc: EsFaqError):
@@ -74,7 +83,9 @@ def register(app: Flask) -> None:
             return on_unexpected(exc)
         if isinstance(exc, (EngineUnavailable, IndexMissing)):
             metrics.ES_ERRORS.labels(g.get("endpoint", "unmatched"), exc.code).inc()
-        return error_response(exc.code, exc.message, exc.http_status, getattr(exc, "headers", None))
+        if isinstance(exc, ModelError):
+            log.error("model error: %s", exc.message, extra={"request_id": g.get("request_id")})
+        return error_response(exc.code, public_message(exc), exc.http_status, getattr(exc, "headers", None))
 
     @app.errorhandler(HTTPException)
     def on_http_error(exc: HTTPException):

@@ -11,7 +11,7 @@ from ..errors import EsFaqError
 from ..search.pipeline import Searcher
 from . import metrics, openapi
 from .context import current_searcher as _searcher
-from .errors import error_response
+from .errors import error_response, public_message
 
 ops = Blueprint("ops", __name__)
 
@@ -52,14 +52,14 @@ def readiness(searcher: Searcher) -> dict[str, dict]:
         checks["model"] = {"ok": True, "detail": embedder.manifest.name}
         checks["execution_provider"] = {"ok": bool(embedder.provider), "detail": embedder.provider or "none"}
     except EsFaqError as exc:
-        checks["model"] = {"ok": False, "detail": exc.message}
+        checks["model"] = {"ok": False, "detail": public_message(exc)}
         checks["execution_provider"] = {"ok": False, "detail": "no model loaded"}
     if settings.uses_reranker:
         try:
             reranker = searcher.reranker
             checks["reranker"] = {"ok": True, "detail": f"{reranker.manifest.name} on {reranker.provider}"}
         except EsFaqError as exc:
-            checks["reranker"] = {"ok": False, "detail": exc.message}
+            checks["reranker"] = {"ok": False, "detail": public_message(exc)}
     return checks
 
 
