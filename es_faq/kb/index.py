@@ -20,7 +20,7 @@ from ..search.analyze import Analyzer
 from ..search.embed import Embedder
 from .faq import BadRecord, Faq
 from .lock import STATE_SUFFIX, Lock, acquire
-from .vectors import VectorCache
+from .vectors import VectorCache, embedded_text
 
 MAPPINGS_DIR = DATA_ROOT / "mappings"
 # A version is exactly `<alias>-YYYYmmdd-HHMMSS-ffffff`: of fixed length, so the name says which
@@ -54,7 +54,7 @@ def faq_documents(faqs: list[Faq], analyzer: Analyzer, vectors: VectorCache) -> 
     """Analyse and embed a batch of FAQs into index documents, one per FAQ, a nested entry per question;
     vectors computed before (an unchanged text under the same model) come from the cache."""
     analyses = [analyzer.analyze(text) for faq in faqs for text in faq.texts]
-    embedded = vector_fields(vectors.encode([a.text or a.normalized for a in analyses]))
+    embedded = vector_fields(vectors.encode([embedded_text(a) for a in analyses]))
     docs, row = [], 0
     for faq in faqs:
         questions = []
