@@ -91,6 +91,25 @@ def test_slow_clients_never_keep_healthz_waiting(served):
             sock.close()
 
 
+def test_200_stalled_connections_leave_healthz_and_searches_answered(served):
+    # With 2 workers x 16 threads, about 20 connections stalled mid-headers took every thread: /healthz
+    # answered 1 probe in 4 and searches timed out. bench/drills/stalled_clients.py measures the same.
+    stalled = []
+    try:
+        for _ in range(200):
+            sock = socket.create_connection(("127.0.0.1", served.port), timeout=5)
+            sock.sendall(b"POST /v1/search HTTP/1.1\r\nHost: t\r\nContent-Ty")
+            stalled.append(sock)
+        time.sleep(1.0)
+        for _ in range(5):
+            assert requests.get(f"{served.url}/healthz", timeout=2).status_code == 200
+            answer = requests.post(f"{served.url}/v1/search", json={"query": "怎么注销账号", "k": 1}, timeout=5)
+            assert answer.status_code == 200
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
 def test_malformed_and_oversized_chunked_bodies_are_json_4xx(served):
     status, body = _raw(served.port, CHUNKED + b"ZZ\r\nabc\r\n0\r\n\r\n")
     assert (status, body["error"]["code"]) == (400, "malformed_body")
