@@ -26,6 +26,8 @@ RETRIEVAL_MODES = ("bm25", "vector", "hybrid")  # one Elasticsearch request each
 SEARCH_MODES = (*RETRIEVAL_MODES, "rerank")  # rerank: hybrid, then the cross-encoder (es_faq/search/rerank.py)
 FUSIONS = ("sum", "rrf", "weighted")  # how hybrid merges its two sides (es_faq/search/fuse.py)
 PARTIAL_RESULTS = ("serve", "refuse")  # search_partial: what to do with a still-partial result
+# Temporary copies of an index made by a dictionary preview (es_faq/evaluation/preview.py).
+PREVIEW_INDEX_PREFIX = "es-faq-preview-"
 BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 
 
@@ -227,7 +229,7 @@ class Settings:
     def es_urls(self) -> list[str]:
         """The nodes of es_url, which may list several, comma-separated: the client spreads requests
         over them and retries on another when one fails."""
-        return [url.strip() for url in self.es_url.split(",") if url.strip()]
+        return split_urls(self.es_url)
 
     @property
     def models_path(self) -> Path:
@@ -244,6 +246,10 @@ class Settings:
 
     def __post_init__(self):
         self._check_es_urls()
+        clash = self.reserved(self.index_alias)
+        if clash:
+            raise ConfigError(f"index_alias={self.index_alias[:80]!r} is one of es-faq's own indices, {clash}: "
+                              "choose another alias")
         if self.fusion not in FUSIONS:
             raise ConfigError(f"fusion={self.fusion!r}: choose {_one_of(FUSIONS)}")
         if not 0.0 <= self.lexical_weight <= 1.0:
@@ -276,15 +282,38 @@ class Settings:
                               "whitespace (for example `openssl rand -hex 32`); leave it empty to disable /v1/admin")
 
     def _check_es_urls(self) -> None:
+        """Each node parsed as the client will parse it; a message names the setting and the node's
+        place in the list, never the URL: one the parser cannot split may show its password unmasked."""
+        from elastic_transport.client_utils import url_to_node_config
+
         urls = self.es_urls
         if not urls:
             raise ConfigError("es_url is empty: set ES_FAQ_ES_URL to http://HOST:PORT (or several, comma-separated)")
-        for url in urls:
-            scheme, sep, rest = url.partition("://")
-            host = rest.rpartition("@")[2].split("/", 1)[0]
-            if not sep or scheme not in ("http", "https") or not host or host.startswith(":"):
-                raise ConfigError(f"es_url: {mask_url(url)!r} is not an http(s)://HOST[:PORT] URL; list the "
-                                  "cluster's nodes comma-separated, e.g. http://127.0.0.1:9200,http://127.0.0.1:9201")
+        for number, url in enumerate(urls, 1):
+            place = f"node {number} of {len(urls)} in " if len(urls) > 1 else ""
+            scheme = url.partition("://")[0]
+            try:
+                url_to_node_config(url, use_default_ports_for_scheme=False)
+                ok = scheme in ("http", "https")
+            except ValueError:
+                ok = False
+            if not ok:
+                raise ConfigError(
+                    f"{place}es_url (ES_FAQ_ES_URL) is not an http(s)://[USER:PASSWORD@]HOST:PORT URL (the URL is "
+                    "not shown: it may hold a password). Check the scheme, the port (a number) and the brackets "
+                    "of an IPv6 host; percent-encode '@', ':' and '/' in a password; list several nodes "
+                    "comma-separated, e.g. http://127.0.0.1:9200,http://127.0.0.1:9201")
+
+    def reserved(self, name: str) -> str | None:
+        """What of es-faq's own `name` would clash with, or None: an alias may not take it."""
+        for setting in ("dict_index", "vocab_index", "vector_cache_index"):
+            if name == getattr(self, setting):
+                return f"{setting} ({name})"
+        for setting, prefix in (("query_log_prefix", self.query_log_prefix + "-"),
+                                ("dictionary previews", PREVIEW_INDEX_PREFIX)):
+            if name == prefix[:-1] or name.startswith(prefix):
+                return f"{setting} ({prefix}*)"
+        return None
 
     @property
     def uses_reranker(self) -> bool:
@@ -310,12 +339,26 @@ _SECRET_PARAM = re.compile(r"([?&;](?:password|passwd|pwd|secret|token|access_to
                            re.IGNORECASE)
 
 
+# Where a list of URLs splits: at a comma before the next URL's scheme, so that a comma in a
+# password (or anywhere else inside one URL) does not split it.
+_URL_SEPARATOR = re.compile(r"\s*,\s*(?=[A-Za-z][A-Za-z0-9+.-]*://)")
+
+
+def split_urls(value: str) -> list[str]:
+    """The URLs of a comma-separated list (es_url), stripped, empty ones dropped."""
+    return [url.strip(" ,") for url in _URL_SEPARATOR.split(value) if url.strip(" ,")]
+
+
 def mask_url(url: str) -> str:
     """The URL with its password (and any password-like query parameter) shown as ***.
 
     Split by hand, not by urllib: a password may hold an unescaped '@', ':' or '/', which urllib
     would misread (and IPv6 hosts make it raise). Everything before the last '@' is taken as the
-    user info, and all of it after the first ':' is hidden: when in doubt, hide more."""
+    user info, and all of it after the first ':' is hidden: when in doubt, hide more. A list of
+    URLs (es_url with several nodes) is masked URL by URL."""
+    urls = _URL_SEPARATOR.split(url)
+    if len(urls) > 1:
+        return ",".join(mask_url(one) for one in urls)
     scheme, sep, rest = url.partition("://")
     prefix = scheme + sep if sep else ""
     rest = rest if sep else url

@@ -40,12 +40,43 @@ class IndexMissing(EsFaqError):
     exit_status = 4
 
 
-class ModelError(EsFaqError):
+class OperatorError(EsFaqError):
+    """Permanent until an operator acts (pulls a model, opens an index, fixes credentials or the URL):
+    a 500 with its own code and no Retry-After, since waiting does not help; never `internal`."""
+
+    http_status = 500
+
+
+class EngineRejected(OperatorError):
+    """Elasticsearch refused the request itself (401/403 credentials or privileges, another 4xx)."""
+
+    code = "engine_rejected"
+    exit_status = 3
+
+
+class IndexClosed(OperatorError):
+    code = "index_closed"
+    exit_status = 4
+
+
+class NotElasticsearch(OperatorError):
+    """What answers at es_url is not Elasticsearch (no X-Elastic-Product header: a web server, a proxy's page)."""
+
+    code = "not_elasticsearch"
+    exit_status = 3
+
+
+class ModelError(OperatorError):
     """A model missing or unusable: permanent until an operator pulls it, so a 500, not a 503 to retry."""
 
     code = "model_error"
     http_status = 500
     exit_status = 5
+
+    def __init__(self, message: str, hint: str = ""):
+        super().__init__(message)
+        # What to do about it, without the install's paths: all that an API caller is shown.
+        self.hint = hint
 
 
 class DataError(EsFaqError):

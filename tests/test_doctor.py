@@ -194,7 +194,9 @@ def test_admin_endpoint_gives_the_report_as_json_and_html(make_client, conforms,
     assert body["alias"] == small and [(c["faq_a"], c["faq_b"]) for c in body["collisions"]] == [(ORIGINAL, TWIN)]
     page = conforms("GET", "/v1/admin/doctor", client.get("/v1/admin/doctor?format=html&depth=3", headers=AUTH))
     assert page.status_code == 200 and page.mimetype == "text/html" and TWIN in page.get_data(as_text=True)
-    for bad in ("format=pdf", "sample=0", "depth=99", "since=soon"):
+    # Unicode digits that str.isdigit() passes and int() refuses were a 500; so was a 5000-digit number.
+    for bad in ("format=pdf", "sample=0", "depth=99", "since=soon", "sample=%C2%B2", "depth=%C2%B3",
+                "seed=%E2%91%A0", "sample=" + "9" * 5000):
         refused = conforms("GET", "/v1/admin/doctor", client.get(f"/v1/admin/doctor?{bad}", headers=AUTH))
         assert refused.status_code == 400 and refused.get_json()["error"]["code"] == "invalid_input", bad
     assert client.get("/v1/admin/doctor").status_code == 401

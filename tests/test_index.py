@@ -75,6 +75,27 @@ def test_rollback_without_history_is_a_clear_error(es, settings, alias):
 
 
 # --- aliases, writers and orphans (issue 12) ---------------------------------------------------------
+def test_lines_no_index_can_hold_are_bad_records_with_their_line(es, settings, analyzer, embedder, alias,
+                                                                  tmp_jsonl):
+    # A lone surrogate gave a traceback; a 600-byte id or a 100k-character question failed the whole
+    # load at the bulk write, --skip-bad or not.
+    path = tmp_jsonl([_faq(1, "怎么还款"),
+                      '{"id": "f2", "question": "\\ud800 怎么退货"}',  # the JSON escape of a lone surrogate
+                      '{"id": "\\udfff", "question": "怎么退货"}',
+                      json.dumps({"id": "x" * 600, "question": "怎么退货"}),
+                      _faq(5, "还" * 100_000),
+                      _faq(6, "怎么开发票", similar_questions=["票" * 20_000]),
+                      _faq(7, "怎么改地址", category="c" * 40_000),
+                      _faq(8, "发票")])
+    with pytest.raises(DataError, match=r"line 2: question is not valid Unicode text .*--skip-bad"):
+        _load(es, settings, analyzer, embedder, path, alias)
+    report = _load(es, settings, analyzer, embedder, path, alias, skip_bad=True)
+    assert report.faqs == 2 and [bad.line for bad in report.skipped] == [2, 3, 4, 5, 6, 7]
+    reasons = [bad.reason for bad in report.skipped]
+    assert "id is 600 bytes in UTF-8" in reasons[2] and "question is 300000 bytes" in reasons[3]
+    assert es.count(index=alias)["count"] == 2
+
+
 def test_aliases_that_share_a_prefix_never_touch_each_other(es, settings, analyzer, embedder, alias, tmp_jsonl):
     other = f"{alias}-2"  # its versions are `<alias>-2-<stamp>`: a prefix match would take them for ours
     theirs = _load(es, settings, analyzer, embedder,
@@ -99,6 +120,17 @@ def test_an_alias_that_could_claim_another_aliass_indices_is_refused(es, setting
                                                                      tmp_jsonl):
     with pytest.raises(ConfigError, match="is not usable"):
         _load(es, settings, analyzer, embedder, tmp_jsonl([_faq(1, "怎么还款")]), name)
+
+
+@pytest.mark.parametrize("name", ["es-faq-dict", "es-faq-vocab", "es-faq-vectors", "es-faq-querylog",
+                                  "es-faq-querylog-2026.01.01", "es-faq-preview-0123456789ab"])
+def test_es_faqs_own_indices_are_refused_as_aliases(es, settings, analyzer, embedder, name, tmp_jsonl):
+    # `--alias es-faq-dict` was accepted: the dictionaries' index became a FAQ alias's.
+    with pytest.raises(ConfigError, match="one of es-faq's own indices"):
+        _load(es, settings, analyzer, embedder, tmp_jsonl([_faq(1, "怎么还款")]), name)
+    with pytest.raises(ConfigError, match="index_alias=.* one of es-faq's own indices"):
+        settings.replace(index_alias=name)
+    assert not es.indices.exists_alias(name=name)
 
 
 def test_one_writer_at_a_time_per_alias(es, settings, analyzer, embedder, alias, tmp_jsonl):

@@ -95,3 +95,26 @@ def test_cli_output_never_carries_the_password(settings, alias, demo_alias):
     shown = json.loads(runs["config"].stdout)
     assert (shown["es_url"], shown["mysql_url"], shown["es_password"]) == (
         "http://elastic:***@127.0.0.1:9", "mysql://:***@127.0.0.1:1/faq", "***")
+
+
+@pytest.mark.parametrize("es_url", [f"http://elastic:{SECRET}@127.0.0.1:notaport", "http://[::1:9250",
+                                    f"http://elastic:{SECRET}@[::1:9250", f"http://elastic:{SECRET}@127.0.0.1"])
+def test_an_unparsable_es_url_is_refused_without_showing_it(es_url):
+    # The client's own parser raised `Could not parse URL 'http://elastic:S3cr3t-pw@...'` in a traceback.
+    for args in (("index", "versions"), ("config",)):
+        run = es_faq(*args, env={"ES_FAQ_ES_URL": es_url})
+        assert run.returncode == 2, (args, run.stdout, run.stderr)
+        assert "es_url (ES_FAQ_ES_URL)" in run.stderr and "Traceback" not in run.stderr
+        assert SECRET not in run.stdout + run.stderr and es_url not in run.stdout + run.stderr
+
+
+def test_every_node_of_a_url_list_is_shown_masked(settings, embedder, analyzer, demo_alias):
+    # mask_url took everything before the last '@' as one user info, dropping the first node.
+    two = f"http://elastic:{SECRET}@127.0.0.1:9,http://elastic:{SECRET}@[::1]:9"
+    assert mask_url(two) == "http://elastic:***@127.0.0.1:9,http://elastic:***@[::1]:9"
+    assert mask_url("http://elastic:pa,ss@127.0.0.1:9") == "http://elastic:***@127.0.0.1:9"  # a comma in a password
+    served = settings.replace(es_url=two, index_alias=demo_alias, query_log_enabled=False)
+    assert served.es_urls == [f"http://elastic:{SECRET}@127.0.0.1:9", f"http://elastic:{SECRET}@[::1]:9"]
+    ready = create_app(served, Searcher(served, embedder=embedder, analyzer=analyzer)).test_client().get("/readyz")
+    text = ready.get_data(as_text=True)
+    assert "http://elastic:***@127.0.0.1:9,http://elastic:***@[::1]:9" in text and SECRET not in text

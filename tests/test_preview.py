@@ -5,6 +5,11 @@ while committing nothing itself."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
 
 import pytest
@@ -94,6 +99,37 @@ def test_the_cli_preview_predicts_the_commit_and_commits_nothing(world, es, embe
             assert (result.hits[0].faq_id, result.decision.action) == (expected["top"], expected["decision"]), query
         else:
             assert result.hits[0].faq_id == searcher.search(query, 5, "bm25").hits[0].faq_id, query
+
+
+def _previews_of(es, source: str) -> list[str]:
+    mappings = es.options(ignore_status=404).indices.get_mapping(index=f"{SHADOW_PREFIX}*", expand_wildcards="all")
+    return sorted(name for name, body in mappings.body.items()
+                  if ((body["mappings"].get("_meta") or {}).get("es_faq") or {}).get("source") == source)
+
+
+def test_a_killed_previews_index_is_deleted_by_the_next_preview(world, es):
+    # kill -9 during a `word` preview left its es-faq-preview-... index for good.
+    settings, _ = world
+    env = {**os.environ, "ES_FAQ_INDEX_ALIAS": settings.index_alias, "ES_FAQ_DICT_INDEX": settings.dict_index,
+           "ES_FAQ_VOCAB_INDEX": settings.vocab_index, "ES_FAQ_QUERY_LOG_PREFIX": settings.query_log_prefix}
+    args = ["dict", "preview", *CHANGE, "--last", "100", "--mode", "bm25", "--json"]
+    killed = subprocess.Popen([sys.executable, "-m", "es_faq", *args], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 180
+        while not _previews_of(es, settings.index_alias):
+            assert killed.poll() is None and time.monotonic() < deadline, "the preview made no shadow index"
+            time.sleep(0.05)
+    finally:
+        killed.send_signal(signal.SIGKILL)
+        killed.wait()
+    left = _previews_of(es, settings.index_alias)
+    assert left, "the shadow index went with its process: nothing to clean"
+    result = CliRunner().invoke(cli, args, env=env)
+    assert result.exit_code == 0, result.output
+    assert _previews_of(es, settings.index_alias) == []  # the killed one's, and the new one's
+    vocab = es.options(ignore_status=404).mget(index=settings.vocab_index, ids=left).body
+    assert not [doc for doc in vocab.get("docs", []) if doc.get("found")]
 
 
 def test_a_bad_preview_says_what_to_do(world):

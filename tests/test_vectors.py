@@ -64,17 +64,32 @@ def test_cached_vectors_equal_fresh_ones_in_any_batch(es, cache_settings, embedd
     assert np.array_equal(mixed, np.vstack([embedder.encode([t]) for t in texts]))
 
 
-def test_another_model_or_truncation_never_reuses_a_vector(es, cache_settings, embedder):
-    VectorCache(es, cache_settings, embedder).encode(["花呗怎么延期还款"])
+def test_another_model_or_truncation_never_reuses_a_vector(es, cache_settings, embedder, analyzer):
+    text = f"花呗怎么延期还款 {uuid.uuid4().hex}"  # a text no index of the cluster holds
+    VectorCache(es, cache_settings, embedder).encode([text])
     shorter = replace(cache_settings, embed_max_tokens=8)
     other = VectorCache(es, shorter, Embedder(shorter))
-    other.encode(["花呗怎么延期还款"])
+    other.encode([text])
     assert (other.stats.reused, other.stats.embedded) == (0, 1)
     es.indices.refresh(index=cache_settings.vector_cache_index)
     first = VectorCache(es, cache_settings, embedder)
     assert other.counts() == {first.model_key: 1, other.model_key: 1}
-    assert other.prune() == 1  # the first model's vector: unreachable from this one
-    assert first.prune() == 1 and first.counts() == {}
+    # The first model's vector is unreachable from this one; its own is of a text no index holds.
+    assert other.prune(analyzer) == 2 and first.counts() == {}
+
+
+def test_prune_deletes_the_vectors_no_index_uses(es, cache_settings, analyzer, embedder, alias):
+    # A load that failed after embedding (a bad line, a rejected document, a kill) left its vectors in
+    # the cache for good: prune deleted only other models' (cache 1 -> 9.3 MB after one bad file).
+    report = build(es, cache_settings, read_jsonl(DEMO_FAQS), analyzer, embedder, alias=alias, progress=False)
+    cache = VectorCache(es, cache_settings, embedder)
+    cache.encode([f"一次失败的导入嵌入的问题 {uuid.uuid4().hex}", f"另一个从未上线的问题 {uuid.uuid4().hex}"])
+    demo_texts = {text for faq in read_jsonl(DEMO_FAQS) for text in faq.texts}
+    assert cache.counts() == {cache.model_key: len(demo_texts) + 2}
+    assert cache.prune(analyzer) == 2
+    assert cache.counts() == {cache.model_key: len(demo_texts)} and report.questions == len(demo_texts)
+    again = build(es, cache_settings, read_jsonl(DEMO_FAQS), analyzer, embedder, alias=alias, progress=False)
+    assert again.vectors_embedded == 0  # the served texts kept theirs
 
 
 def test_cache_off_embeds_everything(es, cache_settings, embedder):

@@ -262,13 +262,15 @@ def sync_status():
 
 # --- the knowledge-base doctor ----------------------------------------------------------------------------
 DOCTOR_FORMATS = ("json", "html")
+ASCII_INT = re.compile(r"[0-9]{1,9}")
 
 
 def _int_arg(name: str, low: int, high: int | None = None) -> int | None:
     raw = request.args.get(name)
     if raw is None:
         return None
-    if not raw.isdigit() or int(raw) < low or (high is not None and int(raw) > high):
+    # ASCII digits only: str.isdigit() also passes "²" and "①", which int() then refuses (a 500).
+    if not ASCII_INT.fullmatch(raw) or int(raw) < low or (high is not None and int(raw) > high):
         raise InvalidInput(f"{name} must be an integer from {low}" + (f" to {high}" if high else " up"))
     return int(raw)
 

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import logging
 
+from elasticsearch import ApiError, NotFoundError, TransportError
 from flask import Flask, current_app, g, jsonify, request
 from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from ..errors import EngineUnavailable, EsFaqError, IndexMissing, InvalidInput, ModelError, PartialResults
+from ..engine.client import refusal, unreachable
+from ..errors import (
+    EngineUnavailable,
+    EsFaqError,
+    IndexMissing,
+    InvalidInput,
+    ModelError,
+    OperatorError,
+    PartialResults,
+)
 from . import metrics
 
 log = logging.getLogger("es_faq.api")
@@ -65,18 +75,41 @@ def error_response(code: str, message: str, status: int, headers: dict | None = 
     return response
 
 
+def public_message(exc: EsFaqError) -> str:
+    """What an anonymous caller may read of an error: a model error's message names the install's
+    files, so only its hint goes out and the rest is logged."""
+    if not isinstance(exc, ModelError):
+        return exc.message
+    return (f"a model is not usable on this server{': ' + exc.hint if exc.hint else ''}; the server log has "
+            "the details under this request id")
+
+
 def register(app: Flask) -> None:
     @app.errorhandler(EsFaqError)
     def on_es_faq_error(exc: EsFaqError):
-        # A library error with no HTTP meaning (config, provisioning) is a bug here; a missing model
-        # is the operator's to fix, and its message says how.
-        if exc.http_status == 500 and not isinstance(exc, ModelError):
+        # A library error with no HTTP meaning (config, provisioning) is a bug here; a missing model,
+        # a closed index or refused credentials are the operator's to fix, and the message says how.
+        if exc.http_status == 500 and not isinstance(exc, OperatorError):
             return on_unexpected(exc)
-        if isinstance(exc, (EngineUnavailable, IndexMissing)):
+        if isinstance(exc, (EngineUnavailable, IndexMissing)) or (isinstance(exc, OperatorError)
+                                                                  and not isinstance(exc, ModelError)):
             metrics.ES_ERRORS.labels(g.get("endpoint", "unmatched"), exc.code).inc()
         if isinstance(exc, PartialResults):
             metrics.PARTIAL.labels("refused").inc()
-        return error_response(exc.code, exc.message, exc.http_status, getattr(exc, "headers", None))
+        if isinstance(exc, OperatorError):
+            log.error("%s: %s", exc.code, exc.message, extra={"request_id": g.get("request_id")})
+        return error_response(exc.code, public_message(exc), exc.http_status, getattr(exc, "headers", None))
+
+    @app.errorhandler(TransportError)
+    @app.errorhandler(ApiError)
+    def on_engine_answer(exc: Exception):
+        # An engine call outside the stages that map its errors (retrieve._call): still a documented
+        # error. A 404 there is a bug: whoever asked should have known what is missing.
+        if isinstance(exc, NotFoundError):
+            return on_unexpected(exc)
+        settings = current_app.config["ES_FAQ_SETTINGS"]
+        mapped = refusal(settings, exc) if isinstance(exc, ApiError) else unreachable(settings, exc)
+        return on_es_faq_error(mapped)
 
     @app.errorhandler(HTTPException)
     def on_http_error(exc: HTTPException):

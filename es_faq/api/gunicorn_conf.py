@@ -8,12 +8,13 @@ import tempfile
 from es_faq.api.logs import logging_config
 
 # Each worker holds its own ONNX session; two workers keep 2 cores busy. A gthread thread is held
-# while its client sends the request and while Elasticsearch answers, so threads are many and
-# cheap: 16 a worker ride out a few slow clients and a hung node (2 s each at most, search_timeout_s)
-# with /healthz still answered at once. Facing the internet, put nginx in front (deploy/nginx.conf):
-# it holds any number of slow clients (docs/reliability.md).
+# while its client sends the request (a client that stalls mid-headers holds it for good) and while
+# Elasticsearch answers. Threads are started only as connections need them and an idle one costs a
+# little memory, so there are many: with 256 a worker, 200 connections stalled mid-headers (all of
+# them in one worker, at worst) leave /healthz and searches answered; with 16, about 20 took the
+# server down (bench/drills/stalled_clients.py, docs/reliability.md).
 workers = int(os.environ.get("ES_FAQ_API_WORKERS", str(os.cpu_count() or 1)))
-threads = int(os.environ.get("ES_FAQ_API_THREADS", "16"))
+threads = int(os.environ.get("ES_FAQ_API_THREADS", "256"))
 # Each worker's ONNX sessions get an equal share of the cores: sessions that each claim every core
 # fight over them under load (docs/benchmarks.md, issue 11). Set ES_FAQ_ONNX_THREADS to override.
 os.environ.setdefault("ES_FAQ_ONNX_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
@@ -21,12 +22,18 @@ os.environ.setdefault("ES_FAQ_ONNX_THREADS", str(max(1, (os.cpu_count() or 1) //
 # pool only adds hand-offs between threads there (2.2 ms a call under load, 0.2 ms alone; profile in
 # docs/benchmarks.md, issue 11).
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-worker_class = "gthread"
+# ES_FAQ_API_WORKER_CLASS is for the stalled-clients drill's comparisons only (gevent was measured,
+# docs/reliability.md); es-faq is served and tested with gthread.
+worker_class = os.environ.get("ES_FAQ_API_WORKER_CLASS", "gthread")
 # onnxruntime sessions are not fork-safe: load models in each worker, not in the master.
 preload_app = False
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
+# gunicorn's control socket (for gunicornc) is one path per user, $XDG_RUNTIME_DIR/gunicorn.ctl or
+# ~/.gunicorn/gunicorn.ctl: a second `es-faq serve` on the host replaced the first one's and deleted
+# it on exit. es-faq does not use gunicornc; manage the server with signals (docs/reliability.md).
+control_socket_disable = True
 
 # The app logs one JSON line per request, with its request id; gunicorn's own lines are JSON too.
 accesslog = None
@@ -48,6 +55,27 @@ def on_starting(server):
     for name in os.listdir(directory):
         if name.endswith(".db"):  # samples of an earlier run would be added to this one's
             os.unlink(os.path.join(directory, name))
+
+
+def pre_request(worker, req):
+    """A body longer than api_max_body_bytes is answered 413 unread. gunicorn then drains at most
+    64 KiB of it and, past that, closes a connection its answer called keep-alive: the client's next
+    request on it fails. Saying `Connection: close` with the 413 lets the client open a new one."""
+    length = next((value for name, value in req.headers if name == "CONTENT-LENGTH"), "")
+    if length.isdigit() and int(length) > _max_body_bytes():
+        req.must_close = True
+
+
+def _max_body_bytes() -> int:
+    global _MAX_BODY
+    if _MAX_BODY is None:
+        from es_faq.config import load_settings
+
+        _MAX_BODY = load_settings().api_max_body_bytes
+    return _MAX_BODY
+
+
+_MAX_BODY: int | None = None
 
 
 def child_exit(server, worker):

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from elasticsearch import ApiError, TransportError
+from elasticsearch import ApiError, NotFoundError, TransportError
 from flask import Blueprint, Response, current_app, jsonify
 
 from ..config import mask_url
-from ..engine.client import unreachable
+from ..engine.client import refusal, unreachable
 from ..errors import EsFaqError
 from ..search.pipeline import Searcher
 from . import metrics, openapi
 from .context import current_searcher as _searcher
-from .errors import error_response
+from .errors import error_response, public_message
 
 ops = Blueprint("ops", __name__)
 
@@ -35,16 +35,13 @@ def readiness(searcher: Searcher) -> dict[str, dict]:
         health = client.cluster.health().body
         checks["elasticsearch"] = {"ok": health["status"] != "red",
                                    "detail": f"cluster {health['status']} at {mask_url(settings.es_url)}"}
-    except (TransportError, ApiError) as exc:
+    except ApiError as exc:
+        checks["elasticsearch"] = {"ok": False, "detail": refusal(settings, exc).message}
+    except TransportError as exc:
         checks["elasticsearch"] = {"ok": False, "detail": unreachable(settings, exc).message}
     alias = settings.index_alias
     if checks["elasticsearch"]["ok"]:
-        try:
-            present = bool(client.indices.exists(index=alias))
-            checks["alias"] = {"ok": present, "detail": f"{alias} " + ("exists" if present else
-                               "does not exist; load one with `es-faq index load FILE`")}
-        except (TransportError, ApiError) as exc:
-            checks["alias"] = {"ok": False, "detail": unreachable(settings, exc).message}
+        checks["alias"] = _alias_check(client, settings, alias)
     else:
         checks["alias"] = {"ok": False, "detail": f"{alias} not checked: Elasticsearch is not reachable"}
     try:
@@ -52,15 +49,32 @@ def readiness(searcher: Searcher) -> dict[str, dict]:
         checks["model"] = {"ok": True, "detail": embedder.manifest.name}
         checks["execution_provider"] = {"ok": bool(embedder.provider), "detail": embedder.provider or "none"}
     except EsFaqError as exc:
-        checks["model"] = {"ok": False, "detail": exc.message}
+        checks["model"] = {"ok": False, "detail": public_message(exc)}
         checks["execution_provider"] = {"ok": False, "detail": "no model loaded"}
     if settings.uses_reranker:
         try:
             reranker = searcher.reranker
             checks["reranker"] = {"ok": True, "detail": f"{reranker.manifest.name} on {reranker.provider}"}
         except EsFaqError as exc:
-            checks["reranker"] = {"ok": False, "detail": exc.message}
+            checks["reranker"] = {"ok": False, "detail": public_message(exc)}
     return checks
+
+
+def _alias_check(client, settings, alias: str) -> dict:
+    """The alias resolves to indices that are all open: a closed one answers no search."""
+    try:
+        rows = client.cat.indices(index=alias, h="index,status", format="json").body
+    except NotFoundError:
+        return {"ok": False, "detail": f"{alias} does not exist; load one with `es-faq index load FILE`"}
+    except ApiError as exc:
+        return {"ok": False, "detail": refusal(settings, exc, alias).message}
+    except TransportError as exc:
+        return {"ok": False, "detail": unreachable(settings, exc).message}
+    closed = sorted(row["index"] for row in rows if row.get("status") != "open")
+    if closed or not rows:
+        return {"ok": False, "detail": f"{alias} resolves to closed {', '.join(closed) or 'indices'}: open it "
+                "(`POST /<index>/_open`) or point the alias at an open version (`es-faq index rollback`)"}
+    return {"ok": True, "detail": f"{alias} exists ({', '.join(sorted(row['index'] for row in rows))}, open)"}
 
 
 @ops.get("/readyz")

@@ -10,8 +10,8 @@ import click
 from elasticsearch import ApiError, TransportError
 
 from ..config import Settings, load_settings
-from ..engine.client import unreachable
-from ..errors import EsFaqError
+from ..engine.client import refusal, unreachable
+from ..errors import EsFaqError, NotElasticsearch
 from . import engine, kb, models, search, serve, sync
 from .common import _emit, pass_settings
 
@@ -68,12 +68,14 @@ def main() -> None:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(exc.exit_status)
     except (TransportError, ApiError) as exc:
-        if isinstance(exc, ApiError) and exc.status_code < 500:
-            click.echo(f"error: Elasticsearch refused the request: {exc}", err=True)
-            sys.exit(1)
         settings = load_settings()
-        click.echo(f"error: {unreachable(settings, exc).message}", err=True)
-        sys.exit(3)
+        mapped = refusal(settings, exc) if isinstance(exc, ApiError) else unreachable(settings, exc)
+        if isinstance(exc, ApiError) and exc.status_code < 500 and not isinstance(mapped, NotElasticsearch):
+            # The refusal's reason (a mapping conflict, a bad request) is what the operator needs here.
+            click.echo(f"error: {mapped.message} {str(exc)[:500]}", err=True)
+        else:
+            click.echo(f"error: {mapped.message}", err=True)
+        sys.exit(mapped.exit_status)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)

@@ -52,18 +52,21 @@ def index_load(settings: Settings, path: Path, alias: str | None, skip_bad: bool
 
 
 @index_group.command("vectors")
-@click.option("--prune", is_flag=True, help="Delete the cached vectors that the current embedder cannot reuse.")
+@click.option("--prune", is_flag=True, help="Delete the cached vectors no index uses: other models', and texts "
+              "that no open FAQ index holds.")
 @pass_settings
 def index_vectors(settings: Settings, prune: bool) -> None:
     """The vector cache (vector_cache_index): vectors kept per model, and pruning (JSON)."""
     from ..kb.vectors import VectorCache
+    from ..search.analyze import Analyzer
+    from ..search.dictionary import DictionaryStore
     from ..search.embed import Embedder
 
     client = make_client(settings)
     cache = VectorCache(client, settings, Embedder(settings))
     out: dict = {"index": cache.index, "model": cache.embedder.manifest.name, "model_key": cache.model_key}
-    if prune:
-        out["pruned"] = cache.prune()
+    if prune:  # the question texts analysed as a load analyses them, with the stored dictionaries
+        out["pruned"] = cache.prune(Analyzer(settings, DictionaryStore(client, settings)))
     out["vectors"] = cache.counts()
     _emit(out)
 

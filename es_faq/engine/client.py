@@ -7,11 +7,11 @@ import threading
 import time
 from typing import Any
 
-from elasticsearch import ApiError, ConnectionError, Elasticsearch, TransportError
+from elasticsearch import ApiError, ConnectionError, Elasticsearch, TransportError, UnsupportedProductError
 from elasticsearch.serializer import OrjsonSerializer
 
 from ..config import Settings, mask_url
-from ..errors import EngineUnavailable
+from ..errors import EngineRejected, EngineUnavailable, EsFaqError, IndexClosed, NotElasticsearch
 
 CONNECTIONS_PER_NODE = 32
 
@@ -55,6 +55,35 @@ def unreachable(settings: Settings, exc: Exception | None = None) -> EngineUnava
         f"Elasticsearch is not reachable at {mask_url(settings.es_url)}{detail}. "
         "Start the local engine with `es-faq engine up`, or point ES_FAQ_ES_URL at your cluster."
     )
+
+
+def refusal(settings: Settings, exc: ApiError, index: str = "") -> EsFaqError:
+    """An answer that is not a result: what passes (429, 5xx) is EngineUnavailable, a 503 to retry;
+    what will not until an operator acts (a closed index, credentials, a server that is not
+    Elasticsearch, another 4xx) has its own 500 code. Not for 404s: callers know what is missing."""
+    if isinstance(exc, UnsupportedProductError):
+        return NotElasticsearch(
+            f"the server at {mask_url(settings.es_url)} answered without Elasticsearch's X-Elastic-Product "
+            "header: it is not Elasticsearch (a web server, or a proxy's own page). Point ES_FAQ_ES_URL at the "
+            "cluster's nodes.")
+    if exc.status_code >= 500 or exc.status_code == 429:
+        return unreachable(settings, exc)
+    return refused(settings, exc.status_code, exc.error if isinstance(exc.error, str) else "", index)
+
+
+def refused(settings: Settings, status: int, kind: str, index: str = "") -> EsFaqError:
+    """A 4xx answer with error type `kind` (from an exception, or one item of an `_msearch`)."""
+    where = mask_url(settings.es_url)
+    if status in (401, 403):
+        return EngineRejected(
+            f"Elasticsearch at {where} refused es-faq's {'credentials' if status == 401 else 'request'} "
+            f"({status}): check es_api_key or es_username/es_password, and that the user may read and write "
+            "es-faq's indices.")
+    if kind == "index_closed_exception":
+        return IndexClosed(
+            f"the index behind {index or 'the alias'} is closed: open it (`POST /<index>/_open`) or point the "
+            "alias at an open version (`es-faq index rollback`, `es-faq index load FILE`).")
+    return EngineRejected(f"Elasticsearch at {where} refused the request ({status} {kind[:80] or 'error'}).")
 
 
 class _Breaker:

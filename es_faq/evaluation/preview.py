@@ -9,6 +9,9 @@ embedded text changed), searched, and deleted. The live alias and its indices ar
 
 from __future__ import annotations
 
+import os
+import socket
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +21,7 @@ from pathlib import Path
 
 from elasticsearch import Elasticsearch, helpers
 
+from ..config import PREVIEW_INDEX_PREFIX
 from ..errors import InvalidInput
 from ..search.analyze import Analyzer
 from ..search.dictionary import KINDS, Dictionary, entry_id, validate
@@ -25,7 +29,10 @@ from ..search.pipeline import Searcher
 
 ACTIONS = ("add", "remove")
 DOCUMENT_KINDS = ("word", "rewrite", "filler")  # applied to the FAQs at index time too
-SHADOW_PREFIX = "es-faq-preview-"
+SHADOW_PREFIX = PREVIEW_INDEX_PREFIX
+# A preview replays MAX_QUERIES queries at most, twice: minutes. A temporary index of another host
+# older than this is a killed preview's; on this host, a dead owner's pid says so at once.
+STALE_PREVIEW_S = 3600.0
 MAX_QUERIES = 5000
 UNCOMPARED = ("p50_ms", "p95_ms", "queries", "paraphrases")  # the same on both sides, or noise
 
@@ -58,8 +65,11 @@ def shadow_index(searcher: Searcher, shadow: Analyzer, source: str, batch: int =
     from ..kb.index import faq_body
 
     client, live = searcher.client, searcher.analyzer
+    drop_stale_previews(client, searcher.settings.vocab_index, source)
     name = f"{SHADOW_PREFIX}{uuid.uuid4().hex[:12]}"
-    body = faq_body(searcher.settings, searcher.embedder.dims, {"state": "preview", "source": source})
+    body = faq_body(searcher.settings, searcher.embedder.dims, {
+        "state": "preview", "source": source, "host": socket.gethostname(), "pid": os.getpid(),
+        "created_s": time.time()})
     client.indices.create(index=name, **body)
     try:
         docs: list[dict] = []
@@ -76,6 +86,38 @@ def shadow_index(searcher: Searcher, shadow: Analyzer, source: str, batch: int =
         client.options(ignore_status=404).indices.delete(index=name)
         raise
     return name
+
+
+def drop_stale_previews(client: Elasticsearch, vocab_index: str, source: str) -> list[str]:
+    """Delete the temporary indices that killed previews of `source` left (a worker killed mid-preview
+    never reaches its `finally`): their process is gone from this host, or they are older than
+    STALE_PREVIEW_S. Run before each new copy; previews of other sources are theirs to clean."""
+    mappings = client.options(ignore_status=404).indices.get_mapping(index=f"{SHADOW_PREFIX}*",
+                                                                     expand_wildcards="all").body
+    stale = []
+    for name, body in mappings.items():
+        meta = ((body.get("mappings") or {}).get("_meta") or {}).get("es_faq") or {}
+        if not name.startswith(SHADOW_PREFIX) or meta.get("source") != source:
+            continue
+        dead = meta.get("host") == socket.gethostname() and not _alive(meta.get("pid"))
+        if dead or time.time() - float(meta.get("created_s") or 0) > STALE_PREVIEW_S:
+            stale.append(name)
+    for name in stale:
+        client.options(ignore_status=404).indices.delete(index=name)
+        client.options(ignore_status=404).delete(index=vocab_index, id=name)
+    return stale
+
+
+def _alive(pid) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
 
 
 def _copy(client: Elasticsearch, name: str, hits: list[dict], live: Analyzer, shadow: Analyzer,

@@ -9,6 +9,11 @@ from datetime import datetime
 from pathlib import Path
 
 from ..errors import DataError
+from ..search.retrieve import MAX_ID_BYTES
+
+# Elasticsearch keeps a keyword (the stored question texts, the category) of at most this many
+# UTF-8 bytes; a longer one fails its document, and with it the whole load.
+KEYWORD_MAX_BYTES = 32766
 
 
 @dataclass
@@ -38,10 +43,17 @@ class BadRecord:
         return f"{where}: {self.reason}"
 
 
-def _text(value, name: str) -> str:
+def _text(value, name: str, max_bytes: int | None = None) -> str:
     if not isinstance(value, str):
         raise ValueError(f"{name} must be a string, got {type(value).__name__}")
-    return " ".join(value.split())
+    text = " ".join(value.split())
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800" in the JSON): no index can hold it
+        raise ValueError(f"{name} is not valid Unicode text (a lone surrogate)") from None
+    if max_bytes is not None and size > max_bytes:
+        raise ValueError(f"{name} is {size} bytes in UTF-8; Elasticsearch stores at most {max_bytes}")
+    return text
 
 
 def parse_faq(record: dict) -> Faq:
@@ -51,7 +63,14 @@ def parse_faq(record: dict) -> Faq:
     faq_id = record.get("id")
     if not isinstance(faq_id, (str, int)) or not str(faq_id).strip():
         raise ValueError("missing id")
-    question = _text(record.get("question"), "question")
+    faq_id = str(faq_id).strip()
+    try:
+        id_bytes = len(faq_id.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ValueError("id is not valid Unicode text (a lone surrogate)") from None
+    if id_bytes > MAX_ID_BYTES:
+        raise ValueError(f"id is {id_bytes} bytes in UTF-8; Elasticsearch's ids are at most {MAX_ID_BYTES}")
+    question = _text(record.get("question"), "question", KEYWORD_MAX_BYTES)
     if not question:
         raise ValueError("empty question")
     similar = record.get("similar_questions") or []
@@ -59,7 +78,7 @@ def parse_faq(record: dict) -> Faq:
         raise ValueError("similar_questions must be a list")
     seen = {question}
     cleaned = []
-    for text in (_text(s, "similar question") for s in similar):
+    for text in (_text(s, "similar question", KEYWORD_MAX_BYTES) for s in similar):
         if text and text not in seen:  # duplicates and blanks add nothing to matching
             seen.add(text)
             cleaned.append(text)
@@ -69,8 +88,8 @@ def parse_faq(record: dict) -> Faq:
     enabled = record.get("enabled", True)
     if not isinstance(enabled, bool):
         raise ValueError("enabled must be true or false")
-    return Faq(str(faq_id).strip(), question, cleaned, _text(record.get("answer") or "", "answer"),
-               _text(record.get("category") or "", "category"), enabled,
+    return Faq(faq_id, question, cleaned, _text(record.get("answer") or "", "answer"),
+               _text(record.get("category") or "", "category", KEYWORD_MAX_BYTES), enabled,
                str(updated_at) if updated_at is not None else None)
 
 

@@ -20,7 +20,7 @@ from ..search.analyze import Analyzer
 from ..search.embed import Embedder
 from .faq import BadRecord, Faq
 from .lock import STATE_SUFFIX, Lock, acquire
-from .vectors import VectorCache
+from .vectors import VectorCache, embedded_text
 
 MAPPINGS_DIR = DATA_ROOT / "mappings"
 # A version is exactly `<alias>-YYYYmmdd-HHMMSS-ffffff`: of fixed length, so the name says which
@@ -54,7 +54,7 @@ def faq_documents(faqs: list[Faq], analyzer: Analyzer, vectors: VectorCache) -> 
     """Analyse and embed a batch of FAQs into index documents, one per FAQ, a nested entry per question;
     vectors computed before (an unchanged text under the same model) come from the cache."""
     analyses = [analyzer.analyze(text) for faq in faqs for text in faq.texts]
-    embedded = vector_fields(vectors.encode([a.text or a.normalized for a in analyses]))
+    embedded = vector_fields(vectors.encode([embedded_text(a) for a in analyses]))
     docs, row = [], 0
     for faq in faqs:
         questions = []
@@ -112,8 +112,12 @@ def _batches(records: Iterable[Faq | BadRecord], size: int, report: LoadReport, 
         yield batch
 
 
-def check_alias(alias: str) -> str:
-    """`alias` if it can name a family of versions and a state index that no other alias can claim."""
+def check_alias(alias: str, settings: Settings) -> str:
+    """`alias` if it can name a family of versions and a state index that no other alias (nor es-faq's
+    own indices: the dictionaries, the vocabulary, the vector cache, the query log, previews) can claim."""
+    clash = settings.reserved(alias)
+    if clash:
+        raise ConfigError(f"alias {alias[:80]!r} is one of es-faq's own indices, {clash}: choose another alias")
     if not ALIAS_NAME.fullmatch(alias) or alias.endswith(STATE_SUFFIX) or VERSION_SUFFIX.search(alias):
         raise ConfigError(f"alias {alias[:80]!r} is not usable: use 1 to 200 of a-z 0-9 _ . - (starting with a "
                           f"letter or digit), not ending in {STATE_SUFFIX} nor containing a -YYYYmmdd-HHMMSS-ffffff "
@@ -135,7 +139,7 @@ def lock_alias(client: Elasticsearch, settings: Settings, alias: str, command: s
 
     Under the lock no other build of this alias runs, so an incomplete version that is not live
     is a killed build's leftover: every writer clears them first."""
-    lock = acquire(client, settings, check_alias(alias), command, wait_s, adopt)
+    lock = acquire(client, settings, check_alias(alias, settings), command, wait_s, adopt)
     try:
         return lock, drop_orphans(client, alias)
     except BaseException:

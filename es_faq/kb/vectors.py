@@ -21,12 +21,18 @@ from elasticsearch import Elasticsearch, helpers
 from ..config import Settings
 from ..errors import EsFaqError
 from ..models.onnx import runtime_file
+from ..search.analyze import Analysis, Analyzer
 from ..search.dictionary import ensure_small_index
 from ..search.embed import Embedder
 
 # `v`: the vector's float32 bytes, base64 (a binary field: kept, never indexed).
 PROPERTIES = {"model": {"type": "keyword"}, "model_key": {"type": "keyword"}, "v": {"type": "binary"}}
 LOOKUP_CHUNK = 1000  # ids per _mget
+
+
+def embedded_text(analysis: Analysis) -> str:
+    """What a question's vector is computed from: its text after rewrites and filler removal."""
+    return analysis.text or analysis.normalized
 
 
 @dataclass
@@ -108,13 +114,33 @@ class VectorCache:
         response = self.client.search(index=self.index, size=0, aggs={"keys": {"terms": {"field": "model_key"}}})
         return {b["key"]: b["doc_count"] for b in response["aggregations"]["keys"]["buckets"]}
 
-    def prune(self) -> int:
-        """Delete the cached vectors no longer reachable: those of other models or model files."""
+    def prune(self, analyzer: Analyzer) -> int:
+        """Delete the cached vectors no index uses: those of other models or model files, and those of
+        texts that no FAQ index of the cluster holds (every kept version of every alias counts; a
+        failed or killed load leaves vectors of texts that were never served)."""
         if not self.client.indices.exists(index=self.index):
             return 0
+        used = self.used_keys(analyzer)
         # Not _delete_by_query: the local distribution has no reindex module.
-        stale = helpers.scan(self.client, index=self.index, source=False,
-                             query={"query": {"bool": {"must_not": {"term": {"model_key": self.model_key}}}}})
-        deleted, _ = helpers.bulk(self.client, ({"_op_type": "delete", "_id": hit["_id"]} for hit in stale),
+        cached = helpers.scan(self.client, index=self.index, source=["model_key"], query={"query": {"match_all": {}}})
+        stale = (hit["_id"] for hit in cached
+                 if hit["_source"].get("model_key") != self.model_key or hit["_id"] not in used)
+        deleted, _ = helpers.bulk(self.client, ({"_op_type": "delete", "_id": key} for key in stale),
                                   index=self.index, chunk_size=1000, refresh=True, stats_only=True)
         return int(deleted)
+
+    def used_keys(self, analyzer: Analyzer) -> set[str]:
+        """The cache keys of every question text in the cluster's open FAQ indices (those whose mapping
+        es-faq wrote: `_meta.es_faq`), under the current model. The embedded text is the stored one
+        analysed with today's dictionaries (an index built under other rewrites may lose a vector,
+        which only costs its embedding again); a closed index's texts cannot be read."""
+        mappings = self.client.indices.get_mapping(index="*", expand_wildcards="open").body
+        names = sorted(name for name, body in mappings.items()
+                       if "es_faq" in (body.get("mappings", {}).get("_meta") or {}))
+        used: set[str] = set()
+        for start in range(0, len(names), 50):  # a comma-separated list, short enough for a URL
+            for hit in helpers.scan(self.client, index=",".join(names[start:start + 50]), source=["questions.text"],
+                                    query={"query": {"match_all": {}}}):
+                used.update(self.key(embedded_text(analyzer.analyze(q["text"])))
+                            for q in hit["_source"].get("questions", []) if "text" in q)
+        return used

@@ -143,4 +143,5 @@ def require(manifest: Manifest, settings: Settings) -> None:
     problems = verify(manifest, settings)
     if problems:
         raise ModelError(f"model {manifest.name} is not ready: {problems[0]}. "
-                         f"Run `es-faq models pull {manifest.name}`.")
+                         f"Run `es-faq models pull {manifest.name}`.",
+                         hint=f"model {manifest.name} is not ready: run `es-faq models pull {manifest.name}`")

@@ -16,12 +16,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
-from elasticsearch import Elasticsearch, NotFoundError
+from elasticsearch import ApiError, Elasticsearch, NotFoundError
 from elasticsearch.dsl import MultiSearch, Q, Search
 from elasticsearch.dsl.query import Query
 
 from ..config import Settings
-from ..engine.client import engine_errors, unreachable
+from ..engine.client import engine_errors, refusal, refused, unreachable
 from ..errors import IndexMissing, PartialResults
 
 SOURCE_FIELDS = ["faq_id", "question", "answer", "category"]
@@ -186,6 +186,8 @@ def _call(settings: Settings, index: str, request: Callable[[], T]) -> T:
             return request()
     except NotFoundError:
         raise _missing(index) from None
+    except ApiError as exc:  # a 4xx, or a 200 that is not Elasticsearch's: a documented error, not a traceback
+        raise refusal(settings, exc, index) from None
 
 
 def _hits(response: Mapping[str, Any], shards: Shards) -> Hits:
@@ -244,7 +246,10 @@ def execute_sides(client: Elasticsearch, settings: Settings, index: str,
         if "error" in item:
             if item.get("status") == 404:
                 raise _missing(index)
-            raise unreachable(settings, RuntimeError(str(item["error"])[:200]))
+            status, error = item.get("status", 500), item["error"]
+            if status >= 500 or status == 429:
+                raise unreachable(settings, RuntimeError(str(error)[:200]))
+            raise refused(settings, status, error.get("type", "") if isinstance(error, dict) else "", index)
         lists[side] = _hits(item, shards)
     return lists
 

@@ -71,7 +71,7 @@ class Sync:
     def __init__(self, settings: Settings, alias: str | None = None, client: Elasticsearch | None = None,
                  analyzer: Analyzer | None = None, embedder: Embedder | None = None):
         self.settings = settings
-        self.alias = check_alias(alias or settings.index_alias)
+        self.alias = check_alias(alias or settings.index_alias, settings)
         self.client = client or make_client(settings)
         self.source = MySqlSource(settings)
         self.state = SyncState(self.client, self.alias, settings)

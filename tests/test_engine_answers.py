@@ -1,0 +1,107 @@
+"""Engine answers that are not search results: a closed index (the real node), and 401, 403 or an HTML
+page from something that is not Elasticsearch (a fake server: the test node runs without security,
+and only a foreign server answers without Elasticsearch's product header). Each is a documented
+error, never `internal` with a traceback."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from es_faq.api.app import create_app
+from es_faq.kb.faq import read_jsonl
+from es_faq.kb.index import build, live_indices
+from es_faq.search.pipeline import Searcher
+from tests.conftest import DEMO_FAQS
+
+# A fake, named as such: (status, content type, body, with Elasticsearch's product header).
+ANSWERS = {
+    "401": (401, "application/json", {"error": {"type": "security_exception", "reason": "missing credentials"},
+                                      "status": 401}, True),
+    "403": (403, "application/json", {"error": {"type": "security_exception", "reason": "unauthorized"},
+                                      "status": 403}, True),
+    "html": (200, "text/html", "<html><body>It works!</body></html>", False),
+}
+
+
+class FakeEngine(BaseHTTPRequestHandler):
+    """Answers every request with one of ANSWERS (the server's `answer`)."""
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        status, content_type, body, product = ANSWERS[self.server.answer]  # type: ignore[attr-defined]
+        data = (body if isinstance(body, str) else json.dumps(body)).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        if product:
+            self.send_header("X-Elastic-Product", "Elasticsearch")
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_HEAD = do_PUT = _answer
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_engine():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeEngine)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _answers(client) -> dict:
+    return {"search": client.post("/v1/search", json={"query": "怎么还款"}),
+            "faq": client.get("/v1/faqs/demo-001"),
+            "ready": client.get("/readyz")}
+
+
+@pytest.mark.parametrize("answer, status, code", [("401", 500, "engine_rejected"), ("403", 500, "engine_rejected"),
+                                                  ("html", 500, "not_elasticsearch")])
+def test_credentials_refused_or_a_foreign_server_are_documented_errors(settings, embedder, analyzer, fake_engine,
+                                                                       answer, status, code, caplog):
+    # They were 500 `internal`, a traceback in the log, 5 searches in 5.
+    fake_engine.answer = answer
+    served = settings.replace(es_url=f"http://elastic:pw@127.0.0.1:{fake_engine.server_port}",
+                              query_log_enabled=False, decide_depth=0)
+    client = create_app(served, Searcher(served, embedder=embedder, analyzer=analyzer)).test_client()
+    answers = _answers(client)
+    for name in ("search", "faq"):
+        error = answers[name].get_json()["error"]
+        assert (answers[name].status_code, error["code"]) == (status, code), (name, error)
+        assert "Retry-After" not in answers[name].headers  # waiting does not help
+        assert "pw@" not in error["message"] and "127.0.0.1" in error["message"]
+    assert answers["ready"].status_code == 503
+    assert "internal" not in json.dumps([a.get_json() for a in answers.values()])
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+
+
+def test_a_closed_live_index_is_a_documented_error_and_not_ready(es, settings, embedder, analyzer, alias):
+    # Searches and FAQ reads were 500 `internal`; /readyz stayed 200 while the live index was closed.
+    records = list(read_jsonl(DEMO_FAQS))[:3]
+    build(es, settings, records, analyzer, embedder, alias=alias, progress=False)
+    served = settings.replace(index_alias=alias, query_log_enabled=False, decide_depth=0, typo_correction=False)
+    client = create_app(served, Searcher(served, es, embedder, analyzer)).test_client()
+    assert client.get("/readyz").status_code == 200
+    live = live_indices(es, alias)[0]
+    es.indices.close(index=live)
+    try:
+        answers = _answers(client)
+        for name in ("search", "faq"):
+            error = answers[name].get_json()["error"]
+            assert (answers[name].status_code, error["code"]) == (500, "index_closed"), (name, error)
+            assert alias in error["message"] and "_open" in error["message"]
+        ready = answers["ready"]
+        assert ready.status_code == 503 and not ready.get_json()["checks"]["alias"]["ok"]
+        assert f"closed {live}" in ready.get_json()["checks"]["alias"]["detail"]
+    finally:
+        es.indices.open(index=live)
+    assert client.get("/readyz").status_code == 200
