@@ -33,13 +33,9 @@ def analyze(settings: Settings, query: str) -> None:
 def search(settings: Settings, query: str, k: int | None, mode: str | None, index: str | None,
            category: str | None, debug: bool) -> None:
     """Search the FAQs; prints JSON hits."""
-    from ..errors import InvalidInput
     from ..search.pipeline import Searcher
 
-    try:
-        result = Searcher(settings).search(query, k, mode, index=index, category=category, explain=debug)
-    except InvalidInput as exc:
-        raise click.UsageError(exc.message) from None
+    result = Searcher(settings).search(query, k, mode, index=index, category=category, explain=debug)
     _emit(result.as_dict(debug=debug))
 
 

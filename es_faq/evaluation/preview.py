@@ -195,3 +195,20 @@ def preview(searcher: Searcher, action: str, kind: str, terms: list[str], *, las
         out["queries"] = len(queries)
         out["changed"] = _changes(searcher, after, queries, rows_before, rows_after, (source, shadow_source))
     return out
+
+
+def as_text(report: dict) -> str:
+    """A preview report for a terminal: the change, the queries that would move, the metrics' deltas."""
+    change = report["change"]
+    lines = [f"preview: {change['action']} {change['kind']} {' '.join(change['terms'])} "
+             f"(dictionary version {report['dictionary_version']}, nothing committed)",
+             f"{report['queries']} queries replayed, {len(report['changed'])} would change:"]
+    for row in report["changed"]:
+        before, after = row["before"], row["after"]
+        lines.append(f"  {row['query']}\n    top {before['top']} -> {after['top']}; decision {before['decision']} -> "
+                     f"{after['decision']}; tokens {' '.join(before['tokens'])} -> {' '.join(after['tokens'])}")
+    for name, value in (report.get("metrics", {}).get("delta") or {}).items():
+        if not isinstance(value, dict) and name in report["metrics"]["after"]:
+            lines.append(f"  {name}: {report['metrics']['before'][name]} -> {report['metrics']['after'][name]} "
+                         f"({value:+g})")
+    return "\n".join(lines)

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 from elasticsearch import Elasticsearch, NotFoundError, helpers
@@ -81,6 +82,7 @@ class LoadReport:
     vectors_embedded: int = 0
     previous: list[str] = field(default_factory=list)
     orphans_deleted: list[str] = field(default_factory=list)
+    vocabulary_words: int | None = None  # written for the typo stage (load_file), when it is on
 
     def as_dict(self) -> dict:
         return {"index": self.index, "alias": self.alias, "faqs": self.faqs, "questions": self.questions,
@@ -88,7 +90,8 @@ class LoadReport:
                 "seconds": round(self.seconds, 1),
                 "questions_per_s": round(self.questions / self.seconds, 1) if self.seconds else None,
                 "vectors_reused": self.vectors_reused, "vectors_embedded": self.vectors_embedded,
-                "previous": self.previous, "orphans_deleted": self.orphans_deleted}
+                "previous": self.previous, "orphans_deleted": self.orphans_deleted,
+                **({} if self.vocabulary_words is None else {"vocabulary_words": self.vocabulary_words})}
 
 
 def _batches(records: Iterable[Faq | BadRecord], size: int, report: LoadReport, skip_bad: bool,
@@ -196,6 +199,24 @@ def build(client: Elasticsearch, settings: Settings, records: Iterable[Faq | Bad
     prune(client, alias, settings.index_keep_versions)
     report.seconds = time.monotonic() - started
     report.vectors_reused, report.vectors_embedded = vectors.stats.reused, vectors.stats.embedded
+    return report
+
+
+def load_file(settings: Settings, path: Path, *, alias: str | None = None, skip_bad: bool = False) -> LoadReport:
+    """`es-faq index load`: a new version of the alias from a JSONL knowledge base, analysed with the
+    stored dictionaries, and its typo-correction vocabulary when that stage is on."""
+    from ..engine.client import make_client
+    from ..search.dictionary import DictionaryStore
+    from ..search.vocabulary import VocabularyStore
+    from .faq import count_lines, read_jsonl
+
+    embedder = Embedder(settings)  # a missing model fails before anything is asked of Elasticsearch
+    client = make_client(settings)
+    report = build(client, settings, read_jsonl(path), Analyzer(settings, DictionaryStore(client, settings)),
+                   embedder, alias=alias, skip_bad=skip_bad, total=count_lines(path),
+                   meta={"source": str(path.resolve())})
+    if settings.typo_correction:  # the new version's vocabulary, ready before the first search asks for it
+        report.vocabulary_words = len(VocabularyStore(client, settings).write(report.index))
     return report
 
 
