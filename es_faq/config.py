@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import re
@@ -25,6 +26,8 @@ DATA_ROOT = REPO_ROOT if (REPO_ROOT / "setup.cfg").is_file() and (REPO_ROOT / "m
 RETRIEVAL_MODES = ("bm25", "vector", "hybrid")  # one Elasticsearch request each (es_faq/search/retrieve.py)
 SEARCH_MODES = (*RETRIEVAL_MODES, "rerank")  # rerank: hybrid, then the cross-encoder (es_faq/search/rerank.py)
 FUSIONS = ("sum", "rrf", "weighted")  # how hybrid merges its two sides (es_faq/search/fuse.py)
+# Old names still read (from the file or ES_FAQ_<OLD>), with a warning; the new name wins when both are set.
+DEPRECATED = {"mysql_lock_ttl_s": "writer_lock_ttl_s"}
 BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 
 
@@ -67,6 +70,9 @@ class Settings:
     index_shards: int = 1
     index_replicas: int = 0
     index_keep_versions: int = 2
+    # Lease of an alias's writer lock (es_faq/kb/lock.py: index load and rollback, every sync, the
+    # admin reindex), renewed every third of it; a writer that cannot renew for this long loses it.
+    writer_lock_ttl_s: float = 30.0
 
     # Local engine provisioned by `es-faq engine up`.
     home: Path = field(default_factory=_default_home)
@@ -201,7 +207,6 @@ class Settings:
     # Lucene's 32766-byte keyword limit); an answer this long is a page, not an answer.
     mysql_max_question_chars: int = 1000
     mysql_max_answer_chars: int = 100_000
-    mysql_lock_ttl_s: float = 30.0
     # Incremental runs re-read rows this far behind the watermark, so a transaction that
     # committed late with an older updated_at is still picked up; unchanged rows cost no write.
     mysql_overlap_s: float = 60.0
@@ -343,6 +348,11 @@ def _cast(name: str, kind, raw):
         raise ConfigError(f"setting {name}={raw!r} is not a valid {kind}: {exc}") from None
 
 
+def _deprecated(old: str, new: str) -> None:
+    logging.getLogger("es_faq.config").warning(f"{old} is deprecated: set {new} instead",
+                                               extra={"deprecated": old, "use": new})
+
+
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     """Build Settings from the optional file named by ES_FAQ_CONFIG and ES_FAQ_* variables."""
     env = dict(os.environ if env is None else env)
@@ -353,6 +363,14 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             values.update(tomllib.loads(Path(config_file).read_text(encoding="utf-8")))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read config file {config_file}: {exc}") from None
+    for old, new in DEPRECATED.items():
+        if old in values:
+            _deprecated(f"{old} in {config_file}", new)
+            values.setdefault(new, values.pop(old))
+        if ENV_PREFIX + old.upper() in env:
+            _deprecated(ENV_PREFIX + old.upper(), ENV_PREFIX + new.upper())
+            if ENV_PREFIX + new.upper() not in env:
+                values[new] = env[ENV_PREFIX + old.upper()]
     known = {f.name: f for f in fields(Settings)}
     unknown = set(values) - set(known)
     if unknown:

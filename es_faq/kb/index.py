@@ -153,7 +153,7 @@ def build(client: Elasticsearch, settings: Settings, records: Iterable[Faq | Bad
     Takes the alias's writer lock (waiting up to its TTL) unless the caller holds it as `lock`."""
     alias = alias or settings.index_alias
     if lock is None:
-        held, orphans = lock_alias(client, settings, alias, "index load", wait_s=settings.mysql_lock_ttl_s)
+        held, orphans = lock_alias(client, settings, alias, "index load", wait_s=settings.writer_lock_ttl_s)
         with held:
             report = build(client, settings, records, analyzer, embedder, alias=alias, skip_bad=skip_bad,
                            total=total, meta=meta, progress=progress, lock=held)
@@ -192,9 +192,13 @@ def build(client: Elasticsearch, settings: Settings, records: Iterable[Faq | Bad
         client.indices.put_mapping(index=name, meta={"es_faq": {**meta, "state": "complete"}})
         lock.check()  # a build that lost its lease (stalled past the TTL) must not move the alias
         report.previous = swap_alias(client, alias, name)
-    except BaseException:
+    except BaseException as exc:
         # A half-built version must never be served, nor linger to be mistaken for a good one.
         client.options(ignore_status=404).indices.delete(index=name)
+        if isinstance(exc, Exception):
+            # A writer stalled past its lease finds its version deleted by the next writer (or
+            # re-created by its own late bulk request): say so, not the error that followed.
+            lock.check()
         raise
     prune(client, alias, settings.index_keep_versions)
     report.seconds = time.monotonic() - started
@@ -280,7 +284,7 @@ def drop_orphans(client: Elasticsearch, alias: str) -> list[str]:
 
 def rollback(client: Elasticsearch, settings: Settings, alias: str) -> dict:
     """Point the alias back to the newest version older than the live one (under the writer lock)."""
-    lock, orphans = lock_alias(client, settings, alias, "index rollback", wait_s=settings.mysql_lock_ttl_s)
+    lock, orphans = lock_alias(client, settings, alias, "index rollback", wait_s=settings.writer_lock_ttl_s)
     with lock:
         rows = versions(client, alias)
         live = [r["index"] for r in rows if r["live"]]
