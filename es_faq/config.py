@@ -18,6 +18,7 @@ ENV_PREFIX = "ES_FAQ_"
 # Shown as *** by `es-faq config`, never logged; URLs are shown with mask_url.
 SECRETS = ("es_api_key", "es_password", "admin_token")
 ADMIN_TOKEN_MIN_CHARS = 16
+MAX_RETENTION_DAYS = 36500  # a longer one reaches before year 1 (OverflowError): 0 keeps every day
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent  # the checkout (or, installed from a wheel, site-packages)
 # mappings/, analyzers/ and onnx_models/: at the top of a checkout, inside the package in a wheel (setup.py).
@@ -251,9 +252,9 @@ class Settings:
             if value is not None and not 0.0 <= value <= 1.0 and not math.isinf(value):
                 raise ConfigError(f"{name}={value}: a probability from 0 to 1 (inf: never), or unset for the "
                                   "calibrated value")
-        if self.query_log_retention_days < 0:
+        if not 0 <= self.query_log_retention_days <= MAX_RETENTION_DAYS:
             raise ConfigError(f"query_log_retention_days={self.query_log_retention_days}: the days of query log to "
-                              "keep, 0 to keep them all")
+                              f"keep, from 1 to {MAX_RETENTION_DAYS} (100 years), or 0 to keep them all")
         if not 1 <= self.rerank_depth <= 200:
             raise ConfigError(f"rerank_depth={self.rerank_depth}: must be from 1 to 200")
         token = self.admin_token
