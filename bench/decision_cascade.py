@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from es_faq.config import load_settings
 from es_faq.evaluation import calibrate as cal
-from es_faq.evaluation.evaluate import ensure_bench_index, load_queries
+from es_faq.evaluation.bench import ensure_bench_index, load_queries
 from es_faq.search.decide import NO_RUNNER_UP_MARGIN
 from es_faq.search.pipeline import Searcher
 from es_faq.search.rerank import candidate_texts

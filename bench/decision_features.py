@@ -18,7 +18,7 @@ import numpy as np
 
 from es_faq.config import load_settings
 from es_faq.evaluation import calibrate as cal
-from es_faq.evaluation.evaluate import ensure_bench_index, load_queries
+from es_faq.evaluation.bench import ensure_bench_index, load_queries
 from es_faq.search.pipeline import Searcher
 
 SETS = {"cross-encoder": ["pair_logit", "margin"], "cross-encoder+top": ["pair_logit", "margin", "retrieval_score"],

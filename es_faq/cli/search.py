@@ -54,7 +54,8 @@ def eval_cmd(settings: Settings, bench: Path, split: str, mode: str, limit: int 
     """Index the bench (re-used while unchanged), run the split's queries, print one JSON row per mode:
     recall and MRR on paraphrases, and what the decision does to each kind of query."""
     from ..evaluation import calibrate as cal
-    from ..evaluation.evaluate import ensure_bench_index, evaluate, load_queries
+    from ..evaluation.bench import ensure_bench_index, load_queries
+    from ..evaluation.evaluate import evaluate
     from ..search.pipeline import Searcher
 
     searcher = Searcher(settings)

@@ -94,7 +94,7 @@ def calibrate(searcher: Searcher, benches: list[Path], split: str, names: tuple[
 
     A bench without query kinds also runs its queries with their gold FAQs hidden (no-match rows);
     the false-answer bounds are held on the benches with kinds, when there are any."""
-    from .evaluate import ensure_bench_index, load_queries
+    from .bench import ensure_bench_index, load_queries
 
     settings = searcher.settings
     mode = settings.search_mode

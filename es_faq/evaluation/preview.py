@@ -155,8 +155,9 @@ def preview(searcher: Searcher, action: str, kind: str, terms: list[str], *, las
 
     Returns the change, which queries' leader or decision would move (before -> after), and for a
     bench the metrics of es_faq/evaluation/evaluate.py on both sides and their difference."""
+    from .bench import ensure_bench_index, load_queries
     from .calibrate import collect
-    from .evaluate import ensure_bench_index, evaluate, load_queries
+    from .evaluate import evaluate
 
     if not 1 <= last <= MAX_QUERIES:
         raise InvalidInput(f"last must be from 1 to {MAX_QUERIES}")

@@ -106,7 +106,7 @@ def _hard_cases(settings: Settings, recipe: dict, pairs: list[Pair]) -> list[Pai
 
 
 def _bench_pairs(settings: Settings, recipe: dict, progress: bool) -> list[Pair]:
-    from ..evaluation.evaluate import ensure_bench_index
+    from ..evaluation.bench import ensure_bench_index
     from ..search.pipeline import Searcher
     from .loop import bench_path
 

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from ..config import Settings
 from ..errors import ModelError
-from ..evaluation.evaluate import ensure_bench_index
+from ..evaluation.bench import ensure_bench_index
 from ..models.export import onnx_export
 from ..models.manifest import RECIPE_FILE, Manifest
 from ..models.maven import sha256_of
