@@ -16,8 +16,8 @@ from pathlib import Path
 
 from es_faq.config import load_settings
 from es_faq.evaluation import calibrate as cal
-from es_faq.evaluation.evaluate import ensure_bench_index, load_queries
-from es_faq.search.decide import BASE_FEATURES, FEATURES, Calibration
+from es_faq.evaluation.bench import ensure_bench_index, load_queries
+from es_faq.search.decide import BASE_FEATURES, FEATURES
 from es_faq.search.pipeline import Searcher
 
 VARIANTS = {"retrieval + cross-encoder": BASE_FEATURES, "+ differences": FEATURES}
@@ -54,9 +54,9 @@ def main() -> None:
         if extra:
             variants.append((f"+ differences, fitted on diac+{'+'.join(args.fit_bench)}", FEATURES, extra))
         for name, names, more in variants:
-            coef, intercept = cal.fit(dev + more, names)
-            fitted = Calibration(names, coef, intercept, 0.5, 0.5, {})
-            chosen = cal.choose(cal.with_probabilities(dev, fitted), 0.05, 0.02)
+            fitted = cal.fitted(dev + more, names, 0.05, 0.02, bounded=dev)
+            chosen = {"answer_threshold": fitted.answer_threshold, "suggest_threshold": fitted.suggest_threshold}
+            coef, intercept = fitted.coef, fitted.intercept
             on_test = cal.outcomes(cal.with_probabilities(test, fitted), chosen["answer_threshold"],
                                    chosen["suggest_threshold"])
             on_dev = cal.outcomes(cal.with_probabilities(dev, fitted), chosen["answer_threshold"],

@@ -19,12 +19,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 from tqdm import tqdm
 
 from es_faq.config import load_settings
 from es_faq.evaluation import calibrate as cal
-from es_faq.evaluation.evaluate import ensure_bench_index, load_queries
+from es_faq.evaluation.bench import ensure_bench_index, load_queries
 from es_faq.search.decide import NO_RUNNER_UP_MARGIN
 from es_faq.search.pipeline import Searcher
 from es_faq.search.rerank import candidate_texts
@@ -92,19 +91,12 @@ def run(rows: dict[str, list[dict]], depth: int, texts: int | None, names: list[
             if made:
                 data[split].append({**row, "features": made[0]})
                 pairs.append(made[1])
-    judged = [r for r in data["dev"] if cal.judged(r)]
-    model = LogisticRegression(max_iter=1000).fit(np.array([[r["features"][n] for n in names] for r in judged]),
-                                                  np.array([r["right"] for r in judged]))
-
-    def scored(split_rows):
-        x = np.array([[r["features"][n] for n in names] for r in split_rows])
-        return [{**r, "probability": float(p)} for r, p in zip(split_rows, model.predict_proba(x)[:, 1], strict=True)]
-
-    chosen = cal.choose(scored(data["dev"]), 0.05, 0.02)
-    outcome = cal.outcomes(scored(data["test"]), chosen["answer_threshold"], chosen["suggest_threshold"])
+    fitted = cal.fitted(data["dev"], tuple(names), 0.05, 0.02)
+    outcome = cal.outcomes(cal.with_probabilities(data["test"], fitted), fitted.answer_threshold,
+                           fitted.suggest_threshold)
     return {"depth": depth, "texts": texts or "all", "features": names,
             "pairs_per_query": round(float(np.mean(pairs)), 2),
-            "answer_threshold": chosen["answer_threshold"], **{k: outcome[k] for k in REPORTED}}
+            "answer_threshold": fitted.answer_threshold, **{k: outcome[k] for k in REPORTED}}
 
 
 def main() -> None:

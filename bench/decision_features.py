@@ -15,11 +15,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 
 from es_faq.config import load_settings
 from es_faq.evaluation import calibrate as cal
-from es_faq.evaluation.evaluate import ensure_bench_index, load_queries
+from es_faq.evaluation.bench import ensure_bench_index, load_queries
 from es_faq.search.pipeline import Searcher
 
 SETS = {"cross-encoder": ["pair_logit", "margin"], "cross-encoder+top": ["pair_logit", "margin", "retrieval_score"],
@@ -38,11 +37,6 @@ def rows_of(cache: Path) -> list[dict]:
     return json.loads(cache.read_text())
 
 
-def scored(model, rows: list[dict], names: list[str]) -> list[dict]:
-    x = np.array([[r["features"][n] for n in names] for r in rows])
-    return [{**r, "probability": float(p)} for r, p in zip(rows, model.predict_proba(x)[:, 1], strict=True)]
-
-
 def main() -> None:
     rows = [r for r in rows_of(Path(sys.argv[1])) if r["features"]]
     random.Random(3).shuffle(rows)
@@ -50,13 +44,10 @@ def main() -> None:
     for name, names in SETS.items():
         folds = []
         for fit_on, measure_on in ((rows[:half], rows[half:]), (rows[half:], rows[:half])):
-            judged = [r for r in fit_on if cal.judged(r)]
-            model = LogisticRegression(max_iter=1000).fit(np.array([[r["features"][n] for n in names] for r in judged]),
-                                                          np.array([r["right"] for r in judged]))
-            chosen = cal.choose(scored(model, fit_on, names), 0.05, 0.02)
-            outcome = cal.outcomes(scored(model, measure_on, names), chosen["answer_threshold"],
-                                   chosen["suggest_threshold"])
-            folds.append({k: outcome[k] for k in REPORTED} | {"answer_threshold": chosen["answer_threshold"]})
+            fitted = cal.fitted(fit_on, tuple(names), 0.05, 0.02)
+            outcome = cal.outcomes(cal.with_probabilities(measure_on, fitted), fitted.answer_threshold,
+                                   fitted.suggest_threshold)
+            folds.append({k: outcome[k] for k in REPORTED} | {"answer_threshold": fitted.answer_threshold})
         print(name, json.dumps(folds))
     paraphrases = [r for r in rows if r["kind"] == "paraphrase"]
     print("paraphrases", len(paraphrases), "R@1", round(float(np.mean([r["right"] for r in paraphrases])), 4))

@@ -25,7 +25,7 @@ VARIANT_FILES = {"int8-static": None, "int8-dynamic": "bench-int8-dynamic.onnx",
 
 
 def record(alias: str, bench: Path, out: Path, depth: int, limit: int) -> None:
-    from es_faq.evaluation.evaluate import load_queries
+    from es_faq.evaluation.bench import load_queries
     from es_faq.search.pipeline import Searcher
 
     settings = replace(load_settings(), decide_depth=0)

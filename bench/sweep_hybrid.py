@@ -11,7 +11,8 @@ import json
 from pathlib import Path
 
 from es_faq.config import load_settings
-from es_faq.evaluation.evaluate import ensure_bench_index, evaluate, load_queries
+from es_faq.evaluation.bench import ensure_bench_index, load_queries
+from es_faq.evaluation.evaluate import evaluate
 from es_faq.search.pipeline import Searcher
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import re
@@ -17,6 +18,7 @@ ENV_PREFIX = "ES_FAQ_"
 # Shown as *** by `es-faq config`, never logged; URLs are shown with mask_url.
 SECRETS = ("es_api_key", "es_password", "admin_token")
 ADMIN_TOKEN_MIN_CHARS = 16
+MAX_RETENTION_DAYS = 36500  # a longer one reaches before year 1 (OverflowError): 0 keeps every day
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent  # the checkout (or, installed from a wheel, site-packages)
 # mappings/, analyzers/ and onnx_models/: at the top of a checkout, inside the package in a wheel (setup.py).
@@ -28,6 +30,8 @@ FUSIONS = ("sum", "rrf", "weighted")  # how hybrid merges its two sides (es_faq/
 PARTIAL_RESULTS = ("serve", "refuse")  # search_partial: what to do with a still-partial result
 # Temporary copies of an index made by a dictionary preview (es_faq/evaluation/preview.py).
 PREVIEW_INDEX_PREFIX = "es-faq-preview-"
+# Old names still read (from the file or ES_FAQ_<OLD>), with a warning; the new name wins when both are set.
+DEPRECATED = {"mysql_lock_ttl_s": "writer_lock_ttl_s"}
 BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 
 
@@ -81,6 +85,9 @@ class Settings:
     # Merge each new version to one segment before the alias moves to it (`index load --force-merge`):
     # fewer segments to search, for a longer build. Off until measured (docs/benchmarks.md).
     index_force_merge: bool = False
+    # Lease of an alias's writer lock (es_faq/kb/lock.py: index load and rollback, every sync, the
+    # admin reindex), renewed every third of it; a writer that cannot renew for this long loses it.
+    writer_lock_ttl_s: float = 30.0
 
     # Local engine provisioned by `es-faq engine up`.
     home: Path = field(default_factory=_default_home)
@@ -218,7 +225,6 @@ class Settings:
     # Lucene's 32766-byte keyword limit); an answer this long is a page, not an answer.
     mysql_max_question_chars: int = 1000
     mysql_max_answer_chars: int = 100_000
-    mysql_lock_ttl_s: float = 30.0
     # Incremental runs re-read rows this far behind the watermark, so a transaction that
     # committed late with an older updated_at is still picked up; unchanged rows cost no write.
     mysql_overlap_s: float = 60.0
@@ -271,9 +277,9 @@ class Settings:
             if value is not None and not 0.0 <= value <= 1.0 and not math.isinf(value):
                 raise ConfigError(f"{name}={value}: a probability from 0 to 1 (inf: never), or unset for the "
                                   "calibrated value")
-        if self.query_log_retention_days < 0:
+        if not 0 <= self.query_log_retention_days <= MAX_RETENTION_DAYS:
             raise ConfigError(f"query_log_retention_days={self.query_log_retention_days}: the days of query log to "
-                              "keep, 0 to keep them all")
+                              f"keep, from 1 to {MAX_RETENTION_DAYS} (100 years), or 0 to keep them all")
         if not 1 <= self.rerank_depth <= 200:
             raise ConfigError(f"rerank_depth={self.rerank_depth}: must be from 1 to 200")
         token = self.admin_token
@@ -405,6 +411,11 @@ def _cast(name: str, kind, raw):
         raise ConfigError(f"setting {name}={raw!r} is not a valid {kind}: {exc}") from None
 
 
+def _deprecated(old: str, new: str) -> None:
+    logging.getLogger("es_faq.config").warning(f"{old} is deprecated: set {new} instead",
+                                               extra={"deprecated": old, "use": new})
+
+
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     """Build Settings from the optional file named by ES_FAQ_CONFIG and ES_FAQ_* variables."""
     env = dict(os.environ if env is None else env)
@@ -415,6 +426,14 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             values.update(tomllib.loads(Path(config_file).read_text(encoding="utf-8")))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read config file {config_file}: {exc}") from None
+    for old, new in DEPRECATED.items():
+        if old in values:
+            _deprecated(f"{old} in {config_file}", new)
+            values.setdefault(new, values.pop(old))
+        if ENV_PREFIX + old.upper() in env:
+            _deprecated(ENV_PREFIX + old.upper(), ENV_PREFIX + new.upper())
+            if ENV_PREFIX + new.upper() not in env:
+                values[new] = env[ENV_PREFIX + old.upper()]
     known = {f.name: f for f in fields(Settings)}
     unknown = set(values) - set(known)
     if unknown:

@@ -22,11 +22,10 @@ from es_faq.api.openapi import spec
 from es_faq.cli import cli
 from es_faq.config import load_settings
 from es_faq.errors import ConfigError
-from es_faq.kb.index import versions
+from es_faq.kb.index import lock_alias, versions
 from es_faq.search.analyze import Analyzer
 from es_faq.search.dictionary import DictionaryStore
 from es_faq.search.pipeline import Searcher
-from es_faq.sync.state import SyncState
 from tests.test_sync import db, demo, wait_for  # noqa: F401  (db: a throwaway MariaDB database)
 
 TOKEN = "test-admin-" + uuid.uuid4().hex
@@ -258,7 +257,7 @@ def test_reindex_runs_a_full_sync_from_mariadb(make_client, conforms, db, alias,
 def test_reindex_is_409_while_another_sync_holds_the_lock(make_client, conforms, db, alias, es, settings):  # noqa: F811
     served = settings.replace(mysql_url=db.url)
     client = make_client(index_alias=alias, mysql_url=db.url)
-    with SyncState(es, alias, served).lock("incremental"):
+    with lock_alias(es, served, alias, "incremental")[0]:
         response = conforms("POST", "/v1/admin/reindex", client.post("/v1/admin/reindex", headers=AUTH))
         status, code, message = _error(response)
         assert (status, code) == (409, "sync_busy")

@@ -55,3 +55,13 @@ def test_the_api_document_lists_the_same_names():
     kinds = [e for e in enums if set(e) & set(KINDS)]
     assert modes and all(e == list(SEARCH_MODES) for e in modes)
     assert kinds and all(e == list(KINDS) for e in kinds)
+
+
+def test_the_writer_lock_s_old_setting_name_is_still_read_with_a_warning(tmp_path, caplog):
+    assert load_settings({"ES_FAQ_MYSQL_LOCK_TTL_S": "7"}).writer_lock_ttl_s == 7.0
+    assert "ES_FAQ_MYSQL_LOCK_TTL_S is deprecated: set ES_FAQ_WRITER_LOCK_TTL_S instead" in caplog.text
+    both = {"ES_FAQ_MYSQL_LOCK_TTL_S": "7", "ES_FAQ_WRITER_LOCK_TTL_S": "9"}
+    assert load_settings(both).writer_lock_ttl_s == 9.0  # the new name wins
+    path = tmp_path / "es-faq.toml"
+    path.write_text("mysql_lock_ttl_s = 5\n")
+    assert load_settings({"ES_FAQ_CONFIG": str(path)}).writer_lock_ttl_s == 5.0

@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -10,7 +11,7 @@ import pytest
 
 from es_faq.errors import ConfigError, DataError, IndexMissing, SyncBusy
 from es_faq.kb.faq import read_jsonl
-from es_faq.kb.index import build, live_indices, rollback, versions
+from es_faq.kb.index import build, live_indices, lock_alias, rollback, versions
 from es_faq.sync.state import SyncState
 from tests.conftest import DEMO_FAQS
 
@@ -135,8 +136,8 @@ def test_es_faqs_own_indices_are_refused_as_aliases(es, settings, analyzer, embe
 
 def test_one_writer_at_a_time_per_alias(es, settings, analyzer, embedder, alias, tmp_jsonl):
     path = tmp_jsonl([_faq(1, "怎么还款")])
-    impatient = settings.replace(mysql_lock_ttl_s=1.0)  # how long a load waits for the lock
-    with SyncState(es, alias, settings).lock("full"):
+    impatient = settings.replace(writer_lock_ttl_s=1.0)  # how long a load waits for the lock
+    with lock_alias(es, settings, alias, "full")[0]:
         started = time.monotonic()
         with pytest.raises(SyncBusy, match=r"another writer \(full, pid \d+ on .+\) holds the lock on"):
             _load(es, impatient, analyzer, embedder, path, alias)
@@ -159,7 +160,7 @@ def _building(es, alias):
 
 def _killed_load(es, alias, path) -> str:
     """Start `es-faq index load` as a process, SIGKILL it once its new version holds documents; the orphan's name."""
-    env = {**os.environ, "ES_FAQ_MYSQL_LOCK_TTL_S": "2"}  # the dead loader's lease runs out quickly
+    env = {**os.environ, "ES_FAQ_WRITER_LOCK_TTL_S": "2"}  # the dead loader's lease runs out quickly
     proc = subprocess.Popen([sys.executable, "-m", "es_faq", "index", "load", str(path), "--alias", alias],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -171,6 +172,31 @@ def _killed_load(es, alias, path) -> str:
         proc.kill()
         proc.wait()
     return orphan
+
+
+def test_a_load_stalled_past_its_lease_stops_with_a_lost_lock(es, settings, analyzer, embedder, alias, tmp_jsonl):
+    """SIGSTOP of a real `index load` until its lease runs out; the next writer deletes its version; on SIGCONT
+    it must stop with the lost-lock error, not re-create its index and fail on the mapping."""
+    big = tmp_jsonl([_faq(i, f"第{i}号业务怎么办理") for i in range(2000)], "big.jsonl")
+    env = {**os.environ, "ES_FAQ_WRITER_LOCK_TTL_S": "2"}
+    proc = subprocess.Popen([sys.executable, "-m", "es_faq", "index", "load", str(big), "--alias", alias],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not (stalled := _building(es, alias)):
+            assert proc.poll() is None and time.monotonic() < deadline, "the load ended before it could be stopped"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGSTOP)
+        time.sleep(3)  # past the 2 s lease
+        report = _load(es, settings, analyzer, embedder, tmp_jsonl([_faq(1, "怎么还款")], "small.jsonl"), alias)
+        assert report.orphans_deleted == [stalled]
+    finally:
+        proc.send_signal(signal.SIGCONT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 9, err
+    assert "lost the writer lock" in err and "mapping" not in err and "Traceback" not in err
+    assert live_indices(es, alias) == [report.index]
+    assert not es.indices.exists(index=stalled)
 
 
 def test_every_writer_clears_a_killed_loads_orphan_first(es, settings, analyzer, embedder, alias, tmp_jsonl):

@@ -203,3 +203,33 @@ def test_querylog_prune_cli_dry_run(es, prefix, dated_log):
 def test_negative_retention_is_refused():
     with pytest.raises(ConfigError, match="query_log_retention_days"):
         load_settings({"ES_FAQ_QUERY_LOG_RETENTION_DAYS": "-1"})
+
+
+def test_a_retention_past_year_one_is_refused_with_the_setting_s_name():
+    with pytest.raises(ConfigError, match=r"query_log_retention_days=800000: .* from 1 to 36500"):
+        load_settings({"ES_FAQ_QUERY_LOG_RETENTION_DAYS": "800000"})
+    out = es_faq("querylog", "prune", "--dry-run", env={"ES_FAQ_QUERY_LOG_RETENTION_DAYS": "800000"})
+    assert out.returncode == 2 and "query_log_retention_days=800000" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_the_writer_survives_an_unexpected_error_and_says_so(settings, es, prefix, searcher, demo_alias, monkeypatch,
+                                                            caplog):
+    """A fake, named as such: retention that raises what no real failure raises any more (the settings now
+    refuse the retention that overflowed), to show that the writer thread logs it and goes on writing."""
+    import es_faq.api.querylog as writer
+
+    def broken_prune(*args, **kwargs):
+        raise OverflowError("date value out of range")
+
+    monkeypatch.setattr(writer, "prune", broken_prune)
+    querylog = QueryLog(settings.replace(query_log_prefix=prefix), es).start()
+    try:
+        result = searcher.search(DEMO_QUERY, 3, "bm25", index=demo_alias)
+        querylog.log_search(uuid.uuid4().hex, result, None, None)
+        assert querylog.flush(10)
+        assert querylog._thread is not None and querylog._thread.is_alive()
+    finally:
+        querylog.close()
+    assert "query log retention failed" in caplog.text
+    es.indices.refresh(index=f"{prefix}-*")
+    assert es.count(index=f"{prefix}-*")["count"] == 1

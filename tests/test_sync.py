@@ -22,7 +22,7 @@ import pytest
 from es_faq.config import REPO_ROOT
 from es_faq.errors import ConfigError, IndexMissing, SourceUnavailable, SyncBusy
 from es_faq.kb.faq import Faq, read_jsonl
-from es_faq.kb.index import build, live_indices, rollback, versions
+from es_faq.kb.index import build, live_indices, lock_alias, rollback, versions
 from es_faq.sync.run import Sync
 from es_faq.sync.source import MySqlSource
 from tests.conftest import DEMO_FAQS
@@ -265,7 +265,7 @@ def test_killed_full_sync_leaves_the_old_version_live_and_never_a_rollback_targe
     db.add(synthetic(20))
     old = make_sync().full(progress=False).index
     db.add(synthetic(380, start=20), first_id=21)
-    env = {"ES_FAQ_MYSQL_URL": db.url, "ES_FAQ_INDEX_ALIAS": alias, "ES_FAQ_MYSQL_LOCK_TTL_S": "3"}
+    env = {"ES_FAQ_MYSQL_URL": db.url, "ES_FAQ_INDEX_ALIAS": alias, "ES_FAQ_WRITER_LOCK_TTL_S": "3"}
     proc = sync_cli("full", "--no-progress", env=env)
 
     def half_built():
@@ -305,7 +305,7 @@ def test_a_stalled_full_sync_that_lost_its_lock_stops_without_swapping(db, make_
     db.add(synthetic(20))
     old = make_sync().full(progress=False).index
     db.add(synthetic(280, start=20), first_id=21)
-    env = {"ES_FAQ_MYSQL_URL": db.url, "ES_FAQ_INDEX_ALIAS": alias, "ES_FAQ_MYSQL_LOCK_TTL_S": "2"}
+    env = {"ES_FAQ_MYSQL_URL": db.url, "ES_FAQ_INDEX_ALIAS": alias, "ES_FAQ_WRITER_LOCK_TTL_S": "2"}
     proc = sync_cli("full", "--no-progress", env=env)
     wait_for(lambda: any(not v["complete"] for v in versions(es, alias)), 120, "the build to start")
     proc.send_signal(signal.SIGSTOP)  # a stalled holder: its heartbeat stops, its lease runs out
@@ -326,7 +326,7 @@ def test_killed_incremental_run_is_resumed_from_its_watermark(db, make_sync, es,
     make_sync().full(progress=False)
     db.run("UPDATE faq SET answer = CONCAT('新', answer), updated_at = updated_at + INTERVAL id SECOND")
     env = {"ES_FAQ_MYSQL_URL": db.url, "ES_FAQ_INDEX_ALIAS": alias, "ES_FAQ_MYSQL_BATCH_SIZE": "10",
-           "ES_FAQ_MYSQL_OVERLAP_S": "0", "ES_FAQ_MYSQL_LOCK_TTL_S": "2"}
+           "ES_FAQ_MYSQL_OVERLAP_S": "0", "ES_FAQ_WRITER_LOCK_TTL_S": "2"}
     state = f"{alias}-sync-state"
     live = live_indices(es, alias)[0]
     proc = sync_cli("incremental", env=env)
@@ -367,11 +367,11 @@ def test_runs_at_once_never_corrupt_the_index(db, make_sync, es, alias, sync_cli
 
 
 def test_lock_is_exclusive_and_released(make_sync):
-    state = make_sync().state
-    with state.lock("one"):
+    sync = make_sync()
+    with lock_alias(sync.client, sync.settings, sync.alias, "one")[0]:
         with pytest.raises(SyncBusy, match=r"\(one, pid \d+"):
-            state.lock("two")
-    state.lock("three").release()
+            lock_alias(sync.client, sync.settings, sync.alias, "two")
+    lock_alias(sync.client, sync.settings, sync.alias, "three")[0].release()
 
 
 def test_configuration_mistakes_say_what_to_fix(db, make_sync, es, settings, analyzer, embedder, alias):

@@ -40,7 +40,7 @@ def main() -> None:
     from es_faq.kb.index import versions
 
     client = make_client(load_settings())
-    env = {**os.environ, "ES_FAQ_MYSQL_LOCK_TTL_S": str(args.lock_ttl)}
+    env = {**os.environ, "ES_FAQ_WRITER_LOCK_TTL_S": str(args.lock_ttl)}
     work = Path(tempfile.mkdtemp(prefix="es-faq-drill-"))
     small, big = work / "small.jsonl", work / "big.jsonl"
     small.write_text(json.dumps({"id": "1", "question": "怎么还款"}, ensure_ascii=False) + "\n")

@@ -25,7 +25,7 @@ from ..errors import ConfigError, InvalidInput, SyncBusy
 from ..evaluation.preview import MAX_QUERIES as MAX_PREVIEW_QUERIES
 from ..evaluation.preview import preview
 from ..kb import doctor as doctor_mod
-from ..kb.index import live_indices
+from ..kb.index import live_indices, lock_alias
 from ..search.dictionary import KINDS, DictionaryStore, validate
 from ..search.dictionary import entry_id as id_of
 from ..search.pipeline import Searcher
@@ -229,7 +229,7 @@ def reindex():
     with engine_errors(settings):
         # Taken here in one conditional create (op_type=create), not checked then started: of
         # requests at once exactly one gets the lease, the others 409 (SyncBusy).
-        lock = SyncState(_client(), settings.index_alias, settings).lock("admin reindex")
+        lock, _ = lock_alias(_client(), settings, settings.index_alias, "admin reindex")
     try:
         job = start_full_sync(settings, lock.hand_off())
     except BaseException:

@@ -136,6 +136,9 @@ class QueryLog:
         except (TransportError, ApiError) as exc:
             log.warning("query log retention not applied; will retry", extra={"error": type(exc).__name__})
             return
+        except Exception:  # a bug here must not kill the writer: searches would go unlogged, silently
+            log.exception("query log retention failed; will retry")
+            return
         self._pruned_at = time.monotonic()
         if report["deleted"]:
             log.info("query log indices past retention deleted",
@@ -147,9 +150,12 @@ class QueryLog:
         while True:
             self._flush_now.wait(self.settings.query_log_flush_s)
             self._flush_now.clear()
-            self._write_batches()
-            if time.monotonic() - self._pruned_at >= PRUNE_EVERY_S:
-                self.prune()
+            try:
+                self._write_batches()
+                if time.monotonic() - self._pruned_at >= PRUNE_EVERY_S:
+                    self.prune()
+            except Exception:  # logged, and the writer goes on: a dead thread would drop every search unseen
+                log.exception("query log writer failed; carrying on")
             if self._stop.is_set():
                 self._write_batches()
                 return

@@ -30,25 +30,10 @@ def index_load(settings: Settings, path: Path, alias: str | None, skip_bad: bool
     """Build a new index version from a JSONL knowledge base and swap the alias to it."""
     if force_merge is not None:
         settings = settings.replace(index_force_merge=force_merge)
-    from ..kb.faq import count_lines, read_jsonl
-    from ..search.analyze import Analyzer
-    from ..search.dictionary import DictionaryStore
-    from ..search.embed import Embedder
-
-    embedder = Embedder(settings)
-    client = make_client(settings)
-    analyzer = Analyzer(settings, DictionaryStore(client, settings))
-    report = index_mod.build(client, settings, read_jsonl(path), analyzer, embedder,
-                             alias=alias, skip_bad=skip_bad, total=count_lines(path),
-                             meta={"source": str(path.resolve())})
+    report = index_mod.load_file(settings, path, alias=alias, skip_bad=skip_bad)
     for bad in report.skipped:
         click.echo(f"skipped {bad}", err=True)
-    out = report.as_dict()
-    if settings.typo_correction:  # the new version's vocabulary, ready before the first search asks for it
-        from ..search.vocabulary import VocabularyStore
-
-        out["vocabulary_words"] = len(VocabularyStore(client, settings).write(report.index))
-    _emit(out)
+    _emit(report.as_dict())
 
 
 @index_group.command("vectors")
@@ -134,11 +119,12 @@ def dict_list(settings: Settings, kind: str | None) -> None:
 @pass_settings
 def dict_add(settings: Settings, kind: str, terms: tuple[str, ...]) -> None:
     """Add an entry: `word 花呗`, `synonym 查询 查看 查找`, `rewrite 搏学考试 博学考试`, `filler 亲`."""
+
     from ..errors import InvalidInput
 
     try:
         version = _store(settings).add(kind, list(terms))
-    except InvalidInput as exc:
+    except InvalidInput as exc:  # the words of the API's refusal, after "rejected:"
         raise click.UsageError(f"rejected: {exc.message}") from None
     click.echo(f"added; dictionary version {version} (running APIs pick it up within "
                f"{settings.dict_check_interval_s:g} s)")
@@ -150,12 +136,8 @@ def dict_add(settings: Settings, kind: str, terms: tuple[str, ...]) -> None:
 @pass_settings
 def dict_remove(settings: Settings, kind: str, terms: tuple[str, ...]) -> None:
     """Remove an entry (a synonym group is named by all its terms, a rewrite by its source)."""
-    from ..errors import InvalidInput
 
-    try:
-        version = _store(settings).remove(kind, list(terms))
-    except InvalidInput as exc:
-        raise click.UsageError(exc.message) from None
+    version = _store(settings).remove(kind, list(terms))
     click.echo(f"removed; dictionary version {version}")
 
 
@@ -177,30 +159,15 @@ def dict_preview(settings: Settings, action: str, kind: str, terms: tuple[str, .
                  split: str, limit: int | None, mode: str | None, index: str | None, as_json: bool) -> None:
     """What `dict add|remove KIND TERMS...` would change, without changing anything: which queries'
     first FAQ or decision moves (before -> after), and with --bench how the metrics move."""
-    from ..errors import InvalidInput
-    from ..evaluation.preview import preview
+    from ..evaluation.preview import as_text, preview
     from ..search.pipeline import Searcher
 
-    try:
-        report = preview(Searcher(settings), action, kind, list(terms), last=last, bench=bench, split=split,
-                         limit=limit, mode=mode, index=index)
-    except InvalidInput as exc:
-        raise click.UsageError(exc.message) from None
+    report = preview(Searcher(settings), action, kind, list(terms), last=last, bench=bench, split=split,
+                     limit=limit, mode=mode, index=index)
     if as_json:
         _emit(report)
-        return
-    change = report["change"]
-    click.echo(f"preview: {change['action']} {change['kind']} {' '.join(change['terms'])} "
-               f"(dictionary version {report['dictionary_version']}, nothing committed)")
-    click.echo(f"{report['queries']} queries replayed, {len(report['changed'])} would change:")
-    for row in report["changed"]:
-        before, after = row["before"], row["after"]
-        click.echo(f"  {row['query']}\n    top {before['top']} -> {after['top']}; decision {before['decision']} -> "
-                   f"{after['decision']}; tokens {' '.join(before['tokens'])} -> {' '.join(after['tokens'])}")
-    for name, value in (report.get("metrics", {}).get("delta") or {}).items():
-        if not isinstance(value, dict) and name in report["metrics"]["after"]:
-            click.echo(f"  {name}: {report['metrics']['before'][name]} -> {report['metrics']['after'][name]} "
-                       f"({value:+g})")
+    else:
+        click.echo(as_text(report))
 
 
 # --- the query log and the knowledge base's health ------------------------------------------------
@@ -211,13 +178,9 @@ def dict_preview(settings: Settings, action: str, kind: str, terms: tuple[str, .
 @pass_settings
 def report(settings: Settings, since: str, top: int) -> None:
     """From the query log: searches, no-match rate, failing queries and clusters of them (JSON)."""
-    from ..errors import InvalidInput
     from ..kb.report import query_log_report
 
-    try:
-        _emit(query_log_report(make_client(settings), settings, since, top))
-    except InvalidInput as exc:
-        raise click.UsageError(exc.message) from None
+    _emit(query_log_report(make_client(settings), settings, since, top))
 
 
 @click.group()
@@ -255,16 +218,12 @@ def querylog_prune(settings: Settings, dry_run: bool) -> None:
 def doctor(settings: Settings, alias: str | None, html_out: Path | None, json_out: Path | None, depth: int | None,
            threshold: float | None, sample: int | None, seed: int, since: str | None, progress: bool) -> None:
     """Examine the live knowledge base: colliding FAQs, stray similar questions, unreached FAQs, answers."""
-    from ..errors import InvalidInput
     from ..kb import doctor as doctor_mod
     from ..kb.doctor_view import print_report, render_html
     from ..search.rerank import Reranker
 
-    try:
-        result = doctor_mod.run(make_client(settings), settings, Reranker(settings), alias=alias, depth=depth,
-                                threshold=threshold, sample=sample, seed=seed, since=since, progress=progress)
-    except InvalidInput as exc:
-        raise click.UsageError(exc.message) from None
+    result = doctor_mod.run(make_client(settings), settings, Reranker(settings), alias=alias, depth=depth,
+                            threshold=threshold, sample=sample, seed=seed, since=since, progress=progress)
     print_report(result)
     if html_out:
         html_out.write_text(render_html(result), encoding="utf-8")

@@ -33,13 +33,9 @@ def analyze(settings: Settings, query: str) -> None:
 def search(settings: Settings, query: str, k: int | None, mode: str | None, index: str | None,
            category: str | None, debug: bool) -> None:
     """Search the FAQs; prints JSON hits."""
-    from ..errors import InvalidInput
     from ..search.pipeline import Searcher
 
-    try:
-        result = Searcher(settings).search(query, k, mode, index=index, category=category, explain=debug)
-    except InvalidInput as exc:
-        raise click.UsageError(exc.message) from None
+    result = Searcher(settings).search(query, k, mode, index=index, category=category, explain=debug)
     _emit(result.as_dict(debug=debug))
 
 
@@ -58,7 +54,8 @@ def eval_cmd(settings: Settings, bench: Path, split: str, mode: str, limit: int 
     """Index the bench (re-used while unchanged), run the split's queries, print one JSON row per mode:
     recall and MRR on paraphrases, and what the decision does to each kind of query."""
     from ..evaluation import calibrate as cal
-    from ..evaluation.evaluate import ensure_bench_index, evaluate, load_queries
+    from ..evaluation.bench import ensure_bench_index, load_queries
+    from ..evaluation.evaluate import evaluate
     from ..search.pipeline import Searcher
 
     searcher = Searcher(settings)
@@ -115,43 +112,11 @@ def calibrate(settings: Settings, benches: tuple[Path, ...], split: str, near_mi
               limit: int | None, write: bool, features: str, curve_dir: Path | None) -> None:
     """Fit the decision (P(right) from the cross-encoder's logit and margin) on dev splits and choose
     the thresholds: the most coverage within the false-answer bounds (JSON)."""
-    from ..evaluation import calibrate as cal
-    from ..evaluation.evaluate import ensure_bench_index, load_queries
-    from ..search.decide import Calibration
+    from ..evaluation.calibrate import calibrate as fit_decision
     from ..search.pipeline import Searcher
 
-    searcher = Searcher(settings)
-    mode = settings.search_mode
-    parts = {}
-    for bench in benches:
-        queries = load_queries(bench, split, limit)
-        alias = ensure_bench_index(searcher, bench)
-        rows = cal.collect(searcher, alias, queries, mode)
-        if not any("kind" in q for q in queries):  # no no-match queries of its own: hide the gold FAQs
-            rows += cal.collect(searcher, alias, queries, mode, held_out=True)
-        parts[bench.resolve().name] = (any("kind" in q for q in queries), rows)
-    every = [r for _, rows in parts.values() for r in rows]
-    names = tuple(features.split(","))
-    coef, intercept = cal.fit(every, names)
-    bounded = [r for kinds, rows in parts.values() if kinds for r in rows] or every
-    fitted = Calibration(names, coef, intercept, 0.5, 0.5, {})
-    chosen = cal.choose(cal.with_probabilities(bounded, fitted), near_miss_max, no_match_max)
-    retrieval_mode = "hybrid" if mode == "rerank" else mode
-    calibration = Calibration(names, coef, intercept, chosen["answer_threshold"], chosen["suggest_threshold"],
-                              {"benches": sorted(parts), "split": split, "retrieval_mode": retrieval_mode,
-                               "model": settings.rerank_model, "embed_model": settings.embed_model,
-                               "decide_depth": settings.decide_depth, "near_miss_max": near_miss_max,
-                               "no_match_max": no_match_max})
-    report: dict = {"calibration": {"features": names, "coef": coef, "intercept": intercept, **chosen},
-                    "outcomes": {}}
-    for name, (_, rows) in parts.items():
-        scored = cal.with_probabilities(rows, calibration)
-        report["outcomes"][name] = cal.outcomes(scored, chosen["answer_threshold"], chosen["suggest_threshold"])
-        if curve_dir:
-            title = f"{name} {split}: the decision over the answer threshold (calibrated on {', '.join(sorted(parts))})"
-            points = cal.curve(scored, chosen["suggest_threshold"])
-            report["outcomes"][name]["curve"] = cal.write_curve(points, chosen, title,
-                                                                curve_dir / f"calibration-{name}-{split}")
+    calibration, report = fit_decision(Searcher(settings), list(benches), split, tuple(features.split(",")),
+                                       near_miss_max, no_match_max, limit, curve_dir)
     if write:
         report["written"] = str(calibration.save(settings.rerank_model))
     _emit(report)

@@ -6,7 +6,7 @@ a `paraphrase` (its FAQ is in the knowledge base), a `near_miss` (it only looks 
 without kinds hold paraphrases only; for calibration each of their queries is also run with its
 gold FAQs hidden (`exclude`), which makes it a no-match.
 `fit` is the small calibrated model (logistic regression on FEATURES), `choose` the thresholds,
-`outcomes` and `curve` what they do.
+`fitted` both, `outcomes` and `curve` what they do; `calibrate` is the whole recipe of `es-faq calibrate`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +75,56 @@ def fit(rows: list[dict], names: tuple[str, ...] = FEATURES) -> tuple[tuple[floa
         raise ValueError("calibration needs both right and wrong leaders; use a larger or more varied split")
     model = LogisticRegression(C=1.0, max_iter=1000).fit(x, y)
     return tuple(float(c) for c in model.coef_[0]), float(model.intercept_[0])
+
+
+def fitted(rows: list[dict], names: tuple[str, ...], near_miss_max: float, no_match_max: float,
+           bounded: list[dict] | None = None, fitted_on: dict | None = None) -> Calibration:
+    """The decision fitted on `rows`, its thresholds chosen on `bounded` (default: the same rows)."""
+    coef, intercept = fit(rows, names)
+    unbounded = Calibration(names, coef, intercept, 0.5, 0.5, {})
+    chosen = choose(with_probabilities(rows if bounded is None else bounded, unbounded), near_miss_max, no_match_max)
+    return replace(unbounded, answer_threshold=chosen["answer_threshold"],
+                   suggest_threshold=chosen["suggest_threshold"], fitted_on=fitted_on or {})
+
+
+def calibrate(searcher: Searcher, benches: list[Path], split: str, names: tuple[str, ...], near_miss_max: float,
+              no_match_max: float, limit: int | None = None, curve_dir: Path | None = None) -> tuple[Calibration, dict]:
+    """Fit the decision on the benches' `split` and choose its thresholds: the calibration, and a
+    report of what it does to each bench (with curves under `curve_dir`).
+
+    A bench without query kinds also runs its queries with their gold FAQs hidden (no-match rows);
+    the false-answer bounds are held on the benches with kinds, when there are any."""
+    from .bench import ensure_bench_index, load_queries
+
+    settings = searcher.settings
+    mode = settings.search_mode
+    parts = {}
+    for bench in benches:
+        queries = load_queries(bench, split, limit)
+        alias = ensure_bench_index(searcher, bench)
+        rows = collect(searcher, alias, queries, mode)
+        if not any("kind" in q for q in queries):  # no no-match queries of its own: hide the gold FAQs
+            rows += collect(searcher, alias, queries, mode, held_out=True)
+        parts[bench.resolve().name] = (any("kind" in q for q in queries), rows)
+    every = [r for _, rows in parts.values() for r in rows]
+    bounded = [r for kinds, rows in parts.values() if kinds for r in rows] or every
+    retrieval_mode = "hybrid" if mode == "rerank" else mode
+    calibration = fitted(every, names, near_miss_max, no_match_max, bounded, {
+        "benches": sorted(parts), "split": split, "retrieval_mode": retrieval_mode, "model": settings.rerank_model,
+        "embed_model": settings.embed_model, "decide_depth": settings.decide_depth, "near_miss_max": near_miss_max,
+        "no_match_max": no_match_max})
+    chosen = {"answer_threshold": calibration.answer_threshold, "suggest_threshold": calibration.suggest_threshold}
+    report: dict = {"calibration": {"features": names, "coef": calibration.coef, "intercept": calibration.intercept,
+                                    **chosen}, "outcomes": {}}
+    for name, (_, rows) in parts.items():
+        scored = with_probabilities(rows, calibration)
+        report["outcomes"][name] = outcomes(scored, chosen["answer_threshold"], chosen["suggest_threshold"])
+        if curve_dir:
+            title = f"{name} {split}: the decision over the answer threshold (calibrated on {', '.join(sorted(parts))})"
+            points = curve(scored, chosen["suggest_threshold"])
+            report["outcomes"][name]["curve"] = write_curve(points, chosen, title,
+                                                            curve_dir / f"calibration-{name}-{split}")
+    return calibration, report
 
 
 def outcomes(rows: list[dict], answer: float, suggest: float, key: str = "probability") -> dict:
@@ -190,4 +241,4 @@ def write_curve(points: list[dict], chosen: dict, title: str, stem: Path) -> dic
     return {"json": str(json_path), "png": str(plot(points, chosen, title, stem.with_suffix(".png")))}
 
 
-__all__ = ["collect", "fit", "choose", "outcomes", "curve", "with_probabilities", "write_curve"]
+__all__ = ["collect", "fit", "choose", "fitted", "calibrate", "outcomes", "curve", "with_probabilities", "write_curve"]

@@ -197,8 +197,9 @@ def preview(searcher: Searcher, action: str, kind: str, terms: list[str], *, las
 
     Returns the change, which queries' leader or decision would move (before -> after), and for a
     bench the metrics of es_faq/evaluation/evaluate.py on both sides and their difference."""
+    from .bench import ensure_bench_index, load_queries
     from .calibrate import collect
-    from .evaluate import ensure_bench_index, evaluate, load_queries
+    from .evaluate import evaluate
 
     if not 1 <= last <= MAX_QUERIES:
         raise InvalidInput(f"last must be from 1 to {MAX_QUERIES}")
@@ -237,3 +238,20 @@ def preview(searcher: Searcher, action: str, kind: str, terms: list[str], *, las
         out["queries"] = len(queries)
         out["changed"] = _changes(searcher, after, queries, rows_before, rows_after, (source, shadow_source))
     return out
+
+
+def as_text(report: dict) -> str:
+    """A preview report for a terminal: the change, the queries that would move, the metrics' deltas."""
+    change = report["change"]
+    lines = [f"preview: {change['action']} {change['kind']} {' '.join(change['terms'])} "
+             f"(dictionary version {report['dictionary_version']}, nothing committed)",
+             f"{report['queries']} queries replayed, {len(report['changed'])} would change:"]
+    for row in report["changed"]:
+        before, after = row["before"], row["after"]
+        lines.append(f"  {row['query']}\n    top {before['top']} -> {after['top']}; decision {before['decision']} -> "
+                     f"{after['decision']}; tokens {' '.join(before['tokens'])} -> {' '.join(after['tokens'])}")
+    for name, value in (report.get("metrics", {}).get("delta") or {}).items():
+        if not isinstance(value, dict) and name in report["metrics"]["after"]:
+            lines.append(f"  {name}: {report['metrics']['before'][name]} -> {report['metrics']['after'][name]} "
+                         f"({value:+g})")
+    return "\n".join(lines)

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 from elasticsearch import Elasticsearch, NotFoundError, helpers
@@ -82,6 +83,7 @@ class LoadReport:
     previous: list[str] = field(default_factory=list)
     orphans_deleted: list[str] = field(default_factory=list)
     merge_seconds: float | None = None  # index_force_merge: the merge to one segment, within `seconds`
+    vocabulary_words: int | None = None  # written for the typo stage (load_file), when it is on
 
     def as_dict(self) -> dict:
         return {"index": self.index, "alias": self.alias, "faqs": self.faqs, "questions": self.questions,
@@ -90,7 +92,8 @@ class LoadReport:
                 "questions_per_s": round(self.questions / self.seconds, 1) if self.seconds else None,
                 "vectors_reused": self.vectors_reused, "vectors_embedded": self.vectors_embedded,
                 "previous": self.previous, "orphans_deleted": self.orphans_deleted,
-                **({"merge_seconds": round(self.merge_seconds, 1)} if self.merge_seconds is not None else {})}
+                **({"merge_seconds": round(self.merge_seconds, 1)} if self.merge_seconds is not None else {}),
+                **({} if self.vocabulary_words is None else {"vocabulary_words": self.vocabulary_words})}
 
 
 def _batches(records: Iterable[Faq | BadRecord], size: int, report: LoadReport, skip_bad: bool,
@@ -156,7 +159,7 @@ def build(client: Elasticsearch, settings: Settings, records: Iterable[Faq | Bad
     Takes the alias's writer lock (waiting up to its TTL) unless the caller holds it as `lock`."""
     alias = alias or settings.index_alias
     if lock is None:
-        held, orphans = lock_alias(client, settings, alias, "index load", wait_s=settings.mysql_lock_ttl_s)
+        held, orphans = lock_alias(client, settings, alias, "index load", wait_s=settings.writer_lock_ttl_s)
         with held:
             report = build(client, settings, records, analyzer, embedder, alias=alias, skip_bad=skip_bad,
                            total=total, meta=meta, progress=progress, lock=held)
@@ -202,13 +205,35 @@ def build(client: Elasticsearch, settings: Settings, records: Iterable[Faq | Bad
         client.indices.put_mapping(index=name, meta={"es_faq": {**meta, "state": "complete"}})
         lock.check()  # a build that lost its lease (stalled past the TTL) must not move the alias
         report.previous = swap_alias(client, alias, name)
-    except BaseException:
+    except BaseException as exc:
         # A half-built version must never be served, nor linger to be mistaken for a good one.
         client.options(ignore_status=404).indices.delete(index=name)
+        if isinstance(exc, Exception):
+            # A writer stalled past its lease finds its version deleted by the next writer (or
+            # re-created by its own late bulk request): say so, not the error that followed.
+            lock.check()
         raise
     prune(client, alias, settings.index_keep_versions)
     report.seconds = time.monotonic() - started
     report.vectors_reused, report.vectors_embedded = vectors.stats.reused, vectors.stats.embedded
+    return report
+
+
+def load_file(settings: Settings, path: Path, *, alias: str | None = None, skip_bad: bool = False) -> LoadReport:
+    """`es-faq index load`: a new version of the alias from a JSONL knowledge base, analysed with the
+    stored dictionaries, and its typo-correction vocabulary when that stage is on."""
+    from ..engine.client import make_client
+    from ..search.dictionary import DictionaryStore
+    from ..search.vocabulary import VocabularyStore
+    from .faq import count_lines, read_jsonl
+
+    embedder = Embedder(settings)  # a missing model fails before anything is asked of Elasticsearch
+    client = make_client(settings)
+    report = build(client, settings, read_jsonl(path), Analyzer(settings, DictionaryStore(client, settings)),
+                   embedder, alias=alias, skip_bad=skip_bad, total=count_lines(path),
+                   meta={"source": str(path.resolve())})
+    if settings.typo_correction:  # the new version's vocabulary, ready before the first search asks for it
+        report.vocabulary_words = len(VocabularyStore(client, settings).write(report.index))
     return report
 
 
@@ -272,7 +297,7 @@ def drop_orphans(client: Elasticsearch, alias: str) -> list[str]:
 
 def rollback(client: Elasticsearch, settings: Settings, alias: str) -> dict:
     """Point the alias back to the newest version older than the live one (under the writer lock)."""
-    lock, orphans = lock_alias(client, settings, alias, "index rollback", wait_s=settings.mysql_lock_ttl_s)
+    lock, orphans = lock_alias(client, settings, alias, "index rollback", wait_s=settings.writer_lock_ttl_s)
     with lock:
         rows = versions(client, alias)
         live = [r["index"] for r in rows if r["live"]]

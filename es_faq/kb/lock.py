@@ -76,9 +76,10 @@ class Lock:
     def __init__(self, client: Elasticsearch, settings: Settings, alias: str, command: str):
         self.client, self.alias, self.command = client, alias, command
         self.index = state_index(alias)
-        self.ttl_s = settings.mysql_lock_ttl_s
+        self.ttl_s = settings.writer_lock_ttl_s
         self.owner = uuid.uuid4().hex
         self.lost = False
+        self.expires_ms = 0  # when the lease last written runs out, by this host's clock
         self._seq: dict = {}
         self._guard = threading.Lock()
         self._stop = threading.Event()
@@ -90,14 +91,17 @@ class Lock:
         return {"owner": self.owner, "command": self.command, "host": socket.gethostname(), "pid": os.getpid(),
                 "renewed_at": when(now), "expires_at": now + int(self.ttl_s * 1000)}
 
-    def _took(self, response) -> None:
+    def _write(self, **conditions) -> None:
+        """Write the lease (conditionally), and remember what it was written as."""
+        document = self._document()
+        response = self.client.index(index=self.index, id=LOCK_ID, document=document, **conditions)
         self._seq = {"if_seq_no": response["_seq_no"], "if_primary_term": response["_primary_term"]}
+        self.expires_ms = document["expires_at"]
 
     def _take_over(self, held) -> bool:
         """Overwrite the lease last seen as `held`, unless someone else wrote it since."""
         try:
-            self._took(self.client.index(index=self.index, id=LOCK_ID, document=self._document(),
-                                         if_seq_no=held["_seq_no"], if_primary_term=held["_primary_term"]))
+            self._write(if_seq_no=held["_seq_no"], if_primary_term=held["_primary_term"])
             return True
         except ConflictError:
             return False
@@ -112,8 +116,7 @@ class Lock:
                     return self._start_heartbeat()
         while True:
             try:
-                self._took(self.client.index(index=self.index, id=LOCK_ID, document=self._document(),
-                                             op_type="create"))
+                self._write(op_type="create")
                 break
             except ConflictError:
                 pass
@@ -127,7 +130,7 @@ class Lock:
                 raise SyncBusy(
                     f"another writer ({h['command']}, pid {h['pid']} on {h['host']}) "
                     f"holds the lock on {self.alias} until {when(h['expires_at'])}; "
-                    "run again later. A crashed holder's lock expires on its own, ES_FAQ_MYSQL_LOCK_TTL_S "
+                    "run again later. A crashed holder's lock expires on its own, ES_FAQ_WRITER_LOCK_TTL_S "
                     "after its last renewal.")
             time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
         self._start_heartbeat()
@@ -137,27 +140,33 @@ class Lock:
         self._heartbeat.start()
 
     def _renew_loop(self) -> None:
-        expires = now_ms() + int(self.ttl_s * 1000)
         while not self._stop.wait(self.ttl_s / 3):
+            if self._expired():
+                return
             try:
                 with self._guard:
-                    document = self._document()
-                    self._took(self.client.index(index=self.index, id=LOCK_ID, document=document, **self._seq))
-                expires = document["expires_at"]
+                    self._write(**self._seq)
             except (ConflictError, NotFoundError):
                 self.lost = True
                 return
             except Exception:  # Elasticsearch briefly unreachable: keep trying while the lease lasts
-                if now_ms() > expires:
-                    self.lost = True
+                if self._expired():
                     return
 
+    def _expired(self) -> bool:
+        """Whether the lease ran out before it was renewed (a process stopped or starved past the TTL):
+        then another writer may have taken it and deleted what this one was building."""
+        if now_ms() > self.expires_ms:
+            self.lost = True
+        return self.lost
+
     def check(self) -> None:
-        """Raise LockLost if the lease was taken over; call before every write."""
-        if self.lost:
-            raise LockLost(f"lost the writer lock on {self.alias}: it expired and another run took it over. "
-                           "Stopped before writing more; if Elasticsearch is slow to answer, raise "
-                           "ES_FAQ_MYSQL_LOCK_TTL_S.")
+        """Raise LockLost if the lease ran out or was taken over; call before every write."""
+        if self.lost or self._expired():
+            raise LockLost(f"lost the writer lock on {self.alias}: its lease ran out (this process was stopped, "
+                           "starved or could not reach Elasticsearch for ES_FAQ_WRITER_LOCK_TTL_S) and another "
+                           "writer may have taken it over. Stopped before writing more; run it again, and if "
+                           "Elasticsearch is slow to answer, raise ES_FAQ_WRITER_LOCK_TTL_S.")
 
     def guard(self, records: Iterable) -> Iterator:
         """Pass records through, stopping the consumer as soon as the lock is lost."""

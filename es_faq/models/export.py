@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..errors import ModelError
-from .manifest import MANIFEST_DIR
+from .manifest import Manifest
 from .maven import sha256_of
 
 
@@ -55,5 +54,5 @@ def export(model_id: str, output: Path, int8: bool, name: str | None = None) -> 
                           "tokenizer": {"path": "tokenizer.json", "sha256": sha256_of(output / "tokenizer.json")}},
                 "dims": int(hidden_size), "pooling": "cls", "normalize": True,
                 "quantization": "int8" if int8 else "fp32", "max_tokens": 512}
-    (MANIFEST_DIR / f"{name}.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n")
+    Manifest(name, manifest).save()
     return output

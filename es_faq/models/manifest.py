@@ -32,6 +32,12 @@ class Manifest:
             raise ModelError(f"no model manifest {path}; known models: {known}")
         return cls(name, json.loads(path.read_text(encoding="utf-8")))
 
+    def save(self) -> Path:
+        """Write `onnx_models/<name>.json` (the one way a manifest is written)."""
+        path = MANIFEST_DIR / f"{self.name}.json"
+        path.write_text(json.dumps(self.data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        return path
+
     def __getattr__(self, key):
         try:
             return self.data[key]
@@ -134,8 +140,8 @@ def ship(manifest: Manifest, settings: Settings) -> Path:
         shutil.copy(source, target / source.name)
         files[role] = {"path": source.name, "sha256": sha256_of(source)}
     shutil.copy(manifest.file(settings, "model").parent / RECIPE_FILE, target / RECIPE_FILE)
-    data = {**manifest.data, "source": {"repo": manifest.name, "train": manifest.source["train"]}, "files": files}
-    (MANIFEST_DIR / f"{manifest.name}.json").write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    Manifest(manifest.name, {**manifest.data, "source": {"repo": manifest.name, "train": manifest.source["train"]},
+                             "files": files}).save()
     return target
 
 

@@ -150,6 +150,5 @@ def derive_static(settings: Settings, source: str, name: str, calibration: Seque
                                                  "calibration": [f"{p.parent.name}/{p.name}" for p in calibration],
                                                  "calibration_texts": len(texts), "seed": seed}},
             "files": files}
-    (MANIFEST_DIR / f"{name}.json").write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n",
-                                               encoding="utf-8")
+    Manifest(name, data).save()
     return target

@@ -109,7 +109,7 @@ class Sync:
 
         `adopt`: the owner of a writer lease taken for this run by the admin reindex."""
         started = time.monotonic()
-        lock, orphans = self._lock("full", wait_s=self.settings.mysql_lock_ttl_s, adopt=adopt)
+        lock, orphans = self._lock("full", wait_s=self.settings.writer_lock_ttl_s, adopt=adopt)
         with lock:
             with self.source.snapshot() as snapshot:
                 total, mark = snapshot.count(), snapshot.high_mark()
@@ -210,7 +210,7 @@ class Sync:
     def check(self, repair: bool = False) -> dict:
         """Compare MySQL with the live version by id and content hash; `repair` rewrites what differs."""
         started = time.monotonic()
-        lock, _ = self._lock("check", wait_s=self.settings.mysql_lock_ttl_s)
+        lock, _ = self._lock("check", wait_s=self.settings.writer_lock_ttl_s)
         with lock:
             version = self._live_version()
             wanted: dict[str, str] = {}

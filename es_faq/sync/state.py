@@ -1,5 +1,5 @@
-"""Sync state in Elasticsearch, beside the index it describes: each version's watermark, and the alias's
-writer lock (es_faq/kb/lock.py)."""
+"""Sync state in Elasticsearch, beside the index it describes: each version's watermark, and who holds
+the alias's writer lock (taken with es_faq/kb/index.py `lock_alias`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from elasticsearch import Elasticsearch
 
 from ..config import Settings
 from ..kb import lock as writer_lock
-from ..kb.lock import Lock, now_ms, when
+from ..kb.lock import now_ms, when
 
 
 class SyncState:
@@ -41,7 +41,3 @@ class SyncState:
     def holder(self) -> dict | None:
         """Who holds the alias's writer lock now, or None; creates nothing."""
         return writer_lock.holder(self.client, self.alias)
-
-    def lock(self, command: str, wait_s: float = 0.0, adopt: str | None = None) -> Lock:
-        """The alias's one writer lock, taken now (or within `wait_s`), else SyncBusy."""
-        return writer_lock.acquire(self.client, self.settings, self.alias, command, wait_s, adopt)

@@ -23,7 +23,7 @@ from ..config import Settings
 from ..errors import ModelError
 from ..models.quantize import quantize
 from .base import load_base
-from .loop import device, encode
+from .loop import device, encode, install, register
 from .pair_eval import metrics
 from .pairs import Pair, bench_groups, corpus_file, dedupe, group_pairs, mined_pairs, read_pairs
 
@@ -106,7 +106,7 @@ def _hard_cases(settings: Settings, recipe: dict, pairs: list[Pair]) -> list[Pai
 
 
 def _bench_pairs(settings: Settings, recipe: dict, progress: bool) -> list[Pair]:
-    from ..evaluation.evaluate import ensure_bench_index
+    from ..evaluation.bench import ensure_bench_index
     from ..search.pipeline import Searcher
     from .loop import bench_path
 
@@ -319,54 +319,34 @@ def training_data(recipe: dict) -> list[dict]:
 def export_reranker(settings: Settings, name: str, run_dir: Path, quantization: str = "static",
                     calibration_size: int = 512) -> dict:
     """The final weights of a run as ONNX (fp32 + INT8) in the model cache, and its manifest in onnx_models/."""
-    import shutil
-    import tempfile
-
     from ..models.export import onnx_export
-    from ..models.manifest import MANIFEST_DIR, RECIPE_FILE
-    from ..models.maven import sha256_of
+    from ..models.manifest import Manifest
     from ..models.onnx import load_tokenizer
     from .base import BASE_MODEL
 
     final = run_dir / FINAL
     if not (final / "training.json").exists():
         raise ModelError(f"{run_dir} has no finished training; run `es-faq train reranker {name}` first")
-    record = json.loads((final / "training.json").read_text(encoding="utf-8"))
-    recipe = record["recipe"]
-    from ..models.manifest import Manifest
-
-    base = Manifest.load(BASE_MODEL)
-    tokenizer_file = base.file(settings, "tokenizer")
+    trained = json.loads((final / "training.json").read_text(encoding="utf-8"))
+    recipe = trained["recipe"]
+    tokenizer_file = Manifest.load(BASE_MODEL).file(settings, "tokenizer")
     tokenizer = load_tokenizer(tokenizer_file, recipe["max_tokens"])
     calibration = random.Random(recipe["seed"]).sample(build_pairs(settings, recipe, run_dir, False),
                                                         calibration_size)
-    target = settings.models_path / name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{name}-") as tmp:
-        staged = Path(tmp) / "model"
+
+    def export(tmp: Path, staged: Path) -> dict[str, Path]:
         files = onnx_export(final, staged, "text-classification", int8=False)
         files["model_int8"] = quantize(files["model"], staged / "model_int8.onnx", quantization, tokenizer,
                                        [(p.text1, p.text2) for p in calibration])
-        shutil.copy(tokenizer_file, staged / "tokenizer.json")
-        files["tokenizer"] = staged / "tokenizer.json"
-        for extra in staged.iterdir():  # optimum's config files: the manifest says what is needed
-            if extra not in files.values():
-                extra.unlink()
-        record["quantization"] = quantization
-        record["files"] = {role: {"path": p.name, "sha256": sha256_of(p)} for role, p in files.items()}
-        (staged / RECIPE_FILE).write_text(json.dumps(record, ensure_ascii=False, indent=2) + "\n")
-        if target.exists():
-            shutil.rmtree(target)
-        staged.rename(target)
-    manifest = {"name": name, "task": "reranker",
-                "description": "cross-encoder fine-tuned by `es-faq train reranker` from bge-small-zh-v1.5 on "
-                               "labelled Chinese question pairs; its logit says whether two questions ask the same",
-                "license": "MIT (base weights); see training_data for the terms of the data it learned from",
-                "training_data": training_data(recipe),
-                "source": {"train": recipe},
-                "files": {role: {"path": spec["path"]} for role, spec in record["files"].items()},
-                "max_tokens": recipe["max_tokens"], "quantization": f"int8-{quantization}"}
-    (MANIFEST_DIR / f"{name}.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n")
+        return files
+
+    record = install(settings, name, export, tokenizer_file, lambda: {**trained, "quantization": quantization})
+    register(name, {"task": "reranker",
+                    "description": "cross-encoder fine-tuned by `es-faq train reranker` from bge-small-zh-v1.5 on "
+                                   "labelled Chinese question pairs; its logit says whether two questions ask the same",
+                    "license": "MIT (base weights); see training_data for the terms of the data it learned from",
+                    "training_data": training_data(recipe)},
+             recipe, record, {"quantization": f"int8-{quantization}"})
     return record
 
 

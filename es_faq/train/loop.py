@@ -1,8 +1,9 @@
-"""What both trainers share: the run (mine, fine-tune, export), batching, the optimiser, and saving.
+"""Training on mined groups (the embedder's run: mine, fine-tune, export), and what both trainers share:
+batches of token tensors, and installing a trained model (`install`, `register`).
 
-A trainer gives the model class, how to build the model, and the loss of one batch of groups.
-The result is a model directory in the cache (ONNX fp32, INT8 copy, tokenizer, training.json) that
-replaces the old one only when complete, and the recipe written into `onnx_models/<name>.json`.
+`run` takes the model class, how to build the model, and the loss of one batch of groups. Either
+trainer's result is a model directory in the cache (ONNX fp32, INT8 copy, tokenizer, training.json)
+that replaces the old one only when complete, and its manifest in `onnx_models/<name>.json`.
 """
 
 from __future__ import annotations
@@ -14,15 +15,16 @@ import random
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tqdm import tqdm
 
 from ..config import Settings
 from ..errors import ModelError
-from ..evaluation.evaluate import ensure_bench_index
+from ..evaluation.bench import ensure_bench_index
 from ..models.export import onnx_export
-from ..models.manifest import MANIFEST_DIR, RECIPE_FILE
+from ..models.manifest import RECIPE_FILE, Manifest
 from ..models.maven import sha256_of
 from ..models.onnx import load_tokenizer
 from ..search.pipeline import Searcher
@@ -150,30 +152,50 @@ def run(settings: Settings, task: str, bench: Path, name: str, recipe: dict, bui
     losses = fine_tune(model, groups, make_loss(tokenizer, groups, recipe), epochs=recipe["epochs"],
                        batch_size=recipe["batch_size"], lr=recipe["lr"], head_lr=recipe.get("head_lr", recipe["lr"]),
                        seed=recipe["seed"], progress=progress)
+
+    def export(tmp: Path, staged: Path) -> dict[str, Path]:
+        checkpoint = tmp / "checkpoint"
+        model.save_pretrained(checkpoint)
+        return onnx_export(checkpoint, staged, "feature-extraction", int8=True)
+
+    record = install(settings, name, export, tokenizer_file, lambda: {
+        "name": name, "task": task, "recipe": recipe, "examples": len(groups), "epoch_losses": losses,
+        "device": str(device()), "seconds": round(time.monotonic() - started, 1)})
+    register(name, {"task": task, "description": f"fine-tuned by `es-faq train {recipe['task']}` from "
+                    f"bge-small-zh-v1.5 on {recipe['bench']}", "license": "MIT (base weights)"},
+             recipe, record, manifest_extra)
+    return record
+
+
+def install(settings: Settings, name: str, export: Callable[[Path, Path], dict[str, Path]], tokenizer_file: Path,
+            record: Callable[[], dict]) -> dict:
+    """A trained model into the cache as `<models_path>/<name>/`, replacing the old one only once complete.
+
+    `export(tmp, staged)` writes the ONNX files into `staged` and names them by role; the tokenizer
+    joins them, anything else optimum wrote is dropped, and `record()` with each file's sha256 is
+    written beside them as training.json. Returns that record."""
     target = settings.models_path / name
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{name}-") as tmp:
-        checkpoint, staged = Path(tmp) / "checkpoint", Path(tmp) / "model"
-        model.save_pretrained(checkpoint)
-        hf_task = "text-classification" if task == "reranker" else "feature-extraction"
-        files = onnx_export(checkpoint, staged, hf_task, int8=True)
+        staged = Path(tmp) / "model"
+        files = export(Path(tmp), staged)
         shutil.copy(tokenizer_file, staged / "tokenizer.json")
         files["tokenizer"] = staged / "tokenizer.json"
         for extra in staged.iterdir():  # optimum's config files: the manifest says what is needed
             if extra not in files.values():
                 extra.unlink()
-        record: dict = {"name": name, "task": task, "recipe": recipe, "examples": len(groups), "epoch_losses": losses,
-                  "device": str(device()), "seconds": round(time.monotonic() - started, 1),
-                  "files": {role: {"path": p.name, "sha256": sha256_of(p)} for role, p in files.items()}}
-        (staged / RECIPE_FILE).write_text(json.dumps(record, ensure_ascii=False, indent=2) + "\n")
+        written = {**record(), "files": {role: {"path": p.name, "sha256": sha256_of(p)} for role, p in files.items()}}
+        (staged / RECIPE_FILE).write_text(json.dumps(written, ensure_ascii=False, indent=2) + "\n")
         if target.exists():
             shutil.rmtree(target)
         staged.rename(target)
-    manifest = {"name": name, "task": task,
-                "description": f"fine-tuned by `es-faq train {recipe['task']}` from bge-small-zh-v1.5 "
-                               f"on {recipe['bench']}",
-                "license": "MIT (base weights)", "source": {"train": recipe},
-                "files": {role: {"path": spec["path"]} for role, spec in record["files"].items()},
-                "max_tokens": recipe["max_tokens"], **manifest_extra}
-    (MANIFEST_DIR / f"{name}.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n")
-    return record
+    return written
+
+
+def register(name: str, about: dict, recipe: dict, record: dict, extra: dict) -> Manifest:
+    """The manifest of a model trained by `recipe`: `about` it (task, description, licence), its files, `extra`."""
+    manifest = Manifest(name, {"name": name, **about, "source": {"train": recipe},
+                               "files": {role: {"path": spec["path"]} for role, spec in record["files"].items()},
+                               "max_tokens": recipe["max_tokens"], **extra})
+    manifest.save()
+    return manifest

@@ -17,7 +17,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..errors import DataError
-from ..evaluation.evaluate import load_queries
+from ..evaluation.bench import load_queries
 from ..kb.faq import Faq, read_faqs
 
 
