@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from es_faq.search.decide import BASE_FEATURES
 from tests.conftest import DEMO_FAQS, DEMO_QUERIES, _drop_alias_family
 
 
@@ -55,14 +56,12 @@ def test_index_load_reports_bad_line_and_skip_bad(tmp_jsonl, alias, es):
 
 
 def _bench_with_kinds(tmp_path, split="test"):
-    """The demo knowledge base and queries, plus one near-miss and one no-match query."""
+    """The demo knowledge base and queries (paraphrases and near-misses), plus one no-match query."""
     bench = tmp_path / "demo-bench"
     bench.mkdir()
     shutil.copy(DEMO_FAQS, bench / "faqs.jsonl")
     queries = [{**json.loads(line), "split": split} for line in DEMO_QUERIES.open(encoding="utf-8")]
-    queries += [{"qid": "nm1", "query": "小橙花可以提前还款吗", "relevant": [], "near_miss": ["demo-031"],
-                 "split": split, "kind": "near_miss"},
-                {"qid": "no1", "query": "北京明天会下雨吗", "relevant": [], "split": split, "kind": "no_match"}]
+    queries += [{"qid": "no1", "query": "北京明天会下雨吗", "relevant": [], "split": split, "kind": "no_match"}]
     (bench / "queries.jsonl").write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in queries))
     return bench
 
@@ -73,11 +72,12 @@ def test_calibrate_fits_the_decision_and_reports_each_bench(tmp_path, es):
         out = es_faq("calibrate", "--bench", str(bench), "--curve", str(tmp_path / "c"), check=True)
         report = json.loads(out.stdout)
         calibration = report["calibration"]
-        assert calibration["features"] == ["pair_logit", "margin", "retrieval_score", "retrieval_margin"]
-        assert len(calibration["coef"]) == 4 and calibration["coef"][0] > 0  # a higher pair score: more often right
+        assert calibration["features"] == list(BASE_FEATURES)
+        # A higher pair score: more often right.
+        assert len(calibration["coef"]) == len(BASE_FEATURES) and calibration["coef"][0] > 0
         assert 0 <= calibration["suggest_threshold"] <= calibration["answer_threshold"]
         outcome = report["outcomes"]["demo-bench"]
-        assert outcome["queries"] == {"paraphrase": 40, "near_miss": 1, "no_match": 1}
+        assert outcome["queries"] == {"paraphrase": 41, "near_miss": 12, "no_match": 1}
         assert (tmp_path / "c" / "calibration-demo-bench-dev.png").stat().st_size > 0
         assert "written" not in report  # without --write the shipped calibration is left alone
     finally:
@@ -91,12 +91,15 @@ def test_eval_prints_one_row_per_mode_with_the_decision_and_its_curve(tmp_path, 
                      "--json", str(tmp_path / "rows.jsonl"), check=True)
         rows = [json.loads(line) for line in out.stdout.splitlines()]
         assert [r["mode"] for r in rows] == ["bm25", "vector", "hybrid", "rerank"]
-        assert all(r["queries"] == 42 and r["paraphrases"] == 40 for r in rows)
+        assert all(r["queries"] == 54 and r["paraphrases"] == 41 for r in rows)
         assert rows[2]["R@10"] >= rows[0]["R@10"]
         assert rows[3]["R@50"] == rows[2]["R@50"]  # reranking reorders the hybrid top, it finds nothing new
         decision = rows[2]["decision"]
-        assert decision["queries"] == {"paraphrase": 40, "near_miss": 1, "no_match": 1}
+        assert decision["queries"] == {"paraphrase": 41, "near_miss": 12, "no_match": 1}
         assert 0 <= decision["coverage"] <= 1 and decision["no_match_false_answer_rate"] == 0.0
+        # Near-misses led by their look-alike, counted by how the look-alike differs.
+        by_difference = decision["near_miss_by_difference"]
+        assert all(set(part) == {"queries", "answered", "false_answer_rate"} for part in by_difference.values())
         assert "decision" not in rows[0]  # calibrated on hybrid retrieval scores: bm25 only suggests
         for m in ("hybrid", "rerank"):
             curve = json.loads((tmp_path / "c" / f"decision-demo-bench-test-{m}.json").read_text())

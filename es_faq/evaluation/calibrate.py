@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..search.decide import FEATURES, Calibration, features, judged_text
+from ..search.decide import FEATURES, Calibration, compared_text, features
 from ..search.differ import compare
 from ..search.pipeline import Searcher
 
@@ -51,11 +51,14 @@ def collect(searcher: Searcher, index: str, queries: list[dict], mode: str, held
                      "in_suggestions": rank is not None and rank <= SUGGEST_DEPTH,
                      "features": features(head, result.analysis.text) if head else None,
                      # The most telling kind of difference between the query and the leader's question.
-                     "difference": next((d.kind for d in compare(result.analysis.text, judged_text(head[0]))),
-                                        "none") if head else None,
+                     "difference": _difference(result.analysis.text, head[0]) if head else None,
                      "probability": result.decision.probability, "action": result.decision.action,
                      "latency_ms": latency})
     return rows
+
+
+def _difference(query: str, leader) -> str:
+    return next((d.kind for d in compare(query, compared_text(leader, query))), "none")
 
 
 def judged(row: dict) -> bool:

@@ -5,8 +5,8 @@ retrieval's (the small cross-encoder ranks worse than hybrid retrieval, docs/ben
 verifies the first hit instead. A logistic regression fitted by `es-faq calibrate` on dev splits
 turns FEATURES into the probability that the first hit answers the query: its cross-encoder logit
 and margin over the best other logit, its retrieval score and margin over the runner-up (they
-carry evidence the cross-encoder misses), and what differs between the query and the question the
-cross-encoder judged it on (a number, a negation, an antonym, a time, the order of an asymmetric
+carry evidence the cross-encoder misses), and what differs between the query and the leader's
+question closest to it (a number, a negation, an antonym, a time, the order of an asymmetric
 relation, words only one side has: es_faq/search/differ.py), which the decision also names. The
 probability is compared with the thresholds calibrated alongside it (onnx_models/<model>/decision.json).
 Retrieval scores differ in scale between modes, so a calibration that uses them applies to searches of
@@ -46,7 +46,7 @@ class Decision:
     probability: float | None = None  # that the leading FAQ answers the query (calibrated)
     pair_score: float | None = None  # the leader's cross-encoder logit
     margin: float | None = None  # over the runner-up's logit
-    differences: tuple[str, ...] = ()  # between the query and the leader's judged question ("a number: 3 vs 5")
+    differences: tuple[str, ...] = ()  # between the query and the leader's closest question ("a number: 3 vs 5")
 
     def as_dict(self) -> dict:
         return {**asdict(self), "differences": list(self.differences)}
@@ -102,20 +102,26 @@ def _margin(values: list[float]) -> float:
     return min(values[0] - max(values[1:]), NO_RUNNER_UP_MARGIN) if len(values) > 1 else NO_RUNNER_UP_MARGIN
 
 
-def judged_text(hit: Hit) -> str:
-    """The question text the cross-encoder gave the hit its logit on (its standard question if unknown)."""
-    return hit.matched.get("cross_encoder", {}).get("text") or hit.question
+def compared_text(hit: Hit, query: str) -> str:
+    """The hit's question text the query is compared with: of those the cross-encoder read, the one sharing
+    the most characters with the query. A near-miss imitates one question closely ("小橙借最少能借多少钱" /
+    "小橙借最多能借多少钱"), and that closest text is where its telling difference shows."""
+    from .rerank import candidate_texts
+
+    chars = set(query)
+    texts = candidate_texts(hit) or [hit.question]
+    return max(texts, key=lambda t: (len(chars & set(t)) / max(1, len(chars | set(t))), t == hit.question))
 
 
 def features(head: list[Hit], query: str) -> dict[str, float]:
     """FEATURES of a scored head in ranked order: the leader's cross-encoder logit and retrieval score,
     each with its margin over the best of the others (negative when the leader is not the best), and
-    what differs between `query` (as analysed) and the leader's judged question."""
+    what differs between `query` (as analysed) and the leader's closest question."""
     logits = [h.scores["cross_encoder"] for h in head]
     scores = [h.score for h in head]
     return {"pair_logit": logits[0], "margin": _margin(logits),
             "retrieval_score": scores[0], "retrieval_margin": _margin(scores),
-            **differ.features(query, judged_text(head[0]))}
+            **differ.features(query, compared_text(head[0], query))}
 
 
 def thresholds(settings: Settings, calibration: Calibration) -> tuple[float, float]:
@@ -134,7 +140,7 @@ def decide(hits: list[Hit], depth: int, settings: Settings, calibration: Calibra
     if depth == 0:
         return Decision("suggest", "the cross-encoder decision is off (decide_depth = 0): only suggest")
     values = features(hits[:depth], query)
-    differences = tuple(differ.explain(query, judged_text(hits[0])))
+    differences = tuple(differ.explain(query, compared_text(hits[0], query)))
 
     def said(action: str, reason: str, probability: float | None = None) -> Decision:
         return Decision(action, reason, probability, round(values["pair_logit"], 4), round(values["margin"], 4),

@@ -56,7 +56,8 @@ _CONTENT = re.compile(r"[\u3400-\u9fffA-Za-z0-9]")
 # Function words that neither side's meaning turns on; a missing "的" is not a difference.
 _STOP = frozenset("的 了 吗 呢 吧 啊 呀 么 是 我 你 他 她 它 我们 请问 怎么 如何 怎样 什么 哪些 可以 能 会 要 "
                   "需要 有 在 和 与 及 或 就 都 也 还 又 这 那 这个 那个 一下 一个 请 您好 你好 想 问 知道 "
-                  "该 应该 办 为什么 多少 吗？ 啥 咋 么样".split())
+                  "该 应该 办 为什么 多少 吗？ 啥 咋 么样 亲 亲亲 麻烦 怎么办 怎么弄 怎么回事 是不是 能不能 "
+                  "可不可以 要不要 时候 为啥 一般 大概 刚 刚刚 把 给 被 让 得 着 过 呀 哦 嘛".split())
 
 
 @dataclass(frozen=True)

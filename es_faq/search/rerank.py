@@ -19,7 +19,7 @@ from .retrieve import Hit
 def candidate_texts(hit: Hit, limit: int = 0) -> list[str]:
     """The question texts a hit is judged on: standard first, then the matched ones, no repeats;
     the first `limit` of them when limit > 0 (rerank_texts)."""
-    texts = [hit.question, *(hit.matched[side].get("text") for side in ("lexical", "vector") if side in hit.matched)]
+    texts = [hit.question, *(m.get("text") for m in hit.matched.values())]
     unique = list(dict.fromkeys(t for t in texts if t))
     return unique[:limit] if limit > 0 else unique
 
@@ -69,12 +69,8 @@ class Reranker(OnnxModel):
         flat = self.score(query, [t for group in texts for t in group])
         out, start = [], 0
         for hit, group in zip(hits, texts, strict=True):
-            logits = flat[start:start + len(group)]
-            best = int(logits.argmax())
-            logit = round(float(logits[best]), 4)
-            # The text it was judged on: the decision compares it with the query (es_faq/search/differ.py).
-            out.append(replace(hit, scores={**hit.scores, "cross_encoder": logit},
-                               matched={**hit.matched, "cross_encoder": {"text": group[best], "score": logit}}))
+            logit = round(float(flat[start:start + len(group)].max()), 4)
+            out.append(replace(hit, scores={**hit.scores, "cross_encoder": logit}))
             start += len(group)
         return out
 

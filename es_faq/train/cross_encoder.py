@@ -31,9 +31,12 @@ DEFAULTS = {
     # train.tsv of each. afqmc is inside atec; atec-preprocessed is atec's rest with altered text.
     "corpora": ["bq", "atec", "chip2019"],
     "benches": ["diac"],  # their train groups: paraphrases, near-misses, mined negatives
-    "bench_repeat": 2,  # bench pairs are few and in the decision's own shape: seen this many times an epoch
+    "bench_repeat": 1,  # times an epoch the bench pairs (few, in the decision's own shape) are seen
     "mined_per_query": 2,
-    "corpus_limit": None,  # every pair of each corpus (an int: a seeded sample of that many)
+    # At most this many pairs of each corpus (a seeded sample; None: every pair). 60,000 keeps all of
+    # chip2019 and two thirds of bq and atec, so that two epochs fit a 180-minute session on 2 CPU cores
+    # (docs/training.md); every pair of everything, twice, would have taken about 2 hours of training.
+    "corpus_limit": 60000,
     # Sources (text, paraphrase) the hard-case generator edits (es_faq/train/hardcases.py): one near-miss
     # each, and a meaning-keeping edit for `hard_positive_share` of them. 0 turns it off.
     "hard_cases": 40000,
