@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -100,12 +101,18 @@ def server(tmp_path, es, demo_alias):
 
 def test_two_workers_share_metrics_and_log_json(server):
     server.wait_up()
-    # New connections are spread over the workers by the kernel: ask until both have answered.
+    # Both workers accept from one listening socket; whichever calls accept first gets a connection.
+    # One at a time, an idle machine can hand every connection to the same worker (seen in CI), so
+    # the probes go 16 at a time, each on a new connection, until both workers have answered.
     sent, served_by = 0, set()
-    while len(served_by) < 2 and sent < 200:
-        requests.get(f"{server.url}/healthz", headers={"X-Request-ID": f"probe-{sent}"}, timeout=10)
-        sent += 1
-        if sent % 10 == 0:
+
+    def probe(n: int) -> None:
+        requests.get(f"{server.url}/healthz", headers={"X-Request-ID": f"probe-{n}"}, timeout=10)
+
+    with ThreadPoolExecutor(16) as pool:
+        while len(served_by) < 2 and sent < 400:
+            list(pool.map(probe, range(sent, sent + 16)))
+            sent += 16
             served_by = {line["pid"] for line in server.lines() if line.get("endpoint") == "/healthz"}
     served_by = {line["pid"] for line in server.lines() if line.get("endpoint") == "/healthz"}
     assert len(served_by) == 2, "the kernel sent every connection to one worker"

@@ -54,7 +54,7 @@ def test_a_dead_node_in_the_list_costs_no_request(settings, es):
 @pytest.mark.parametrize("value, word", [
     ("http://127.0.0.1:9200,", None),
     ("http://127.0.0.1:9200,127.0.0.1:9201", "127.0.0.1:9201"),
-    ("http://u:s3cret@127.0.0.1:9200,ftp://u:s3cret@h:1", "ftp://u:***@h:1"),
+    ("http://u:s3cret@127.0.0.1:9200,ftp://u:s3cret@h:1", "node 2 of 2"),
     (" , ", "es_url is empty"),
 ])
 def test_bad_es_url_lists_are_refused_clearly(value, word):
