@@ -7,7 +7,14 @@ import threading
 import time
 from typing import Any
 
-from elasticsearch import ApiError, ConnectionError, Elasticsearch, TransportError, UnsupportedProductError
+from elasticsearch import (
+    ApiError,
+    ConnectionError,
+    Elasticsearch,
+    NotFoundError,
+    TransportError,
+    UnsupportedProductError,
+)
 from elasticsearch.serializer import OrjsonSerializer
 
 from ..config import Settings, mask_url
@@ -47,6 +54,14 @@ def make_client(settings: Settings, timeout_s: float | None = None) -> Elasticse
         return Elasticsearch(hosts, sniff_on_start=True, **kwargs)
     except TransportError:  # the seed does not answer now: start with it alone, sniff on the first failure
         return Elasticsearch(hosts, **kwargs)
+
+
+def live_indices(client: Elasticsearch, alias: str) -> list[str]:
+    """The concrete indices `alias` points to, sorted; none when there is no such alias."""
+    try:
+        return sorted(client.indices.get_alias(name=alias).body)
+    except NotFoundError:
+        return []
 
 
 def unreachable(settings: Settings, exc: Exception | None = None) -> EngineUnavailable:

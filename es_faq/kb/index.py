@@ -16,6 +16,7 @@ from elasticsearch import Elasticsearch, NotFoundError, helpers
 from tqdm import tqdm
 
 from ..config import DATA_ROOT, Settings
+from ..engine.client import live_indices
 from ..errors import ConfigError, DataError, EsFaqError, IndexMissing
 from ..search.analyze import Analyzer
 from ..search.embed import Embedder
@@ -235,13 +236,6 @@ def load_file(settings: Settings, path: Path, *, alias: str | None = None, skip_
     if settings.typo_correction:  # the new version's vocabulary, ready before the first search asks for it
         report.vocabulary_words = len(VocabularyStore(client, settings).write(report.index))
     return report
-
-
-def live_indices(client: Elasticsearch, alias: str) -> list[str]:
-    try:
-        return sorted(client.indices.get_alias(name=alias).body)
-    except NotFoundError:
-        return []
 
 
 def swap_alias(client: Elasticsearch, alias: str, index: str) -> list[str]:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError, helpers
 
 from ..config import Settings
+from ..engine.client import live_indices
 from .correct import Corrector
 from .dictionary import ensure_small_index
 
@@ -75,10 +76,7 @@ class VocabularyStore:
 
     def concrete(self, alias: str) -> str | None:
         """The index behind `alias` (or `alias` itself when it is an index)."""
-        try:
-            names = sorted(self.client.indices.get_alias(name=alias).body)
-        except NotFoundError:
-            names = [alias] if self.client.indices.exists(index=alias) else []
+        names = live_indices(self.client, alias) or ([alias] if self.client.indices.exists(index=alias) else [])
         return names[0] if len(names) == 1 else None
 
     def counts(self, alias: str) -> dict[str, int] | None:

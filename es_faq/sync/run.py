@@ -12,10 +12,10 @@ from functools import cached_property
 from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
 
 from ..config import Settings
-from ..engine.client import make_client, unreachable
+from ..engine.client import live_indices, make_client, unreachable
 from ..errors import DataError, EngineUnavailable, EsFaqError, IndexMissing, SourceUnavailable, SyncBusy
 from ..kb.faq import BadRecord, Faq
-from ..kb.index import build, check_alias, content_hash, faq_documents, live_indices, lock_alias
+from ..kb.index import build, check_alias, content_hash, faq_documents, lock_alias
 from ..kb.lock import Lock
 from ..kb.vectors import VectorCache
 from ..search.analyze import Analyzer
