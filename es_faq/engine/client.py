@@ -1,4 +1,7 @@
-"""The one way to build the Elasticsearch client and to tell whether the cluster is reachable."""
+"""The one way to build the Elasticsearch client and to tell whether the cluster is reachable.
+
+Also the small index chores every layer above shares: the indices behind an alias, a small index
+created once."""
 
 from __future__ import annotations
 
@@ -62,6 +65,16 @@ def live_indices(client: Elasticsearch, alias: str) -> list[str]:
         return sorted(client.indices.get_alias(name=alias).body)
     except NotFoundError:
         return []
+
+
+def ensure_small_index(client: Elasticsearch, name: str, properties: dict) -> None:
+    """Create `name` unless it exists (a concurrent creator's 400 is fine).
+
+    Small and read by every API process: one shard, a replica wherever a second node exists."""
+    if not client.indices.exists(index=name):
+        client.options(ignore_status=400).indices.create(
+            index=name, settings={"number_of_shards": 1, "auto_expand_replicas": "0-1"},
+            mappings={"dynamic": "strict", "properties": properties})
 
 
 def unreachable(settings: Settings, exc: Exception | None = None) -> EngineUnavailable:

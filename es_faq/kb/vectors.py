@@ -19,10 +19,10 @@ import numpy as np
 from elasticsearch import Elasticsearch, helpers
 
 from ..config import Settings
+from ..engine.client import ensure_small_index
 from ..errors import EsFaqError
 from ..models.onnx import runtime_file
 from ..search.analyze import Analysis, Analyzer
-from ..search.dictionary import ensure_small_index
 from ..search.embed import Embedder
 
 # `v`: the vector's float32 bytes, base64 (a binary field: kept, never indexed).

@@ -13,6 +13,7 @@ from pathlib import Path
 from elasticsearch import ConflictError, Elasticsearch, NotFoundError, helpers
 
 from ..config import Settings
+from ..engine.client import ensure_small_index
 from ..errors import InvalidInput
 
 KINDS = ("word", "synonym", "rewrite", "filler")
@@ -121,16 +122,6 @@ def validate(kind: str, terms: list[str], current: Dictionary) -> list[str]:
         visited.add(step)
         step = graph[step]
     return terms
-
-
-def ensure_small_index(client: Elasticsearch, name: str, properties: dict) -> None:
-    """Create `name` unless it exists (a concurrent creator's 400 is fine).
-
-    Small and read by every API process: one shard, a replica wherever a second node exists."""
-    if not client.indices.exists(index=name):
-        client.options(ignore_status=400).indices.create(
-            index=name, settings={"number_of_shards": 1, "auto_expand_replicas": "0-1"},
-            mappings={"dynamic": "strict", "properties": properties})
 
 
 class DictionaryStore:

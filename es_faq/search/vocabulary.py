@@ -14,9 +14,8 @@ from collections.abc import Mapping
 from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError, helpers
 
 from ..config import Settings
-from ..engine.client import live_indices
+from ..engine.client import ensure_small_index, live_indices
 from .correct import Corrector
-from .dictionary import ensure_small_index
 
 MAX_WORD_CHARS = 32
 
