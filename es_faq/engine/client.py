@@ -1,13 +1,14 @@
 """The one way to build the Elasticsearch client and to tell whether the cluster is reachable.
 
 Also the small index chores every layer above shares: the indices behind an alias, a small index
-created once."""
+created once, a bulk write that fails on any refused item."""
 
 from __future__ import annotations
 
 import contextlib
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from elasticsearch import (
@@ -17,6 +18,7 @@ from elasticsearch import (
     NotFoundError,
     TransportError,
     UnsupportedProductError,
+    helpers,
 )
 from elasticsearch.serializer import OrjsonSerializer
 
@@ -75,6 +77,22 @@ def ensure_small_index(client: Elasticsearch, name: str, properties: dict) -> No
         client.options(ignore_status=400).indices.create(
             index=name, settings={"number_of_shards": 1, "auto_expand_replicas": "0-1"},
             mappings={"dynamic": "strict", "properties": properties})
+
+
+def bulk_write(client: Elasticsearch, actions: Iterable[dict], *, index: str, chunk_size: int,
+               verb: str = "rejected", what: str = "documents", then: str = "",
+               missing_deletes_ok: bool = False) -> int:
+    """Send `actions` to `index` in bulk requests; return how many succeeded.
+
+    Any failed item raises EsFaqError ("Elasticsearch <verb> <count> <what>, first: <item><then>"),
+    after every chunk was sent; with `missing_deletes_ok`, a delete of an absent document is no failure."""
+    ok, errors = helpers.bulk(client, actions, index=index, chunk_size=chunk_size, raise_on_error=False)
+    assert isinstance(errors, list)  # without stats_only: the failed items, not a count
+    if missing_deletes_ok:
+        errors = [e for e in errors if e.get("delete", {}).get("status") != 404]
+    if errors:
+        raise EsFaqError(f"Elasticsearch {verb} {len(errors)} {what}, first: {errors[0]}{then}")
+    return ok
 
 
 def unreachable(settings: Settings, exc: Exception | None = None) -> EngineUnavailable:
