@@ -29,7 +29,10 @@ MAX_ID_BYTES = 512  # Elasticsearch's limit on a document id
 
 @dataclass
 class Dictionary:
-    """An immutable snapshot the analyzer works from."""
+    """The dictionaries at one version, which an analyzer works from.
+
+    Not immutable: `DictionaryStore.load` fills it with `put`, `import_dir` checks later rewrites against
+    earlier ones by adding them to it, and a preview changes a copy with `put`/`drop` (evaluation/preview.py)."""
 
     version: int = 0
     words: list[str] = field(default_factory=list)
