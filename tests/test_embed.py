@@ -74,7 +74,7 @@ def test_corrupt_model_file_fails_at_load(settings, broken_model):
     model_file.write_bytes(b"not an onnx file")
     with pytest.raises(ModelError, match="wrong sha256"):
         Embedder(settings, name)
-    from es_faq.models.maven import sha256_of
+    from es_faq.models.files import sha256_of
     data["files"]["model"]["sha256"] = sha256_of(model_file)
     with pytest.raises(ModelError, match="cannot load ONNX model"):
         Embedder(settings, write())

@@ -12,8 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from es_faq.api.app import create_app
+from es_faq.engine.client import live_indices
 from es_faq.kb.faq import read_jsonl
-from es_faq.kb.index import build, live_indices
+from es_faq.kb.index import build
 from es_faq.search.pipeline import Searcher
 from tests.conftest import DEMO_FAQS
 

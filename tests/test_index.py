@@ -9,9 +9,10 @@ import time
 
 import pytest
 
+from es_faq.engine.client import live_indices
 from es_faq.errors import ConfigError, DataError, IndexMissing, SyncBusy
 from es_faq.kb.faq import read_jsonl
-from es_faq.kb.index import build, live_indices, lock_alias, rollback, versions
+from es_faq.kb.index import build, lock_alias, rollback, versions
 from es_faq.sync.state import SyncState
 from tests.conftest import DEMO_FAQS
 

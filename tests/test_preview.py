@@ -18,9 +18,10 @@ from click.testing import CliRunner
 from es_faq.api.querylog import QueryLog
 from es_faq.cli import cli
 from es_faq.config import REPO_ROOT
+from es_faq.engine.client import live_indices
 from es_faq.evaluation.preview import SHADOW_PREFIX
 from es_faq.kb.faq import read_jsonl
-from es_faq.kb.index import build, live_indices
+from es_faq.kb.index import build
 from es_faq.search.analyze import Analyzer
 from es_faq.search.dictionary import DictionaryStore
 from es_faq.search.pipeline import Searcher

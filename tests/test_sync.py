@@ -20,9 +20,10 @@ import pymysql
 import pytest
 
 from es_faq.config import REPO_ROOT
+from es_faq.engine.client import live_indices
 from es_faq.errors import ConfigError, IndexMissing, SourceUnavailable, SyncBusy
 from es_faq.kb.faq import Faq, read_jsonl
-from es_faq.kb.index import build, live_indices, lock_alias, rollback, versions
+from es_faq.kb.index import build, lock_alias, rollback, versions
 from es_faq.sync.run import Sync
 from es_faq.sync.source import MySqlSource
 from tests.conftest import DEMO_FAQS

@@ -9,8 +9,9 @@ import uuid
 import pytest
 
 from es_faq.config import REPO_ROOT
+from es_faq.engine.client import live_indices
 from es_faq.kb.faq import read_jsonl
-from es_faq.kb.index import build, live_indices
+from es_faq.kb.index import build
 from es_faq.search.analyze import Analyzer
 from es_faq.search.correct import Corrector
 from es_faq.search.dictionary import FILES, Dictionary, parse_file

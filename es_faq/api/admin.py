@@ -20,12 +20,12 @@ from pathlib import Path
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from ..config import ENV_PREFIX, SEARCH_MODES, Settings, as_env
-from ..engine.client import engine_errors
+from ..engine.client import engine_errors, live_indices
 from ..errors import ConfigError, InvalidInput, SyncBusy
 from ..evaluation.preview import MAX_QUERIES as MAX_PREVIEW_QUERIES
 from ..evaluation.preview import preview
 from ..kb import doctor as doctor_mod
-from ..kb.index import live_indices, lock_alias
+from ..kb.index import lock_alias
 from ..search.dictionary import KINDS, DictionaryStore, validate
 from ..search.dictionary import entry_id as id_of
 from ..search.pipeline import Searcher

@@ -1,13 +1,25 @@
-"""The one way to build the Elasticsearch client and to tell whether the cluster is reachable."""
+"""The one way to build the Elasticsearch client and to tell whether the cluster is reachable.
+
+Also the small index chores every layer above shares: the indices behind an alias, a small index
+created once, a bulk write that fails on any refused item."""
 
 from __future__ import annotations
 
 import contextlib
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any
 
-from elasticsearch import ApiError, ConnectionError, Elasticsearch, TransportError, UnsupportedProductError
+from elasticsearch import (
+    ApiError,
+    ConnectionError,
+    Elasticsearch,
+    NotFoundError,
+    TransportError,
+    UnsupportedProductError,
+    helpers,
+)
 from elasticsearch.serializer import OrjsonSerializer
 
 from ..config import Settings, mask_url
@@ -47,6 +59,40 @@ def make_client(settings: Settings, timeout_s: float | None = None) -> Elasticse
         return Elasticsearch(hosts, sniff_on_start=True, **kwargs)
     except TransportError:  # the seed does not answer now: start with it alone, sniff on the first failure
         return Elasticsearch(hosts, **kwargs)
+
+
+def live_indices(client: Elasticsearch, alias: str) -> list[str]:
+    """The concrete indices `alias` points to, sorted; none when there is no such alias."""
+    try:
+        return sorted(client.indices.get_alias(name=alias).body)
+    except NotFoundError:
+        return []
+
+
+def ensure_small_index(client: Elasticsearch, name: str, properties: dict) -> None:
+    """Create `name` unless it exists (a concurrent creator's 400 is fine).
+
+    Small and read by every API process: one shard, a replica wherever a second node exists."""
+    if not client.indices.exists(index=name):
+        client.options(ignore_status=400).indices.create(
+            index=name, settings={"number_of_shards": 1, "auto_expand_replicas": "0-1"},
+            mappings={"dynamic": "strict", "properties": properties})
+
+
+def bulk_write(client: Elasticsearch, actions: Iterable[dict], *, index: str, chunk_size: int,
+               verb: str = "rejected", what: str = "documents", then: str = "",
+               missing_deletes_ok: bool = False) -> int:
+    """Send `actions` to `index` in bulk requests; return how many succeeded.
+
+    Any failed item raises EsFaqError ("Elasticsearch <verb> <count> <what>, first: <item><then>"),
+    after every chunk was sent; with `missing_deletes_ok`, a delete of an absent document is no failure."""
+    ok, errors = helpers.bulk(client, actions, index=index, chunk_size=chunk_size, raise_on_error=False)
+    assert isinstance(errors, list)  # without stats_only: the failed items, not a count
+    if missing_deletes_ok:
+        errors = [e for e in errors if e.get("delete", {}).get("status") != 404]
+    if errors:
+        raise EsFaqError(f"Elasticsearch {verb} {len(errors)} {what}, first: {errors[0]}{then}")
+    return ok
 
 
 def unreachable(settings: Settings, exc: Exception | None = None) -> EngineUnavailable:

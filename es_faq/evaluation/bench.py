@@ -9,7 +9,7 @@ from ..config import Settings
 from ..errors import DataError
 from ..kb.faq import count_lines, read_jsonl
 from ..kb.index import build, index_meta
-from ..models.maven import sha256_of
+from ..models.files import sha256_of
 from ..search.pipeline import Searcher
 
 DEFAULT_EMBED_MODEL = Settings.__dataclass_fields__["embed_model"].default

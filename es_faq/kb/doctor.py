@@ -24,11 +24,10 @@ from elasticsearch import Elasticsearch, helpers
 from tqdm import tqdm
 
 from ..config import Settings
-from ..engine.client import engine_errors
+from ..engine.client import engine_errors, live_indices
 from ..errors import IndexMissing, InvalidInput
 from ..search.rerank import Reranker, candidate_texts
 from ..search.retrieve import RetrievalQuery, execute_sides, search_request
-from .index import live_indices
 from .report import SINCE
 
 SCAN_FIELDS = ["faq_id", "question", "answer", "enabled", "questions.text", "questions.tokens",

@@ -12,10 +12,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from elasticsearch import Elasticsearch, NotFoundError, helpers
+from elasticsearch import Elasticsearch, NotFoundError
 from tqdm import tqdm
 
 from ..config import DATA_ROOT, Settings
+from ..engine.client import bulk_write, live_indices
 from ..errors import ConfigError, DataError, EsFaqError, IndexMissing
 from ..search.analyze import Analyzer
 from ..search.embed import Embedder
@@ -177,12 +178,7 @@ def build(client: Elasticsearch, settings: Settings, records: Iterable[Faq | Bad
         with tqdm(total=total, unit="faq", desc=f"indexing {name}", disable=not progress) as bar:
             for batch in _batches(lock.guard(records), 256, report, skip_bad, bar):
                 docs = faq_documents(batch, analyzer, vectors)
-                ok, errors = helpers.bulk(client.options(request_timeout=120), docs, index=name,
-                                          chunk_size=500, raise_on_error=False)
-                assert isinstance(errors, list)  # without stats_only: the failed items, not a count
-                if errors:
-                    raise EsFaqError(f"Elasticsearch rejected {len(errors)} documents, first: {errors[0]}")
-                report.faqs += ok
+                report.faqs += bulk_write(client.options(request_timeout=120), docs, index=name, chunk_size=500)
                 report.questions += sum(len(d["questions"]) for d in docs)
                 elapsed = time.monotonic() - started
                 bar.set_postfix(texts_per_s=f"{report.questions / elapsed:.0f}" if elapsed else "-",
@@ -235,13 +231,6 @@ def load_file(settings: Settings, path: Path, *, alias: str | None = None, skip_
     if settings.typo_correction:  # the new version's vocabulary, ready before the first search asks for it
         report.vocabulary_words = len(VocabularyStore(client, settings).write(report.index))
     return report
-
-
-def live_indices(client: Elasticsearch, alias: str) -> list[str]:
-    try:
-        return sorted(client.indices.get_alias(name=alias).body)
-    except NotFoundError:
-        return []
 
 
 def swap_alias(client: Elasticsearch, alias: str, index: str) -> list[str]:

@@ -19,10 +19,9 @@ import numpy as np
 from elasticsearch import Elasticsearch, helpers
 
 from ..config import Settings
-from ..errors import EsFaqError
+from ..engine.client import bulk_write, ensure_small_index
 from ..models.onnx import runtime_file
 from ..search.analyze import Analysis, Analyzer
-from ..search.dictionary import ensure_small_index
 from ..search.embed import Embedder
 
 # `v`: the vector's float32 bytes, base64 (a binary field: kept, never indexed).
@@ -100,11 +99,9 @@ class VectorCache:
         model = self.embedder.manifest.name
         actions = ({"_id": key, "model": model, "model_key": self.model_key,
                     "v": base64.b64encode(vector.astype("<f4").tobytes()).decode()} for key, vector in vectors.items())
-        _, errors = helpers.bulk(self.client, actions, index=self.index, chunk_size=1000, raise_on_error=False)
-        assert isinstance(errors, list)  # without stats_only: the failed items, not a count
-        if errors:
-            raise EsFaqError(f"Elasticsearch refused {len(errors)} vectors for the cache {self.index}, "
-                             f"first: {errors[0]}; check the cluster, or set vector_cache_enabled=false")
+        bulk_write(self.client, actions, index=self.index, chunk_size=1000, verb="refused",
+                   what=f"vectors for the cache {self.index}",
+                   then="; check the cluster, or set vector_cache_enabled=false")
 
     def counts(self) -> dict[str, int]:
         """Cached vectors per model_key (the current one is `model_key`)."""

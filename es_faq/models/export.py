@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ModelError
+from .files import sha256_of
 from .manifest import Manifest
-from .maven import sha256_of
 
 
 def onnx_export(source, output: Path, task: str, int8: bool) -> dict[str, Path]:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from ..config import DATA_ROOT, Settings
 from ..errors import ModelError
-from .maven import fetch_maven, sha256_of
+from .files import sha256_of
+from .maven import fetch_maven
 
 MANIFEST_DIR = DATA_ROOT / "onnx_models"
 # What training writes beside a trained model's files: its recipe and each file's sha256.

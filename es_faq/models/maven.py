@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import urllib.error
 import urllib.request
@@ -11,19 +10,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..errors import ProvisionError
-
-
-def _digest(path: Path, algorithm: str) -> str:
-    with path.open("rb") as fh:
-        return hashlib.file_digest(fh, algorithm).hexdigest()
-
-
-def sha256_of(path: Path) -> str:
-    return _digest(path, "sha256")
+from .files import file_digest, sha256_of
 
 
 def _sha1_of(path: Path) -> str:
-    return _digest(path, "sha1")
+    return file_digest(path, "sha1")
 
 
 def maven_url(base: str, coords: str) -> str:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from ..config import Settings
 from ..errors import ModelError
+from .files import sha256_of
 from .manifest import MANIFEST_DIR, Manifest, pull
-from .maven import sha256_of
 from .onnx import load_tokenizer, onnx_inputs
 
 QUANTIZATIONS = ("static", "dynamic")

@@ -1,4 +1,4 @@
-"""normalize -> rewrite -> segment (-> expand for queries), shared by indexing and querying."""
+"""normalize -> rewrite (-> correct for queries) -> segment (-> expand for queries), shared by indexing and querying."""
 
 from __future__ import annotations
 

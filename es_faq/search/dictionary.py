@@ -13,6 +13,7 @@ from pathlib import Path
 from elasticsearch import ConflictError, Elasticsearch, NotFoundError, helpers
 
 from ..config import Settings
+from ..engine.client import ensure_small_index
 from ..errors import InvalidInput
 
 KINDS = ("word", "synonym", "rewrite", "filler")
@@ -28,7 +29,10 @@ MAX_ID_BYTES = 512  # Elasticsearch's limit on a document id
 
 @dataclass
 class Dictionary:
-    """An immutable snapshot the analyzer works from."""
+    """The dictionaries at one version, which an analyzer works from.
+
+    Not immutable: `DictionaryStore.load` fills it with `put`, `import_dir` checks later rewrites against
+    earlier ones by adding them to it, and a preview changes a copy with `put`/`drop` (evaluation/preview.py)."""
 
     version: int = 0
     words: list[str] = field(default_factory=list)
@@ -121,16 +125,6 @@ def validate(kind: str, terms: list[str], current: Dictionary) -> list[str]:
         visited.add(step)
         step = graph[step]
     return terms
-
-
-def ensure_small_index(client: Elasticsearch, name: str, properties: dict) -> None:
-    """Create `name` unless it exists (a concurrent creator's 400 is fine).
-
-    Small and read by every API process: one shard, a replica wherever a second node exists."""
-    if not client.indices.exists(index=name):
-        client.options(ignore_status=400).indices.create(
-            index=name, settings={"number_of_shards": 1, "auto_expand_replicas": "0-1"},
-            mappings={"dynamic": "strict", "properties": properties})
 
 
 class DictionaryStore:

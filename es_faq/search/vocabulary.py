@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError, helpers
 
 from ..config import Settings
+from ..engine.client import ensure_small_index, live_indices
 from .correct import Corrector
-from .dictionary import ensure_small_index
 
 MAX_WORD_CHARS = 32
 
@@ -75,10 +75,7 @@ class VocabularyStore:
 
     def concrete(self, alias: str) -> str | None:
         """The index behind `alias` (or `alias` itself when it is an index)."""
-        try:
-            names = sorted(self.client.indices.get_alias(name=alias).body)
-        except NotFoundError:
-            names = [alias] if self.client.indices.exists(index=alias) else []
+        names = live_indices(self.client, alias) or ([alias] if self.client.indices.exists(index=alias) else [])
         return names[0] if len(names) == 1 else None
 
     def counts(self, alias: str) -> dict[str, int] | None:

@@ -12,10 +12,10 @@ from functools import cached_property
 from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
 
 from ..config import Settings
-from ..engine.client import make_client, unreachable
+from ..engine.client import bulk_write, live_indices, make_client, unreachable
 from ..errors import DataError, EngineUnavailable, EsFaqError, IndexMissing, SourceUnavailable, SyncBusy
 from ..kb.faq import BadRecord, Faq
-from ..kb.index import build, check_alias, content_hash, faq_documents, live_indices, lock_alias
+from ..kb.index import build, check_alias, content_hash, faq_documents, lock_alias
 from ..kb.lock import Lock
 from ..kb.vectors import VectorCache
 from ..search.analyze import Analyzer
@@ -198,13 +198,8 @@ class Sync:
         if not actions:
             return
         lock.check()
-        _, errors = helpers.bulk(self.client.options(request_timeout=120), actions, index=version,
-                                 chunk_size=500, raise_on_error=False)
-        assert isinstance(errors, list)  # without stats_only: the failed items, not a count
-        errors = [e for e in errors if e.get("delete", {}).get("status") != 404]
-        if errors:
-            raise EsFaqError(f"Elasticsearch rejected {len(errors)} documents, first: {errors[0]}; "
-                             "the watermark was not moved")
+        bulk_write(self.client.options(request_timeout=120), actions, index=version, chunk_size=500,
+                   then="; the watermark was not moved", missing_deletes_ok=True)
         self.client.indices.refresh(index=version)
 
     def check(self, repair: bool = False) -> dict:

@@ -24,8 +24,8 @@ from ..config import Settings
 from ..errors import ModelError
 from ..evaluation.bench import ensure_bench_index
 from ..models.export import onnx_export
+from ..models.files import sha256_of
 from ..models.manifest import RECIPE_FILE, Manifest
-from ..models.maven import sha256_of
 from ..models.onnx import load_tokenizer
 from ..search.pipeline import Searcher
 from .mine import Group, load_groups, mine, save_groups
