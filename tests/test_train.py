@@ -70,8 +70,8 @@ def test_embedder_trains_exports_and_loads(settings, trained_name):
 
 
 # --- the cross-encoder (es_faq/train/cross_encoder.py), on a few dozen pairs ------------------------------
-TINY_RECIPE = {"corpora": ["tiny"], "benches": [], "corpus_limit": None, "hard_cases": 0, "epochs": 1, "dev": {"tiny": 16},
-               "batch_size": 8, "max_tokens": 32, "eval_every": 2, "checkpoint_every": 2}
+TINY_RECIPE = {"corpora": ["tiny"], "benches": [], "corpus_limit": None, "hard_cases": 0, "epochs": 1,
+               "dev": {"tiny": 16}, "batch_size": 8, "max_tokens": 32, "eval_every": 2, "checkpoint_every": 2}
 
 
 @pytest.fixture(scope="module")
