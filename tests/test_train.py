@@ -13,7 +13,6 @@ from es_faq.models.manifest import MANIFEST_DIR, Manifest, verify
 from es_faq.search.embed import Embedder
 from es_faq.search.rerank import Reranker
 from es_faq.train.base import BASE_MODEL, load_base, onnx_bert_weights
-from es_faq.train.mine import mine
 
 torch = pytest.importorskip("torch", reason="the [train] extra is not installed (scripts/test installs it)")
 DEMO = REPO_ROOT / "demo"
@@ -40,33 +39,111 @@ def test_every_anonymous_matmul_is_named(settings):
     assert weights["encoder.layer.3.intermediate.dense.weight"].shape == (2048, 512)  # torch layout
 
 
-def test_mined_groups_have_hard_negatives_and_no_gold(searcher, demo_alias):
-    groups = mine(searcher, demo_alias, DEMO, depth=10, limit=12, progress=False)
-    assert len(groups) == 12
-    for group in groups:
-        assert group.positives and group.negatives
-        assert not set(group.positives) & set(group.negatives)
-
-
 @pytest.fixture
 def trained_name(settings, es):
     name = f"test-train-{uuid.uuid4().hex[:8]}"
     yield name
     (MANIFEST_DIR / f"{name}.json").unlink(missing_ok=True)
     shutil.rmtree(settings.models_path / name, ignore_errors=True)
-    for index in es.cat.indices(index="bench-demo-*", format="json", h="index").body:
-        es.indices.delete(index=index["index"])
 
 
-def test_embedder_trains_exports_and_loads(settings, trained_name):
-    from es_faq.train.embedder import train_embedder
+# --- the embedder (es_faq/train/embedder.py), on a few dozen examples --------------------------------------
+def test_corpus_examples_find_their_positives_and_keep_their_negatives(tmp_path):
+    from es_faq.train.embedder import corpus_examples
 
-    record = train_embedder(settings, DEMO, trained_name, progress=False, limit=16, batch_size=8)
-    assert record["examples"] == 16
+    path = tmp_path / "train.tsv"
+    path.write_text("花呗怎么还款\t花呗如何还钱\t1\n花呗怎么还款\t花呗怎么开通\t0\n借呗利率\t借呗利息多少\t1\n"
+                    "花呗如何还钱\t花呗怎么还款\t1\n借呗利率\t借呗额度\t0\n", encoding="utf-8")
+    examples = corpus_examples(path, "tiny", None, 13)
+    assert [(e.query, e.positives, e.negatives) for e in examples] == [
+        ("花呗怎么还款", ["花呗如何还钱"], ["花呗怎么开通"]),
+        ("借呗利率", ["借呗利息多少"], ["借呗额度"]),
+        ("花呗如何还钱", ["花呗怎么还款"], []),
+    ]
+
+
+def test_a_step_never_counts_a_positive_as_a_negative():
+    import random
+
+    from es_faq.train.embedder import Example, step_texts
+
+    examples = [Example("q1", ["a", "b"], ["n1"], "t"), Example("q2", ["c"], [], "t")]
+    queries, docs, positives = step_texts(examples, [0, 1], 2, ["a", "b", "c", "x", "y"], random.Random(3))
+    assert queries == ["q1", "q2"] and docs[0] in {"a", "b"} and docs[1] == "c"
+    assert docs[2] == "n1" and len(docs) == 6  # one positive each, then two negatives each
+    assert not set(docs[2:4]) & positives[0] and not set(docs[4:6]) & positives[1]
+
+
+def test_bench_examples_mine_negatives_without_the_gold_faq(settings, es, tmp_path):
+    """A bench's train groups: each paraphrase finds its FAQ's texts; mined negatives are other FAQs'."""
+    from es_faq.kb.faq import read_jsonl
+    from es_faq.train.embedder import bench_examples
+
+    bench = tmp_path / f"demo-{uuid.uuid4().hex[:6]}"
+    bench.mkdir()
+    shutil.copy(DEMO / "faqs.jsonl", bench / "faqs.jsonl")
+    rows = [json.loads(line) for line in (DEMO / "queries.jsonl").open(encoding="utf-8")][:10]
+    (bench / "queries.jsonl").write_text("".join(json.dumps({**r, "split": "train"}, ensure_ascii=False) + "\n"
+                                                 for r in rows), encoding="utf-8")
+    try:
+        examples = bench_examples(settings, str(bench), True, 2, progress=False)
+    finally:
+        for index in es.cat.indices(index=f"bench-{bench.name}*", format="json", h="index").body:
+            es.indices.delete(index=index["index"])
+    faqs = {f.id: f for f in read_jsonl(bench / "faqs.jsonl")}
+    owner = {t: f.id for f in faqs.values() for t in f.texts}
+    paraphrases = [r for r in rows if r["kind"] == "paraphrase"]
+    assert {e.query for e in examples} >= {r["query"] for r in paraphrases}
+    assert sum(bool(e.negatives) for e in examples) >= len(paraphrases)
+    for e in examples:
+        gold = {owner[t] for t in e.positives}
+        assert len(gold) == 1 and not {owner.get(t) for t in e.negatives} & gold
+
+
+TINY_EMBEDDER = {"corpora": ["tiny"], "benches": [], "mine": [], "dev": {}, "batch_size": 8, "eval_every": 2,
+                 "checkpoint_every": 1}
+
+
+def test_the_embedder_trains_resumes_exports_and_loads(settings, tiny_pairs, trained_name, tmp_path):
+    """24 positive pairs, 3 steps: interrupted after one and resumed it ends where an uninterrupted run does;
+    the export (static INT8) loads as the embedder and gives a text the same vector alone or in a batch."""
+    from transformers import BertModel
+
+    from es_faq.train.embedder import export_embedder, fit, recipe_of
+
+    tiny = settings.replace(pairs_dir=tiny_pairs)
+    whole = fit(tiny, recipe_of(**TINY_EMBEDDER), tmp_path / "whole", progress=False)
+    assert whole["examples"] == 24 and whole["steps"] == 3 and whole["sources"] == {
+        "tiny": {"examples": 24, "with_hard_negatives": 24}}
+    assert [json.loads(line)["step"] for line in (tmp_path / "whole" / "log.jsonl").open()] == [2, 3]
+    assert fit(tiny, recipe_of(**TINY_EMBEDDER), tmp_path / "resumed", progress=False, stop_after=1) is None
+    assert fit(tiny, recipe_of(**TINY_EMBEDDER), tmp_path / "resumed", progress=False)["steps"] == 3
+    a = BertModel.from_pretrained(tmp_path / "whole" / "final").state_dict()
+    b = BertModel.from_pretrained(tmp_path / "resumed" / "final").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+    record = export_embedder(tiny, trained_name, tmp_path / "whole", calibration_size=16)
+    assert record["quantization"] == "static"
+    manifest = Manifest.load(trained_name)
+    assert manifest.task == "embedding" and set(manifest.files) == {"model", "model_int8", "tokenizer"}
+    assert manifest.data["query_prefix"] == ""
     embedder = Embedder(settings, trained_name)
-    vectors = embedder.encode(["花呗怎么延期还款", "怎么修改收货地址"])
-    assert vectors.shape == (2, 512)
-    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    texts = ["花呗怎么延期还款", "怎么修改收货地址", "借款利息怎么算，利率是多少呢"]
+    together = embedder.encode(texts)
+    assert together.shape == (3, 512) and np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-4)
+    assert np.array_equal(together, np.vstack([embedder.encode([t]) for t in texts]))
+
+
+def test_dense_ranks_count_the_faqs_above_the_best_gold_one():
+    from es_faq.train.dense_eval import ranks
+
+    # Three FAQs: two texts, one text, one text; vectors on the unit circle.
+    texts = np.array([[1, 0], [0, 1], [0.6, 0.8], [-1, 0]], dtype=np.float32)
+    owner = np.array([0, 0, 1, 2])
+    queries = np.array([[0.8, 0.6], [-1, 0]], dtype=np.float32)
+    # Query 0 scores FAQ 0 at 0.8 (its best text), FAQ 1 at 0.96, FAQ 2 at -0.8.
+    assert ranks(queries, texts, owner, 3, [[0], [2]]).tolist() == [2, 1]
+    assert ranks(queries, texts, owner, 3, [[0, 1], [0]]).tolist() == [1, 2]
 
 
 # --- the cross-encoder (es_faq/train/cross_encoder.py), on a few dozen pairs ------------------------------

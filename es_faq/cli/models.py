@@ -91,23 +91,6 @@ def train() -> None:
     """Fine-tune the reranker or the embedder on a faq-bench directory (needs the [train] extra)."""
 
 
-def _train_options(fn):
-    options = [
-        click.option("--bench", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-                     help="A faq-bench directory: its train split and knowledge base."),
-        click.option("--name", default=None, help="Model name (default: reranker-<bench> / embedder-<bench>)."),
-        click.option("--epochs", type=click.IntRange(1), default=None),
-        click.option("--batch-size", type=click.IntRange(1), default=None),
-        click.option("--lr", type=float, default=None),
-        click.option("--limit", type=click.IntRange(1), default=None,
-                     help="Train on this many sampled queries only (a quick CPU run)."),
-        click.option("--seed", type=int, default=None),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return pass_settings(fn)
-
-
 @train.command("reranker")
 @click.argument("name", default="reranker-zh")
 @click.option("--corpus", "corpora", multiple=True, help="A pair corpus under pairs_dir (repeatable; default: "
@@ -144,10 +127,31 @@ def train_reranker_cmd(settings: Settings, name: str, corpora: tuple[str, ...], 
 
 
 @train.command("embedder")
-@_train_options
-@click.option("--temperature", type=float, default=None, help="InfoNCE temperature (default 0.07).")
-def train_embedder_cmd(settings: Settings, bench: Path, name: str | None, **options) -> None:
-    """Bi-encoder from bge-small-zh-v1.5, InfoNCE with in-batch and mined hard negatives."""
-    from ..train.embedder import train_embedder
+@click.argument("name", default="embedder-zh")
+@click.option("--corpus", "corpora", multiple=True, help="A pair corpus under pairs_dir (repeatable; default: "
+              "bq, atec, chip2019).")
+@click.option("--bench", "benches", multiple=True, help="A faq-bench under bench_dir whose train groups to add "
+              "(repeatable; default: diac, bq, atec).")
+@click.option("--mine", "mine", multiple=True, help="A bench whose groups get negatives mined by the hybrid search "
+              "(repeatable; default: diac, bq).")
+@click.option("--corpus-limit", type=click.IntRange(1), default=None, help="Sample this many pairs of each corpus.")
+@click.option("--epochs", type=click.IntRange(1), default=None)
+@click.option("--batch-size", type=click.IntRange(2), default=None)
+@click.option("--lr", type=float, default=None)
+@click.option("--temperature", type=float, default=None, help="InfoNCE temperature.")
+@click.option("--seed", type=int, default=None)
+@click.option("--no-bf16", "bf16", flag_value=False, default=None, help="Train in fp32 (CPUs without avx512_bf16).")
+@click.option("--eval-every", type=click.IntRange(1), default=None, help="Steps between dev evaluations.")
+@click.option("--checkpoint-every", type=click.IntRange(1), default=None, help="Steps between checkpoints.")
+@pass_settings
+def train_embedder_cmd(settings: Settings, name: str, corpora: tuple[str, ...], benches: tuple[str, ...],
+                       mine: tuple[str, ...], **options) -> None:
+    """The bi-encoder from bge-small-zh-v1.5: InfoNCE with in-batch and hard negatives.
 
-    _emit(train_embedder(settings, bench, name or f"embedder-{bench.resolve().name}", **options))
+    Resumable like `train reranker` (~/.cache/es-faq/train-runs/NAME); ends with the ONNX export
+    (fp32 + static INT8). Ship it with `es-faq models ship NAME`."""
+    from ..train.embedder import recipe_of, train_embedder
+
+    recipe = recipe_of(corpora=list(corpora) or None, benches=list(benches) or None, mine=list(mine) or None,
+                       **options)
+    _emit(train_embedder(settings, name, recipe))

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from ..config import Settings
 from ..errors import ModelError
@@ -26,6 +25,7 @@ from .base import load_base
 from .loop import device, encode, install, register
 from .pair_eval import metrics
 from .pairs import Pair, bench_groups, corpus_file, dedupe, group_pairs, mined_pairs, read_pairs
+from .steps import check_recipe, run_steps
 
 DEFAULTS = {
     # train.tsv of each. afqmc is inside atec; atec-preprocessed is atec's rest with altered text.
@@ -58,7 +58,6 @@ DEFAULTS = {
     "eval_every": 1000,
     "checkpoint_every": 200,
 }
-CHECKPOINT = "checkpoint.pt"
 FINAL = "final"
 
 
@@ -177,14 +176,6 @@ def predict(model, tokenizer, pairs: list[Pair], batch_size: int = 128, bf16: bo
     return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
 
-def _save(path: Path, state: dict) -> None:
-    import torch
-
-    partial = path.with_suffix(".part")
-    torch.save(state, partial)
-    partial.replace(path)  # a kill mid-write leaves the previous checkpoint whole
-
-
 def fit(settings: Settings, recipe: dict, run_dir: Path, progress: bool = True,
         stop_after: int | None = None) -> dict | None:
     """Train (or resume) the run in `run_dir`; returns the training record, or None when it stopped
@@ -194,11 +185,7 @@ def fit(settings: Settings, recipe: dict, run_dir: Path, progress: bool = True,
 
     from ..models.onnx import load_tokenizer
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    recipe_file = run_dir / "recipe.json"
-    if recipe_file.exists() and json.loads(recipe_file.read_text()) != recipe:
-        raise ModelError(f"{run_dir} holds a run with another recipe; remove it or train under another name")
-    recipe_file.write_text(json.dumps(recipe, indent=2, ensure_ascii=False) + "\n")
+    check_recipe(run_dir, recipe)
     started = time.monotonic()
     pairs = build_pairs(settings, recipe, run_dir, progress)
     dev_sets = dev_pairs(settings, recipe)
@@ -219,20 +206,8 @@ def fit(settings: Settings, recipe: dict, run_dir: Path, progress: bool = True,
     optimizer = torch.optim.AdamW([{"params": encoder, "lr": recipe["lr"]},
                                    {"params": head, "lr": recipe["head_lr"]}], weight_decay=0.01)
     schedule = get_linear_schedule_with_warmup(optimizer, max(1, int(total * recipe["warmup"])), total)
-    step, seconds = 0, 0.0
-    checkpoint = run_dir / CHECKPOINT
-    if checkpoint.exists():
-        state = torch.load(checkpoint, map_location=dev, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        step, seconds = state["step"], state["seconds"]
-        if "rng" in state:  # dropout continues as if never interrupted
-            torch.set_rng_state(state["rng"])
-    log_path = run_dir / "log.jsonl"
     labels = torch.tensor([p.label for p in pairs], dtype=torch.float32)
     loss_fn = torch.nn.BCEWithLogitsLoss()
-    running = []
     bf16 = recipe["bf16"]
 
     def evaluate_dev() -> dict:
@@ -240,52 +215,30 @@ def fit(settings: Settings, recipe: dict, run_dir: Path, progress: bool = True,
         for corpus, rows in dev_sets.items():
             logits = predict(model, tokenizer, rows, bf16=bf16)
             out[corpus] = metrics(logits, np.array([p.label for p in rows]), 0.0)
-        model.train()
         return out
 
-    def save() -> None:
-        _save(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                           "schedule": schedule.state_dict(), "step": step, "rng": torch.get_rng_state(),
-                           "seconds": seconds + time.monotonic() - resumed_at})
-
-    resumed_at = time.monotonic()
-    first_step = step
-    model.train()
     order: tuple[int, list[list[int]]] = (-1, [])
-    with tqdm(total=total, initial=step, desc="training cross-encoder", unit="step", disable=not progress) as bar:
-        while step < total:
-            epoch, index = divmod(step, per_epoch)
-            if order[0] != epoch:
-                order = (epoch, batches(pairs, recipe["batch_size"], recipe["seed"] + epoch))
-            batch = order[1][index]
-            features = encode(tokenizer, [(pairs[i].text1, pairs[i].text2) for i in batch], dev)
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-                logits = model(**features).logits[:, 0]
-            loss = loss_fn(logits.float(), labels[batch].to(dev))
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad()
-            step += 1
-            running.append(loss.item())
-            bar.update()
-            bar.set_postfix(loss=f"{np.mean(running[-50:]):.3f}")
-            if step % recipe["checkpoint_every"] == 0 or step == total:
-                save()
-            if step % recipe["eval_every"] == 0 or step == total:
-                entry = {"step": step, "loss": round(float(np.mean(running[-recipe["eval_every"]:])), 4),
-                         "seconds": round(seconds + time.monotonic() - resumed_at, 1), "dev": evaluate_dev()}
-                with log_path.open("a", encoding="utf-8") as log:
-                    log.write(json.dumps(entry) + "\n")
-            if stop_after is not None and step - first_step >= stop_after and step < total:
-                save()
-                return None
+
+    def step_loss(step: int):
+        nonlocal order
+        epoch, index = divmod(step, per_epoch)
+        if order[0] != epoch:
+            order = (epoch, batches(pairs, recipe["batch_size"], recipe["seed"] + epoch))
+        batch = order[1][index]
+        features = encode(tokenizer, [(pairs[i].text1, pairs[i].text2) for i in batch], dev)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = model(**features).logits[:, 0]
+        return loss_fn(logits.float(), labels[batch].to(dev))
+
+    seconds = run_steps(run_dir, model, optimizer, schedule, total, step_loss, evaluate_dev,
+                        checkpoint_every=recipe["checkpoint_every"], eval_every=recipe["eval_every"],
+                        desc="training cross-encoder", progress=progress, stop_after=stop_after)
+    if seconds is None:
+        return None
     final = run_dir / FINAL
     model.save_pretrained(final)
     record = {"recipe": recipe, "pairs": len(pairs), "steps": total, "device": str(dev),
-              "train_seconds": round(seconds + time.monotonic() - resumed_at, 1),
-              "wall_seconds_this_run": round(time.monotonic() - started, 1),
+              "train_seconds": round(seconds, 1), "wall_seconds_this_run": round(time.monotonic() - started, 1),
               "sources": _count_sources(pairs), "dev": evaluate_dev(), "torch": torch.__version__,
               "threads": torch.get_num_threads()}
     (final / "training.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
