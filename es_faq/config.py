@@ -27,6 +27,8 @@ DATA_ROOT = REPO_ROOT if (REPO_ROOT / "setup.cfg").is_file() and (REPO_ROOT / "m
 RETRIEVAL_MODES = ("bm25", "vector", "hybrid")  # one Elasticsearch request each (es_faq/search/retrieve.py)
 SEARCH_MODES = (*RETRIEVAL_MODES, "rerank")  # rerank: hybrid, then the cross-encoder (es_faq/search/rerank.py)
 FUSIONS = ("sum", "rrf", "weighted")  # how hybrid merges its two sides (es_faq/search/fuse.py)
+# The kinds of difference between a query and an FAQ question (es_faq/search/differ.py).
+DIFFERENCE_KINDS = ("number", "negation", "antonym", "temporal", "order", "words")
 PARTIAL_RESULTS = ("serve", "refuse")  # search_partial: what to do with a still-partial result
 # Temporary copies of an index made by a dictionary preview (es_faq/evaluation/preview.py).
 PREVIEW_INDEX_PREFIX = "es-faq-preview-"
@@ -147,6 +149,11 @@ class Settings:
     # scoring the leader alone covered 0.27 of diac dev paraphrases against 0.38 (docs/benchmarks.md,
     # issue 11). 0 turns the cross-encoder off: every search then only suggests.
     decide_depth: int = 3
+    # Kinds of difference (comma-separated; es_faq/search/differ.py) between the query and the leading FAQ's
+    # closest question that stop an answer whatever P(right) says: the search suggests instead and says
+    # why. A negation or an antonym turns a question into its opposite ("怎么关闭自动还款" / "怎么设置自动
+    # 还款"); measured in docs/benchmarks.md ("The decision"). Empty: no veto.
+    answer_veto: str = "negation,antonym"
     answer_threshold: float | None = None
     suggest_threshold: float | None = None
     search_max_k: int = 100
@@ -238,6 +245,10 @@ class Settings:
         return split_urls(self.es_url)
 
     @property
+    def veto_kinds(self) -> tuple[str, ...]:
+        return tuple(k.strip() for k in self.answer_veto.split(",") if k.strip())
+
+    @property
     def models_path(self) -> Path:
         return self.model_dir or self.home / "models"
 
@@ -266,6 +277,11 @@ class Settings:
             raise ConfigError(f"knn_rescore_oversample={self.knn_rescore_oversample}: 0 (off) or from 1 to 10")
         if self.search_mode not in SEARCH_MODES:
             raise ConfigError(f"search_mode={self.search_mode!r}: choose {_one_of(SEARCH_MODES)}")
+        unknown = set(self.veto_kinds) - set(DIFFERENCE_KINDS)
+        if unknown:
+            raise ConfigError(f"answer_veto={self.answer_veto!r}: {', '.join(sorted(unknown))} is not a kind of "
+                              f"difference; choose among {_one_of(DIFFERENCE_KINDS)}, comma-separated, or leave it "
+                              "empty")
         if not 0 <= self.decide_depth <= 50:
             raise ConfigError(f"decide_depth={self.decide_depth}: must be from 0 (no cross-encoder) to 50")
         if not 0 <= self.rerank_texts <= 3:

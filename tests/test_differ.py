@@ -32,6 +32,21 @@ def test_paraphrases_that_keep_the_meaning_differ_in_no_kind():
         assert features(query, text) == dict.fromkeys(FEATURES, 0.0)
 
 
+@pytest.mark.parametrize(("query", "text", "said"), [
+    ("小橙借最少能借多少钱", "小橙借最多能借多少钱？", "differs in an antonym: 最少 vs 最多"),  # jieba: 最少 / 最 多
+    ("小橙借最短可以借多久", "小橙借最长可以借多久？", "differs in an antonym: 最短 vs 最长"),
+    ("怎么关闭自动还款", "怎么设置自动还款？", "differs in an antonym: 关闭 vs 设置"),
+])
+def test_an_antonym_the_segmenter_hides_is_read_on_characters(query, text, said):
+    assert explain(query, text) == [said]
+
+
+def test_characters_shared_elsewhere_are_no_antonym():
+    # "多" and "少" both stand in "多少": only a stretch where the texts differ can hold an antonym.
+    assert not [d for d in compare("花呗最多能借多少", "花呗最高能借多少") if d.kind == "antonym"]
+    assert compare("可以借多少", "能借多少") == []
+
+
 def test_a_number_written_in_characters_is_the_same_number():
     assert not [d for d in compare("分3期还款", "分三期还款") if d.kind == "number"]
     assert [d.kind for d in compare("分3期还款", "分六期还款")][0] == "number"

@@ -180,6 +180,27 @@ def test_the_differences_are_read_against_the_leaders_closest_question(settings)
     assert same.action == "answer" and same.differences == ()
 
 
+def test_a_negation_or_an_antonym_vetoes_an_answer(settings):
+    """Whatever P(right) says, a leader whose closest question says the opposite is only suggested (answer_veto)."""
+    calibration = Calibration(("pair_logit",), (1.0,), 0.0, 0.8, 0.3, {})
+    leader = Hit("f0", "怎么设置自动还款？", "", "", 0.9, scores={"cross_encoder": 6.0})
+    vetoed = decide([leader], 1, settings, calibration, query="怎么关闭自动还款")
+    assert vetoed.action == "suggest" and vetoed.probability > 0.8
+    assert vetoed.reason.endswith("differs in an antonym: 关闭 vs 设置 (answer_veto)")
+    assert decide([leader], 1, settings.replace(answer_veto=""), calibration, query="怎么关闭自动还款").action == \
+        "answer"
+    assert decide([leader], 1, settings, calibration, query="自动还款怎么设置").action == "answer"
+
+
+def test_an_unknown_veto_kind_is_refused():
+    from es_faq.config import load_settings
+    from es_faq.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="antonyms is not a kind of difference"):
+        load_settings({"ES_FAQ_ANSWER_VETO": "negation,antonyms"})
+    assert load_settings({"ES_FAQ_ANSWER_VETO": " negation , order "}).veto_kinds == ("negation", "order")
+
+
 LOGIT_ONLY = ("pair_logit", "margin")
 
 

@@ -140,7 +140,9 @@ def decide(hits: list[Hit], depth: int, settings: Settings, calibration: Calibra
     if depth == 0:
         return Decision("suggest", "the cross-encoder decision is off (decide_depth = 0): only suggest")
     values = features(hits[:depth], query)
-    differences = tuple(differ.explain(query, compared_text(hits[0], query)))
+    found = differ.compare(query, compared_text(hits[0], query))
+    differences = tuple(d.describe() for d in found)
+    veto = next((d for d in found if d.kind in settings.veto_kinds), None)
 
     def said(action: str, reason: str, probability: float | None = None) -> Decision:
         return Decision(action, reason, probability, round(values["pair_logit"], 4), round(values["margin"], 4),
@@ -158,6 +160,9 @@ def decide(hits: list[Hit], depth: int, settings: Settings, calibration: Calibra
     # Why not: the most telling difference between the query and the leader's question.
     why = f"; the first hit {differences[0]}" if differences else ""
     if math.isfinite(answer) and probability >= answer:
+        if veto:
+            return said("suggest", f"P(right) {probability:.3f} >= answer_threshold {answer}, but the first hit "
+                        f"{veto.describe()} (answer_veto)", p)
         return said("answer", f"P(right) {probability:.3f} >= answer_threshold {answer}", p)
     if probability >= suggest:
         return said("suggest", f"P(right) {probability:.3f} < answer_threshold {answer}{why}", p)

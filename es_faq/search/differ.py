@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from functools import lru_cache
+
+from ..config import DIFFERENCE_KINDS
 
 # Whole-token negations ("不能" is one jieba token; so is "没有").
 NEGATIONS = frozenset({"不", "没", "没有", "无", "无法", "不能", "不可以", "不会", "不是", "未", "非", "别", "不用",
@@ -30,7 +33,8 @@ ANTONYM_PAIRS = (
     ("已婚", "未婚"), ("成年", "未成年"), ("贷款", "存款"), ("上涨", "下降"), ("打开", "关闭"), ("登录", "退出"),
     ("绑定", "解绑"), ("收款", "付款"), ("出租", "承租"), ("卖方", "买方"), ("借出", "借入"), ("加入", "退出"),
     ("公有", "私有"), ("个人", "单位"), ("主动", "被动"), ("新", "旧"), ("高", "低"), ("早", "晚"),
-    ("可以", "必须"), ("支持", "不支持"),
+    ("可以", "必须"), ("支持", "不支持"), ("长", "短"), ("最长", "最短"), ("设置", "关闭"), ("设置", "取消"),
+    ("开通", "取消"), ("开启", "取消"),
 )
 ANTONYMS: dict[str, frozenset[str]] = {}
 for _a, _b in ANTONYM_PAIRS:
@@ -47,7 +51,7 @@ TEMPORAL = frozenset(w for group in TEMPORAL_GROUPS for w in group)
 ASYMMETRIC = frozenset({"给", "向", "对", "欠", "被", "起诉", "告", "借给", "打", "赔偿", "嫁给", "转给", "卖给",
                         "租给", "雇佣", "辞退", "开除", "殴打", "继承", "赡养", "抚养", "委托", "代替", "替", "比",
                         "把", "让"})
-KINDS = ("number", "negation", "antonym", "temporal", "order", "words")
+KINDS = DIFFERENCE_KINDS
 FEATURES = ("diff_number", "diff_negation", "diff_antonym", "diff_temporal", "diff_order", "query_only_idf",
             "text_only_idf")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?|[零一二两三四五六七八九十百千万]+(?=[个年月天日次岁倍周元块号级期%])")
@@ -131,19 +135,49 @@ def compare(query: str, text: str) -> list[Difference]:
         if flipped:
             out.append(Difference("antonym", w, flipped[0]))
             break
+    else:
+        hidden = _hidden_antonym(query, text)
+        if hidden:
+            out.append(hidden)
     q_time, t_time = sorted(qs & TEMPORAL), sorted(ts & TEMPORAL)
     if q_time and t_time and q_time != t_time:
         out.append(Difference("temporal", " ".join(q_time), " ".join(t_time)))
     swapped = _swapped(query, text)
     if swapped:
         out.append(swapped)
-    said = {w for d in out for side in (d.query, d.text) for w in side.split()}
-    q_only, t_only = _only(_content(q), text) - said, _only(_content(t), query) - said
+    said = [w for d in out for side in (d.query, d.text) for w in side.split()]
+
+    def unsaid(words: set[str]) -> set[str]:
+        return {w for w in words if not any(w in s for s in said)}
+
+    q_only, t_only = unsaid(_only(_content(q), text)), unsaid(_only(_content(t), query))
     if q_only or t_only:
         top = sorted(q_only, key=lambda w: (-idf(w), w))[:2]
         other = sorted(t_only, key=lambda w: (-idf(w), w))[:2]
         out.append(Difference("words", " ".join(top), " ".join(other)))
     return out
+
+
+def _hidden_antonym(query: str, text: str) -> Difference | None:
+    """An antonym the segmenter hides: jieba keeps "最少" whole but cuts "最多" into "最" and "多". Read on
+    characters, where the two texts differ: a replaced stretch (with one character of context each side)
+    that holds one word of an antonym pair on one side and the other word on the other side only."""
+    q, t = _content_chars(query), _content_chars(text)
+    for tag, i1, i2, j1, j2 in SequenceMatcher(None, q, t, autojunk=False).get_opcodes():
+        if tag != "replace":
+            continue
+        q_part, t_part = q[max(0, i1 - 1):i2 + 1], t[max(0, j1 - 1):j2 + 1]
+        for word in sorted(w for w in ANTONYMS if w in q_part and w not in t_part):
+            flipped = sorted(b for b in ANTONYMS[word] if b in t_part and b not in q_part)
+            if flipped:
+                # A one-character change is shown with the character before it: "最少 vs 最多", not "少 vs 多".
+                lead = q[i1 - 1] if i2 - i1 == 1 and j2 - j1 == 1 and i1 > 0 else ""
+                return Difference("antonym", lead + q[i1:i2], lead + t[j1:j2])
+    return None
+
+
+def _content_chars(text: str) -> str:
+    return "".join(_CONTENT.findall(text))
 
 
 def _swapped(query: str, text: str, longest: int = 4) -> Difference | None:
