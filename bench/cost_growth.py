@@ -1,5 +1,5 @@
 """How cost grows with the knowledge base: build 10k, 100k, 1M FAQs and measure index time, disk,
-heap, hybrid latency and kNN recall@10 against an exact search (docs/benchmarks.md, "Issue 13").
+heap, hybrid latency and kNN recall@10 against an exact search (docs/benchmarks.md, "Cost growth to 10M FAQs").
 
     ES_FAQ_ES_URL=http://127.0.0.1:9224 bench/cost_growth.py --sizes 10000,100000,1000000 \
         --out bench/results/cost_growth.json

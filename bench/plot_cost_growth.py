@@ -60,7 +60,7 @@ def main() -> None:
                         textcoords="offset points", xytext=(-40, -14), fontsize=7)
     _axes(ax, "kNN recall@10 vs exact", None, 0.95)
     fig.suptitle("bench/cost_growth.py: one node, 1 shard, int8_hnsw, 512 dims; a shared 2-core machine, load "
-                 "differs per size (docs/benchmarks.md, Issue 13)")
+                 "differs per size (docs/benchmarks.md, Cost growth to 10M FAQs)")
     fig.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out, dpi=110)

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Every figure of issue 11 (docs/benchmarks.md) in one run, one after another so they do not share
-# the cores with each other:  bench/serving_release.sh OUT_DIR
+# The speed, indexing and engine-down figures of docs/benchmarks.md ("Serving throughput over HTTP",
+# "The cross-encoder: fewer, better-packed pairs", "Building and syncing a knowledge base", "The
+# engine down") in one run, one after another so they do not share the cores with each other:
+#   bench/serving_release.sh OUT_DIR
 # Needs the engine (es-faq engine up), MariaDB for the sync part (scripts/mariadb up; its env), and
 # /tmp/atec-10k from `bench/sample_bench.py ../shared/data/faq-bench/atec 10000 /tmp/atec-10k`.
 set -uo pipefail

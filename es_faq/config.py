@@ -118,7 +118,7 @@ class Settings:
     # each claim every core.
     onnx_threads: int = 0
     # Spinning threads wait for work busily: faster for one process alone, CPU burnt for nothing when
-    # processes (gunicorn workers, the engine) share the cores (docs/benchmarks.md, issue 11).
+    # processes (gunicorn workers, the engine) share the cores (docs/benchmarks.md, "Serving throughput over HTTP").
     onnx_spinning: bool = False
     # The cross-encoder (es_faq/search/rerank.py); trained by `es-faq train reranker` (docs/training.md).
     rerank_model: str = "reranker-zh"
@@ -126,7 +126,7 @@ class Settings:
     # The rerank score is the cross-encoder's logit + this x the retrieval (fused) score.
     rerank_retrieval_weight: float = 10.0  # bq dev sweep, bench/sweep_rerank.py
     # Pairs per ONNX run, sorted by length so each run pads little: 8 scored 20 diac candidates in
-    # 105 ms against 174 ms for one run of all (docs/benchmarks.md, issue 11).
+    # 105 ms against 174 ms for one run of all (docs/benchmarks.md, "The cross-encoder: fewer, better-packed pairs").
     rerank_batch_size: int = 8
     rerank_max_tokens: int = 80  # query + question; 95% of corpus pairs and diac pairs fit (docs/training.md)
     # Question texts a candidate is scored on (standard, then the matched ones); 0: all (up to 3).
@@ -147,7 +147,8 @@ class Settings:
     # `no_match`. Unset thresholds come from onnx_models/<rerank_model>/decision.json (`es-faq
     # calibrate --write`, diac and bq dev). 3, not 1: with the shipped calibration on diac and bq,
     # scoring the leader alone covered 0.27 of diac dev paraphrases against 0.38 (docs/benchmarks.md,
-    # issue 11). 0 turns the cross-encoder off: every search then only suggests.
+    # "How many candidates the cross-encoder reads"). 0 turns the cross-encoder off: every search
+    # then only suggests.
     decide_depth: int = 3
     # Kinds of difference (comma-separated; es_faq/search/differ.py) between the query and the leading FAQ's
     # closest question that stop an answer whatever P(right) says: the search suggests instead and says
@@ -184,7 +185,7 @@ class Settings:
     # The knowledge-base doctor (es_faq/kb/doctor.py): candidates per question text searched; question
     # pairs whose vectors' cosine is below doctor_min_cosine are not sent to the cross-encoder; two
     # questions collide when logit + doctor_cosine_weight x cosine >= doctor_threshold. Chosen on
-    # planted diac collisions (bench/doctor_bench.py, docs/benchmarks.md "Issue 14: doctor").
+    # planted diac collisions (bench/doctor_bench.py, docs/benchmarks.md "The doctor").
     doctor_depth: int = 5
     doctor_min_cosine: float = 0.8
     doctor_cosine_weight: float = 5.0

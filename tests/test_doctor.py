@@ -111,7 +111,7 @@ def clean_report(es, settings, reranker, demo_alias):
                       alias=demo_alias)
 
 
-# The threshold was chosen with the previous cross-encoder (docs/benchmarks.md, "Issue 14: doctor"); the
+# The threshold was chosen with the previous cross-encoder (docs/benchmarks.md, "The doctor"); the
 # retrained one (issue 19) scores the demo's look-alike limit questions higher, and four pairs of them cross it.
 # Re-tuning it on planted diac collisions is open (issues 19 and 21).
 KNOWN_FALSE = {("demo-023", "demo-027"), ("demo-021", "demo-023"), ("demo-022", "demo-024"), ("demo-024", "demo-027")}

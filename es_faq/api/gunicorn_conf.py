@@ -16,11 +16,11 @@ from es_faq.api.logs import logging_config
 workers = int(os.environ.get("ES_FAQ_API_WORKERS", str(os.cpu_count() or 1)))
 threads = int(os.environ.get("ES_FAQ_API_THREADS", "256"))
 # Each worker's ONNX sessions get an equal share of the cores: sessions that each claim every core
-# fight over them under load (docs/benchmarks.md, issue 11). Set ES_FAQ_ONNX_THREADS to override.
+# fight over them under load (docs/benchmarks.md, "Serving throughput over HTTP"). Set ES_FAQ_ONNX_THREADS to override.
 os.environ.setdefault("ES_FAQ_ONNX_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
 # A request tokenises one query (or one query's candidate pairs): the tokenizers library's thread
 # pool only adds hand-offs between threads there (2.2 ms a call under load, 0.2 ms alone; profile in
-# docs/benchmarks.md, issue 11).
+# docs/benchmarks.md, "Serving throughput over HTTP").
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # ES_FAQ_API_WORKER_CLASS is for the stalled-clients drill's comparisons only (gevent was measured,
 # docs/reliability.md); es-faq is served and tested with gthread.

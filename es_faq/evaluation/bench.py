@@ -30,7 +30,7 @@ def ensure_bench_index(searcher: Searcher, bench: Path, progress: bool = True) -
     """The bench's own alias, rebuilt only when faqs.jsonl, the embedding model or the dictionaries changed.
 
     Each embedding model other than the default gets an alias of its own, so comparing models
-    (docs/benchmarks.md, ablation) does not rebuild one index back and forth."""
+    (docs/benchmarks.md, "The first trained models: ablation on bq test") does not rebuild one index back and forth."""
     faqs = bench / "faqs.jsonl"
     model = searcher.embedder.manifest.name
     suffix = "" if model == DEFAULT_EMBED_MODEL else f"--{model}"

@@ -3,7 +3,7 @@
 `static` fixes every activation scale from calibration inputs, so a text's vector (or a pair's
 logit) is the same alone or in any batch: indexing can batch, and the index does not depend on how
 it was built. `dynamic` computes the scales per run from the whole batch, so batch-mates change the
-result (docs/benchmarks.md, issue 11).
+result (docs/benchmarks.md, "The embedder: static INT8").
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ def quantize(fp32: Path, out: Path, method: str, tokenizer=None, calibration: Se
 
     `ranges` is how static activation ranges are set: `minmax` (the shipped reranker-zh), or
     `percentile` (99.99th, which ignores rare outliers: bge-small-zh vectors at cosine 0.979 to
-    fp32 against 0.964 with minmax; docs/benchmarks.md). Percentile histograms need inputs of one
-    shape, so its calibration batches are padded to `length` tokens."""
+    fp32 against 0.964 with minmax; docs/benchmarks.md, "The embedder: static INT8"). Percentile
+    histograms need inputs of one shape, so its calibration batches are padded to `length` tokens."""
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,

@@ -46,7 +46,8 @@ class Reranker(OnnxModel):
         """One logit per (text, text) pair. Tokenised once, sorted by length and run in batches of
         rerank_batch_size, each padded only to its own longest pair: one query's candidates differ
         in length, and padding them all to the longest wasted a third of the work on diac
-        (docs/benchmarks.md, issue 11). The static-INT8 model scores a pair alike in any batch."""
+        (docs/benchmarks.md, "The cross-encoder: fewer, better-packed pairs"). The static-INT8 model
+        scores a pair alike in any batch."""
         if not pairs:
             return np.zeros(0, dtype=np.float32)
         inputs = onnx_inputs(self.tokenizer, pairs)
