@@ -46,19 +46,24 @@ def collect(searcher: Searcher, index: str, queries: list[dict], mode: str, held
         head = [h for h in hits[:searcher.settings.decide_depth] if "cross_encoder" in h.scores]
         top = hits[0].faq_id if hits else None
         rank = None if held_out else next((i for i, h in enumerate(hits, start=1) if h.faq_id in gold), None)
+        kinds = [d.kind for d in compare(result.analysis.text, compared_text(head[0], result.analysis.text))] \
+            if head else []
         rows.append({"kind": kind, "top": top, "right": rank == 1, "rank": rank,
                      "near_miss_hit": top in set(row.get("near_miss", ())),
                      "in_suggestions": rank is not None and rank <= SUGGEST_DEPTH,
                      "features": features(head, result.analysis.text) if head else None,
                      # The most telling kind of difference between the query and the leader's question.
-                     "difference": _difference(result.analysis.text, head[0]) if head else None,
+                     "difference": (kinds or ["none"])[0] if head else None,
+                     # Whether a difference of the answer_veto kinds stops an answer whatever P(right) says.
+                     "vetoed": bool(set(kinds) & set(searcher.settings.veto_kinds)),
                      "probability": result.decision.probability, "action": result.decision.action,
                      "latency_ms": latency})
     return rows
 
 
-def _difference(query: str, leader) -> str:
-    return next((d.kind for d in compare(query, compared_text(leader, query))), "none")
+def answers(row: dict, answer: float, key: str = "probability") -> bool:
+    """Whether the decision answers this row at this threshold: P(right) reaches it and no veto stops it."""
+    return row[key] is not None and row[key] >= answer and not row.get("vetoed")
 
 
 def judged(row: dict) -> bool:
@@ -133,7 +138,7 @@ def calibrate(searcher: Searcher, benches: list[Path], split: str, names: tuple[
 def outcomes(rows: list[dict], answer: float, suggest: float, key: str = "probability") -> dict:
     """What the decision does to a split at these thresholds on rows' `key` (a probability)."""
     by_kind: dict[str, list[dict]] = {k: [r for r in rows if r["kind"] == k] for k in KINDS}
-    answered = [r for r in rows if r[key] is not None and r[key] >= answer]
+    answered = [r for r in rows if answers(r, answer, key)]
     para, near, none = by_kind["paraphrase"], by_kind["near_miss"], by_kind["no_match"]
 
     def share(part: list[dict], total: list[dict]) -> float | None:
@@ -150,7 +155,8 @@ def outcomes(rows: list[dict], answer: float, suggest: float, key: str = "probab
         "answer_precision": (round(sum(r["right"] for r in judged_answers) / len(judged_answers), 4)
                              if judged_answers else None),
         "answered": share(answered, rows),
-        "suggested": share([r for r in rows if r[key] is not None and suggest <= r[key] < answer], rows),
+        "suggested": share([r for r in rows if r[key] is not None and r[key] >= suggest
+                            and not answers(r, answer, key)], rows),
         "queries": {k: len(v) for k, v in by_kind.items()},
         "near_miss_by_difference": _by_difference([r for r in near if r["near_miss_hit"]], answer),
     }
@@ -162,7 +168,7 @@ def _by_difference(rows: list[dict], answer: float, key: str = "probability") ->
     for r in rows:
         part = out.setdefault(r.get("difference") or "none", {"queries": 0, "answered": 0})
         part["queries"] += 1
-        part["answered"] += int(r[key] is not None and r[key] >= answer)
+        part["answered"] += int(answers(r, answer, key))
     for part in out.values():
         part["false_answer_rate"] = round(part["answered"] / part["queries"], 4)
     return dict(sorted(out.items(), key=lambda kv: -kv[1]["queries"]))
