@@ -1,5 +1,6 @@
-"""The decision's ablation: each cross-encoder with and without the difference features, fitted and
-thresholded on diac dev (bounds 5% near-miss / 2% no-match false answers), measured on diac test.
+"""The decision's ablation: each cross-encoder with and without the difference features, and with and
+without the answer veto (answer_veto), fitted and thresholded on diac dev (bounds 5% near-miss / 2% no-match
+false answers), measured on diac test. The embedder is the embed_model setting (ES_FAQ_EMBED_MODEL).
 
     python bench/decision_ablation.py --model reranker-zh --model reranker-zh2 [--out bench/results/decision_ablation]
 
@@ -24,13 +25,33 @@ VARIANTS = {"retrieval + cross-encoder": BASE_FEATURES, "+ differences": FEATURE
 
 
 def rows_of(searcher: Searcher, bench: Path, split: str, out: Path, held_out: bool = False) -> list[dict]:
-    path = out / f"rows-{searcher.settings.rerank_model}-{bench.name}-{split}{'-held-out' if held_out else ''}.jsonl"
+    settings = searcher.settings
+    path = out / (f"rows-{settings.rerank_model}-{settings.embed_model}-{bench.name}-{split}"
+                  f"{'-held-out' if held_out else ''}.jsonl")
     if path.exists():
         return [json.loads(line) for line in path.open(encoding="utf-8")]
     alias = ensure_bench_index(searcher, bench)
     rows = cal.collect(searcher, alias, load_queries(bench, split), "hybrid", held_out=held_out)
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     return rows
+
+
+def measure(model: str, name: str, names: tuple[str, ...], dev: list[dict], test: list[dict],
+            more: list[dict]) -> dict:
+    """One variant: fitted on dev (+ more), thresholds chosen on diac dev, measured on diac test."""
+    fitted = cal.fitted(dev + more, names, 0.05, 0.02, bounded=dev)
+    chosen = {"answer_threshold": fitted.answer_threshold, "suggest_threshold": fitted.suggest_threshold}
+    answer, suggest = chosen["answer_threshold"], chosen["suggest_threshold"]
+    on_test = cal.outcomes(cal.with_probabilities(test, fitted), answer, suggest)
+    on_dev = cal.outcomes(cal.with_probabilities(dev, fitted), answer, suggest)
+    paraphrases = [r for r in test if r["kind"] == "paraphrase"]
+    return {"model": model, "features": name, **chosen, "dev_coverage": on_dev["coverage"],
+            "test": {k: on_test[k] for k in ("coverage", "wrong_faq_rate", "near_miss_false_answer_rate",
+                                             "no_match_false_answer_rate", "answer_precision")},
+            "test_R@1": round(sum(r["rank"] == 1 for r in paraphrases) / len(paraphrases), 4),
+            "test_near_miss_by_difference": on_test["near_miss_by_difference"],
+            "coef": dict(zip(names, (round(c, 4) for c in fitted.coef), strict=True)),
+            "intercept": round(fitted.intercept, 4)}
 
 
 def main() -> None:
@@ -54,23 +75,12 @@ def main() -> None:
         if extra:
             variants.append((f"+ differences, fitted on diac+{'+'.join(args.fit_bench)}", FEATURES, extra))
         for name, names, more in variants:
-            fitted = cal.fitted(dev + more, names, 0.05, 0.02, bounded=dev)
-            chosen = {"answer_threshold": fitted.answer_threshold, "suggest_threshold": fitted.suggest_threshold}
-            coef, intercept = fitted.coef, fitted.intercept
-            on_test = cal.outcomes(cal.with_probabilities(test, fitted), chosen["answer_threshold"],
-                                   chosen["suggest_threshold"])
-            on_dev = cal.outcomes(cal.with_probabilities(dev, fitted), chosen["answer_threshold"],
-                                  chosen["suggest_threshold"])
-            paraphrases = [r for r in test if r["kind"] == "paraphrase"]
-            row = {"model": model, "features": name, **chosen,
-                   "dev_coverage": on_dev["coverage"],
-                   "test": {k: on_test[k] for k in ("coverage", "wrong_faq_rate", "near_miss_false_answer_rate",
-                                                    "no_match_false_answer_rate", "answer_precision")},
-                   "test_R@1": round(sum(r["rank"] == 1 for r in paraphrases) / len(paraphrases), 4),
-                   "test_near_miss_by_difference": on_test["near_miss_by_difference"],
-                   "coef": dict(zip(names, (round(c, 4) for c in coef), strict=True)), "intercept": round(intercept, 4)}
-            print(json.dumps(row, ensure_ascii=False), flush=True)
-            report.append(row)
+            for veto in (True, False):
+                # With the shipped answer_veto (rows record whether it stops them) and without it.
+                rows = [dev, test, more] if veto else [[{**r, "vetoed": False} for r in p] for p in (dev, test, more)]
+                row = measure(model, name if veto else f"{name}, no veto", names, *rows)
+                print(json.dumps(row, ensure_ascii=False), flush=True)
+                report.append(row)
     (args.out / "ablation.json").write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
 
 
