@@ -4,6 +4,7 @@ The objects follow the export format of Kibana 8.9 and later (one JSON object a 
 under `formBased`; the dashboard's panels reference their Lens objects by `panelRefName`), so
 Stack Management > Saved objects > Import, or `POST /api/saved_objects/_import`, takes the file.
 Ids derive from the query-log prefix: importing again with overwrite replaces the same objects.
+Fields and panel filters (KQL) come from the query log's schema, es_faq/kb/querylog.py.
 """
 
 from __future__ import annotations
