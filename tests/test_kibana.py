@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 from es_faq.cli import cli
 from es_faq.config import load_settings
-from es_faq.kb.index import MAPPINGS_DIR
 from es_faq.kb.kibana import saved_objects, saved_objects_ndjson
+from es_faq.kb.querylog import template_body
 
 REQUIRED = {"index-pattern": {"title", "timeFieldName"},
             "lens": {"title", "visualizationType", "state"},
@@ -35,7 +35,7 @@ def _fields(properties: dict, prefix: str = "") -> dict[str, str]:
     return out
 
 
-MAPPING = _fields(json.loads((MAPPINGS_DIR / "querylog.json").read_text(encoding="utf-8"))["mappings"]["properties"])
+MAPPING = _fields(template_body()["mappings"]["properties"])
 
 
 def _export(settings=None) -> list[dict]:

@@ -5,12 +5,12 @@ thread per process writes the queue with the bulk helper every `query_log_flush_
 `query_log_batch_size` documents. Each document's _id is the request id and every write is an
 upsert, so a search and its feedback merge into one document in whichever order they arrive.
 
-Retention: the writer deletes the daily indices older than `query_log_retention_days` when it
-starts and then about daily (es_faq/kb/querylog.py `prune`; `es-faq querylog prune` does it on demand)."""
+The indices, their template, the documents and retention are the query log's schema, in
+es_faq/kb/querylog.py; this module only writes. It applies retention when it starts and then
+about daily (`prune`; `es-faq querylog prune` does it on demand)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -21,8 +21,7 @@ from elasticsearch import ApiError, Elasticsearch, TransportError
 from elasticsearch.helpers import BulkIndexError, bulk
 
 from ..config import Settings
-from ..kb.index import MAPPINGS_DIR
-from ..kb.querylog import prune
+from ..kb.querylog import daily_index, feedback_document, prune, put_template, search_document
 from ..search.pipeline import SearchResult
 from . import metrics
 
@@ -55,25 +54,15 @@ class QueryLog:
 
     def log_search(self, request_id: str, result: SearchResult, channel_id: str | None, user_id: str | None) -> None:
         now = _now()
-        doc = {"@timestamp": now.isoformat(timespec="milliseconds"), "request_id": request_id,
-               "query": result.query, "normalized": result.analysis.normalized,
-               "rewrites": [" => ".join(pair) for pair in result.analysis.rewrites],
-               "decision": result.decision.action,
-               "hits": [{"faq_id": h.faq_id, "score": h.scores.get("rerank", h.score)} for h in result.hits],
-               "hit_count": len(result.hits), "latency_ms": result.timings_ms.get("total"),
-               "channel_id": channel_id, "user_id": user_id, "mode": result.mode}
-        self._put("search", self.index_for(now), request_id, doc)
+        self._put("search", daily_index(self.prefix, now), request_id,
+                  search_document(request_id, result, channel_id, user_id, now))
 
     def log_feedback(self, request_id: str, faq_id: str, feedback: str) -> None:
         # Feedback goes to the index of the day it arrives: the same day as its search but for
         # searches just before midnight UTC (docs/api.md, "Query log").
         now = _now()
-        doc = {"request_id": request_id, "feedback": feedback, "feedback_faq_id": faq_id,
-               "feedback_at": now.isoformat(timespec="milliseconds")}
-        self._put("feedback", self.index_for(now), request_id, doc)
-
-    def index_for(self, when: datetime) -> str:
-        return f"{self.prefix}-{when:%Y.%m.%d}"
+        self._put("feedback", daily_index(self.prefix, now), request_id,
+                  feedback_document(request_id, faq_id, feedback, now))
 
     def _put(self, kind: str, index: str, request_id: str, doc: dict) -> None:
         action = {"_op_type": "update", "_index": index, "_id": request_id, "doc": doc, "doc_as_upsert": True,
@@ -119,10 +108,8 @@ class QueryLog:
 
     def ensure_template(self) -> bool:
         """PUT the composable index template for `<prefix>-*`; False (to retry later) if Elasticsearch says no."""
-        body = json.loads((MAPPINGS_DIR / "querylog.json").read_text(encoding="utf-8"))
         try:
-            self.client.indices.put_index_template(name=self.prefix, index_patterns=[f"{self.prefix}-*"],
-                                                   template=body, meta={"es_faq": "query log"})
+            put_template(self.client, self.prefix)
         except (TransportError, ApiError) as exc:
             log.warning("query log template not written; will retry", extra={"error": type(exc).__name__})
             return False

@@ -10,7 +10,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 
 from ..engine.client import check_engine
 from ..errors import InvalidInput
-from ..kb.querylog import FEEDBACK
+from ..kb.querylog import FEEDBACK_VALUES
 from ..search.retrieve import fetch_faq
 from . import metrics
 from .context import current_searcher as _searcher
@@ -113,8 +113,8 @@ def parse_feedback(body) -> tuple[str, str, str]:
     faq_id = _text(body["faq_id"], "faq_id")
     if not 1 <= len(faq_id) <= FAQ_ID_MAX_CHARS:
         raise InvalidInput(f"faq_id must be 1 to {FAQ_ID_MAX_CHARS} characters")
-    if body["feedback"] not in FEEDBACK:
-        raise InvalidInput(f"feedback must be one of {', '.join(FEEDBACK)}")
+    if body["feedback"] not in FEEDBACK_VALUES:
+        raise InvalidInput(f"feedback must be one of {', '.join(FEEDBACK_VALUES)}")
     return request_id, faq_id, body["feedback"]
 
 

@@ -23,6 +23,7 @@ from elasticsearch import Elasticsearch, helpers
 
 from ..config import PREVIEW_INDEX_PREFIX
 from ..errors import InvalidInput
+from ..kb.querylog import QUERY, TIMESTAMP, pattern
 from ..search.analyze import Analyzer
 from ..search.dictionary import KINDS, Dictionary, entry_id, validate
 from ..search.pipeline import Searcher
@@ -157,10 +158,11 @@ def shadow_copy(searcher: Searcher, shadow: Analyzer, kind: str, source: str) ->
 
 def logged_queries(client: Elasticsearch, prefix: str, last: int) -> list[str]:
     """The distinct queries of the newest `last` searches in the query log, newest first."""
-    response = client.search(index=f"{prefix}-*", size=last, sort=[{"@timestamp": {"order": "desc"}}],
-                             source_includes=["query"], query={"exists": {"field": "query"}},
+    # Searches whose query is indexed: one over the mapping's ignore_above (1024 characters) is left out.
+    response = client.search(index=pattern(prefix), size=last, sort=[{TIMESTAMP: {"order": "desc"}}],
+                             source_includes=[QUERY], query={"exists": {"field": QUERY}},
                              ignore_unavailable=True, allow_no_indices=True)
-    return list(dict.fromkeys(h["_source"]["query"] for h in response["hits"]["hits"] if h["_source"].get("query")))
+    return list(dict.fromkeys(h["_source"][QUERY] for h in response["hits"]["hits"] if h["_source"].get(QUERY)))
 
 
 def _side(searcher: Searcher, query: str, row: dict, corrector_index: str) -> dict:
@@ -220,7 +222,7 @@ def preview(searcher: Searcher, action: str, kind: str, terms: list[str], *, las
         source = index or settings.index_alias
         texts = logged_queries(searcher.client, settings.query_log_prefix, last)
         if not texts:
-            raise InvalidInput(f"the query log ({settings.query_log_prefix}-*) holds no searches to replay; "
+            raise InvalidInput(f"the query log ({pattern(settings.query_log_prefix)}) holds no searches to replay; "
                                "replay a bench's queries instead (--bench DIR)")
         queries = [{"query": q, "relevant": []} for q in texts]
         out["source"] = {"query_log": settings.query_log_prefix, "last": last, "index": source}

@@ -28,6 +28,7 @@ from ..engine.client import engine_errors, live_indices
 from ..errors import IndexMissing, InvalidInput
 from ..search.rerank import Reranker, candidate_texts
 from ..search.retrieve import RetrievalQuery, execute_sides, search_request
+from .querylog import HIT_FAQ_ID, pattern, searches
 from .report import SINCE
 
 SCAN_FIELDS = ["faq_id", "question", "answer", "enabled", "questions.text", "questions.tokens",
@@ -230,28 +231,26 @@ def collisions(pairs: Iterable[Collision], cosine_weight: float, threshold: floa
 
 def reached_faqs(client: Elasticsearch, settings: Settings, since: str | None = None) -> tuple[set[str], int]:
     """FAQ ids that any logged search returned (composite aggregation, paged), and how many searches there were."""
-    index = f"{settings.query_log_prefix}-*"
-    query: dict = {"bool": {"filter": [{"exists": {"field": "hit_count"}}]}}  # searches, not lone feedback
-    if since:
-        query["bool"]["filter"].append({"range": {"@timestamp": {"gte": f"now-{since}"}}})
+    index = pattern(settings.query_log_prefix)
+    query = searches(since)
     reached: set[str] = set()
     after = None
-    searches = 0
+    logged = 0
     while True:
-        composite: dict = {"size": 1000, "sources": [{"faq": {"terms": {"field": "hits.faq_id"}}}]}
+        composite: dict = {"size": 1000, "sources": [{"faq": {"terms": {"field": HIT_FAQ_ID}}}]}
         if after:
             composite["after"] = after
         with engine_errors(settings):
             body = client.search(index=index, size=0, track_total_hits=True, allow_no_indices=True,
                                  ignore_unavailable=True, query=query, aggs={"faqs": {"composite": composite}}).body
-        searches = body["hits"]["total"]["value"]
+        logged = body["hits"]["total"]["value"]
         agg = (body.get("aggregations") or {}).get("faqs")
         if not agg or not agg["buckets"]:
-            return reached, searches
+            return reached, logged
         reached.update(b["key"]["faq"] for b in agg["buckets"])
         after = agg.get("after_key")
         if not after:
-            return reached, searches
+            return reached, logged
 
 
 def answer_problems(faqs: Sequence[KbFaq]) -> tuple[list[str], list[dict]]:
@@ -295,7 +294,7 @@ def run(client: Elasticsearch, settings: Settings, reranker: Reranker, *, alias:
         unreached = [f.id for f in faqs if f.enabled and f.id not in reached]
         report.unreached, report.unreached_count = unreached[:LIST_MAX], len(unreached)
     else:
-        report.notes.append(f"the query log ({settings.query_log_prefix}-*) holds no search"
+        report.notes.append(f"the query log ({pattern(settings.query_log_prefix)}) holds no search"
                             + (f" in the last {since}" if since else "") + ": unreached FAQs not judged")
     empty, report.duplicate_answers = answer_problems(faqs)
     report.empty_answers, report.empty_answer_count = empty[:LIST_MAX], len(empty)

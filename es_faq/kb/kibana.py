@@ -4,6 +4,7 @@ The objects follow the export format of Kibana 8.9 and later (one JSON object a 
 under `formBased`; the dashboard's panels reference their Lens objects by `panelRefName`), so
 Stack Management > Saved objects > Import, or `POST /api/saved_objects/_import`, takes the file.
 Ids derive from the query-log prefix: importing again with overwrite replaces the same objects.
+Fields and panel filters (KQL) come from the query log's schema, es_faq/kb/querylog.py.
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ import json
 import uuid
 
 from ..config import Settings
+from .querylog import DECISION, LATENCY_MS, NO_MATCH, NORMALIZED, SEARCH, TIMESTAMP, pattern
 
 CORE_MIGRATION_VERSION = "8.8.0"
 TYPE_MIGRATION_VERSION = {"index-pattern": "8.0.0", "lens": "8.9.0", "dashboard": "8.9.0"}
 NAMESPACE = uuid.UUID("4f1f6a52-3c39-4b5e-9a54-0e5f0c2d9e14")  # es-faq's: stable ids per prefix
-TIME_FIELD = "@timestamp"
-UNANSWERED = 'decision : "no_match" or hit_count : 0'  # as `es-faq report` counts no-match
 LATENCY_PERCENTILES = (50, 95, 99)
 
 
@@ -32,7 +32,7 @@ def _saved(kind: str, object_id: str, attributes: dict, references: list[dict]) 
 
 
 def _date_column() -> dict:
-    return {"label": TIME_FIELD, "dataType": "date", "operationType": "date_histogram", "sourceField": TIME_FIELD,
+    return {"label": TIMESTAMP, "dataType": "date", "operationType": "date_histogram", "sourceField": TIMESTAMP,
             "isBucketed": True, "scale": "interval", "params": {"interval": "auto", "includeEmptyRows": True}}
 
 
@@ -81,21 +81,21 @@ def saved_objects(settings: Settings) -> list[dict]:
     """The data view on `<query_log_prefix>-*`, four Lens panels, and the dashboard that holds them."""
     prefix = settings.query_log_prefix
     view = _id(prefix, "data-view")
-    objects = [_saved("index-pattern", view, {"title": f"{prefix}-*", "name": "es-faq query log",
-                                              "timeFieldName": TIME_FIELD}, [])]
+    objects = [_saved("index-pattern", view, {"title": pattern(prefix), "name": "es-faq query log",
+                                              "timeFieldName": TIMESTAMP}, [])]
     objects.append(_lens(prefix, "volume", "Searches over time", view,
                          {"x": _date_column(), "count": _count_column("searches")},
-                         _xy("bar", "x", ["count"]), "lnsXY", query="hit_count : *"))
+                         _xy("bar", "x", ["count"]), "lnsXY", query=SEARCH.kql()))
     objects.append(_lens(prefix, "decisions", "Decisions over time", view,
-                         {"x": _date_column(), "decision": _terms_column("decision", "decision", 5, "count"),
+                         {"x": _date_column(), "decision": _terms_column(DECISION, "decision", 5, "count"),
                           "count": _count_column("searches")},
                          _xy("bar_stacked", "x", ["count"], split="decision"), "lnsXY"))
     objects.append(_lens(prefix, "unanswered", "Top unanswered queries (no_match or no hit)", view,
-                         {"query": _terms_column("normalized", "query (normalized)", 20, "count"),
+                         {"query": _terms_column(NORMALIZED, "query (normalized)", 20, "count"),
                           "count": _count_column("searches")},
                          {"columns": [{"columnId": "query"}, {"columnId": "count"}]}, "lnsDatatable",
-                         query=UNANSWERED))
-    percentiles = {f"p{p}": _percentile_column("latency_ms", p) for p in LATENCY_PERCENTILES}
+                         query=NO_MATCH.kql()))  # as `es-faq report` counts no_match
+    percentiles = {f"p{p}": _percentile_column(LATENCY_MS, p) for p in LATENCY_PERCENTILES}
     objects.append(_lens(prefix, "latency", "Search latency percentiles (ms)", view,
                          {"x": _date_column(), **percentiles}, _xy("line", "x", list(percentiles)), "lnsXY"))
     panels, references = [], []
@@ -106,7 +106,7 @@ def saved_objects(settings: Settings) -> list[dict]:
         references.append({"type": "lens", "id": lens["id"], "name": f"{index}:panel_{index}"})
     objects.append(_saved("dashboard", _id(prefix, "dashboard"), {
         "title": "es-faq: query log", "description": "Search volume, decisions, unanswered queries and latency "
-                                                     f"from {prefix}-* (es-faq kibana export)",
+                                                     f"from {pattern(prefix)} (es-faq kibana export)",
         "panelsJSON": json.dumps(panels), "optionsJSON": json.dumps({"useMargins": True, "hidePanelTitles": False}),
         "timeRestore": True, "timeFrom": "now-7d", "timeTo": "now",
         "refreshInterval": {"pause": True, "value": 60000},

@@ -10,6 +10,7 @@ from elasticsearch import Elasticsearch
 from ..config import Settings
 from ..errors import InvalidInput
 from ..search.embed import Embedder
+from .querylog import FAILING, NO_MATCH, NORMALIZED, UNHELPFUL, Condition, pattern, searches
 
 SINCE = re.compile(r"[1-9][0-9]{0,5}[smhdw]")
 # Distinct failing queries read for clustering: enough for a week of a busy FAQ, small enough to
@@ -50,20 +51,15 @@ def query_log_report(client: Elasticsearch, settings: Settings, since: str = "7d
         raise InvalidInput(f"since={since!r}: give a number and a unit s, m, h, d or w, like 7d")
     if not 1 <= top <= 1000:
         raise InvalidInput("top must be from 1 to 1000")
-    # The decide stage's no_match, and searches that found nothing at all.
-    no_match = {"bool": {"should": [{"term": {"decision": "no_match"}}, {"term": {"hit_count": 0}}],
-                         "minimum_should_match": 1}}
-    unhelpful = {"term": {"feedback": "unhelpful"}}
-    failing = {"bool": {"should": [no_match, unhelpful], "minimum_should_match": 1}}
 
-    def by_query(condition: dict, size: int) -> dict:
-        return {"filter": condition, "aggs": {"by_query": {"terms": {"field": "normalized", "size": size}}}}
+    def by_query(condition: Condition, size: int) -> dict:
+        return {"filter": condition.dsl(), "aggs": {"by_query": {"terms": {"field": NORMALIZED, "size": size}}}}
 
-    index = f"{settings.query_log_prefix}-*"
+    index = pattern(settings.query_log_prefix)
     body = client.search(index=index, size=0, track_total_hits=True, allow_no_indices=True, ignore_unavailable=True,
-                         query={"range": {"@timestamp": {"gte": f"now-{since}"}}},
-                         aggs={"no_match": by_query(no_match, top), "unhelpful": by_query(unhelpful, top),
-                               "failing": by_query(failing, CLUSTER_MAX_QUERIES)}).body
+                         query=searches(since),
+                         aggs={"no_match": by_query(NO_MATCH, top), "unhelpful": by_query(UNHELPFUL, top),
+                               "failing": by_query(FAILING, CLUSTER_MAX_QUERIES)}).body
     total = body["hits"]["total"]["value"]
     aggs = body.get("aggregations")
     if not aggs:  # no query-log index yet
