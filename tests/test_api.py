@@ -309,6 +309,18 @@ def test_readyz_names_the_missing_alias(settings, es, embedder, analyzer, confor
     assert missing.status_code == 503 and missing.get_json()["error"]["code"] == "index_missing"
 
 
+def test_readyz_fails_when_the_live_vectors_come_from_another_embedder(settings, es, analyzer, demo_alias, conforms):
+    """After an embedder upgrade, queries embedded by the new model against the old model's vectors find the
+    wrong FAQs without any error: the server is not ready until the knowledge base is re-embedded."""
+    served = settings.replace(index_alias=demo_alias, embed_model="bge-small-zh-v1.5", query_log_enabled=False)
+    client = create_app(served, Searcher(served, es, analyzer=analyzer)).test_client()
+    body = conforms("GET", "/readyz", client.get("/readyz")).get_json()
+    assert [name for name, check in body["checks"].items() if not check["ok"]] == ["alias"]
+    assert f"holds vectors made by {settings.embed_model}, but this server embeds queries with bge-small-zh-v1.5" \
+        in body["error"]["message"]
+    assert f"ES_FAQ_EMBED_MODEL={settings.embed_model}" in body["error"]["message"]
+
+
 @pytest.fixture(scope="module")
 def dead_engine_client(settings, embedder, demo_alias):
     # Port 9 (discard) refuses connections on loopback: the fastest way a node can be "down".

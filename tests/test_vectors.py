@@ -53,6 +53,19 @@ def test_a_changed_text_is_embedded_and_the_rest_reused(es, cache_settings, anal
     assert report.vectors_reused == report.questions - 1
 
 
+def test_a_load_under_another_embedder_says_what_the_upgrade_cost(es, cache_settings, analyzer, embedder, alias):
+    """An embedder upgrade re-embeds every text once; the load report says so, with the count and the time."""
+    faqs = list(read_jsonl(DEMO_FAQS))[:12]
+    first = build(es, cache_settings, iter(faqs), analyzer, embedder, alias=alias, progress=False).as_dict()
+    assert first["embed_model"] == embedder.manifest.name and "note" not in first
+    other = Embedder(cache_settings, "bge-small-zh-v1.5")
+    upgraded = build(es, cache_settings, iter(faqs), analyzer, other, alias=alias, progress=False).as_dict()
+    assert upgraded["embed_model_before"] == embedder.manifest.name
+    assert upgraded["vectors_embedded"] == first["questions"] and upgraded["vectors_reused"] == 0
+    assert upgraded["note"].startswith(f"the embedder changed from {embedder.manifest.name} to bge-small-zh-v1.5: "
+                                       f"{first['questions']} question texts were embedded again")
+
+
 def test_cached_vectors_equal_fresh_ones_in_any_batch(es, cache_settings, embedder):
     texts = ["花呗怎么延期还款", "借呗额度怎么提升", "退货运费谁出", "花呗怎么延期还款"]
     cache = VectorCache(es, cache_settings, embedder)

@@ -41,7 +41,7 @@ def readiness(searcher: Searcher) -> dict[str, dict]:
         checks["elasticsearch"] = {"ok": False, "detail": unreachable(settings, exc).message}
     alias = settings.index_alias
     if checks["elasticsearch"]["ok"]:
-        checks["alias"] = _alias_check(client, settings, alias)
+        checks["alias"] = _alias_check(client, settings, alias, settings.embed_model)
     else:
         checks["alias"] = {"ok": False, "detail": f"{alias} not checked: Elasticsearch is not reachable"}
     try:
@@ -60,8 +60,9 @@ def readiness(searcher: Searcher) -> dict[str, dict]:
     return checks
 
 
-def _alias_check(client, settings, alias: str) -> dict:
-    """The alias resolves to indices that are all open: a closed one answers no search."""
+def _alias_check(client, settings, alias: str, embed_model: str) -> dict:
+    """The alias resolves to indices that are all open (a closed one answers no search) and whose vectors
+    the server's embedder made: queries embedded by another model find the wrong FAQs, silently."""
     try:
         rows = client.cat.indices(index=alias, h="index,status", format="json").body
     except NotFoundError:
@@ -74,7 +75,18 @@ def _alias_check(client, settings, alias: str) -> dict:
     if closed or not rows:
         return {"ok": False, "detail": f"{alias} resolves to closed {', '.join(closed) or 'indices'}: open it "
                 "(`POST /<index>/_open`) or point the alias at an open version (`es-faq index rollback`)"}
-    return {"ok": True, "detail": f"{alias} exists ({', '.join(sorted(row['index'] for row in rows))}, open)"}
+    try:
+        mappings = client.indices.get_mapping(index=alias).body
+    except (ApiError, TransportError) as exc:
+        return {"ok": False, "detail": f"{alias}: its mapping could not be read ({type(exc).__name__})"}
+    made_by = {body["mappings"].get("_meta", {}).get("es_faq", {}).get("model") for body in mappings.values()}
+    other = sorted(str(m) for m in made_by - {embed_model})
+    if other:
+        return {"ok": False, "detail": f"{alias} holds vectors made by {', '.join(other)}, but this server embeds "
+                f"queries with {embed_model}: re-embed the knowledge base under {embed_model} (`es-faq index load "
+                f"FILE` or `es-faq sync full`), or set ES_FAQ_EMBED_MODEL={other[0]} until then"}
+    return {"ok": True, "detail": f"{alias} exists ({', '.join(sorted(row['index'] for row in rows))}, open, "
+            f"embedded by {embed_model})"}
 
 
 @ops.get("/readyz")

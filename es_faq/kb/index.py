@@ -85,6 +85,9 @@ class LoadReport:
     orphans_deleted: list[str] = field(default_factory=list)
     merge_seconds: float | None = None  # index_force_merge: the merge to one segment, within `seconds`
     vocabulary_words: int | None = None  # written for the typo stage (load_file), when it is on
+    embed_model: str = ""
+    # The embedder of the version this one replaced, when it was another: an upgrade re-embeds every text.
+    embed_model_before: str | None = None
 
     def as_dict(self) -> dict:
         return {"index": self.index, "alias": self.alias, "faqs": self.faqs, "questions": self.questions,
@@ -94,7 +97,15 @@ class LoadReport:
                 "vectors_reused": self.vectors_reused, "vectors_embedded": self.vectors_embedded,
                 "previous": self.previous, "orphans_deleted": self.orphans_deleted,
                 **({"merge_seconds": round(self.merge_seconds, 1)} if self.merge_seconds is not None else {}),
-                **({} if self.vocabulary_words is None else {"vocabulary_words": self.vocabulary_words})}
+                **({} if self.vocabulary_words is None else {"vocabulary_words": self.vocabulary_words}),
+                "embed_model": self.embed_model, **self._upgrade()}
+
+    def _upgrade(self) -> dict:
+        if not self.embed_model_before or self.embed_model_before == self.embed_model:
+            return {}
+        return {"embed_model_before": self.embed_model_before,
+                "note": f"the embedder changed from {self.embed_model_before} to {self.embed_model}: "
+                        f"{self.vectors_embedded} question texts were embedded again ({self.seconds:.0f} s in all)"}
 
 
 def _batches(records: Iterable[Faq | BadRecord], size: int, report: LoadReport, skip_bad: bool,
@@ -168,11 +179,12 @@ def build(client: Elasticsearch, settings: Settings, records: Iterable[Faq | Bad
         return report
     started = time.monotonic()
     name = new_version_name(alias)
+    before = (index_meta(client, alias) or {}).get("model")
     meta = {"model": embedder.manifest.name, "created": datetime.now(timezone.utc).isoformat(), **(meta or {})}
     # Marked "building" until verified: a killed build leaves an index that prune and rollback
     # must treat as garbage, never as a version to keep or return to.
     client.indices.create(index=name, **faq_body(settings, embedder.dims, {**meta, "state": "building"}))
-    report = LoadReport(index=name, alias=alias)
+    report = LoadReport(index=name, alias=alias, embed_model=embedder.manifest.name, embed_model_before=before)
     vectors = VectorCache(client, settings, embedder)
     try:
         with tqdm(total=total, unit="faq", desc=f"indexing {name}", disable=not progress) as bar:
