@@ -28,11 +28,11 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-from elasticsearch import ConflictError, Elasticsearch
+from elasticsearch import ApiError, ConflictError, Elasticsearch, NotFoundError, TransportError
 
 from ..config import ENV_PREFIX, Settings, as_env, load_settings
-from ..engine.client import bulk_write, ensure_small_index, make_client
-from ..errors import EsFaqError, SyncBusy
+from ..engine.client import bulk_write, ensure_small_index, make_client, refusal, unreachable
+from ..errors import EsFaqError, OperatorError, SyncBusy
 from ..kb.lock import LOCK_ID, Lock, now_ms
 from .errors import JobBusy, JobNotFound, public_message
 
@@ -257,11 +257,27 @@ def _run(kind: str, params: dict, settings: Settings, client: Elasticsearch):
 
 def _prune(client: Elasticsearch, index: str) -> None:
     """Delete the records of jobs that finished over KEEP_DAYS ago (a search and a bulk request: the
-    distribution has no _delete_by_query)."""
-    hits = client.search(index=index, size=1000, source=False, query={
-        "range": {"finished_at": {"lt": f"now-{KEEP_DAYS}d"}}})["hits"]["hits"]
-    bulk_write(client, ({"_op_type": "delete", "_id": hit["_id"]} for hit in hits), index=index, chunk_size=500,
-               verb="refused to delete", what="old job records", missing_deletes_ok=True)
+    distribution has no _delete_by_query); housekeeping, so a failure is only logged."""
+    try:
+        hits = client.search(index=index, size=1000, source=False, query={
+            "range": {"finished_at": {"lt": f"now-{KEEP_DAYS}d"}}})["hits"]["hits"]
+        bulk_write(client, ({"_op_type": "delete", "_id": hit["_id"]} for hit in hits), index=index,
+                   chunk_size=500, verb="refused to delete", what="old job records", missing_deletes_ok=True)
+    except (TransportError, ApiError, EsFaqError) as exc:
+        print(f"old job records not deleted: {exc}", file=sys.stderr)
+
+
+def _error_of(exc: Exception, settings: Settings) -> dict:
+    """A failed job's error as the API answered it when the work ran in the request (errors.register)."""
+    if isinstance(exc, ApiError) and not isinstance(exc, NotFoundError):
+        exc = refusal(settings, exc)
+    elif isinstance(exc, TransportError):
+        exc = unreachable(settings, exc)
+    if isinstance(exc, EsFaqError) and (exc.http_status != 500 or isinstance(exc, OperatorError)):
+        print(f"{exc.code}: {exc.message}", file=sys.stderr)
+        return _failure(exc.code, public_message(exc), exc.http_status)
+    traceback.print_exception(exc)
+    return _failure("internal", "internal error; the job's log has the details")
 
 
 def main(job_id: str, parent: int) -> int:
@@ -287,13 +303,8 @@ def main(job_id: str, parent: int) -> int:
         outcome = {"state": "done", "result": _run(record["kind"], record["params"], settings, client)}
     except Cancelled as exc:
         outcome = {"state": "failed", "error": _failure("job_failed", f"admin job {job_id} was cancelled: {exc}")}
-    except EsFaqError as exc:
-        outcome = {"state": "failed", "error": _failure(exc.code, public_message(exc), exc.http_status)}
-        print(f"{exc.code}: {exc.message}", file=sys.stderr)
-    except Exception:
-        traceback.print_exc()
-        outcome = {"state": "failed", "error": _failure("internal", "internal error; the job's log has the "
-                                                                    "details")}
+    except Exception as exc:
+        outcome = {"state": "failed", "error": _error_of(exc, settings)}
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the outcome is known: record it whatever comes
     stop.set()
     try:
