@@ -199,6 +199,9 @@ class Settings:
     api_ready_timeout_s: float = 2.0
     # Bearer token of /v1/admin (docs/api.md, "Admin"); empty: the admin endpoints answer 404.
     admin_token: str = field(default="", repr=False)
+    # Admin previews and doctor runs, run as background jobs: their records and the one-at-a-time lease
+    # (es_faq/api/jobs.py).
+    jobs_index: str = "es-faq-jobs"
 
     # Query log (docs/api.md, "Query log"): every search and its feedback, in daily indices
     # <query_log_prefix>-YYYY.MM.DD, written off the request path by a background thread.
@@ -329,7 +332,7 @@ class Settings:
 
     def reserved(self, name: str) -> str | None:
         """What of es-faq's own `name` would clash with, or None: an alias may not take it."""
-        for setting in ("dict_index", "vocab_index", "vector_cache_index"):
+        for setting in ("dict_index", "vocab_index", "vector_cache_index", "jobs_index"):
             if name == getattr(self, setting):
                 return f"{setting} ({name})"
         for setting, prefix in (("query_log_prefix", self.query_log_prefix + "-"),

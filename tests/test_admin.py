@@ -41,11 +41,19 @@ def dict_index(es):
 
 
 @pytest.fixture
-def make_client(settings, es, embedder, dict_index):
+def jobs_index(es):
+    """An admin jobs index of the test's own: its one-at-a-time lease is no other test's."""
+    name = f"test-jobs-{uuid.uuid4().hex[:8]}"
+    yield name
+    es.options(ignore_status=404).indices.delete(index=name)
+
+
+@pytest.fixture
+def make_client(settings, es, embedder, dict_index, jobs_index):
     """A test client of an app with these setting changes, its analyzer following its own dictionary index."""
     def make(**changes):
         served = settings.replace(**{"query_log_enabled": False, "admin_token": TOKEN, "dict_index": dict_index,
-                                     "dict_check_interval_s": 0.2, **changes})
+                                     "jobs_index": jobs_index, "dict_check_interval_s": 0.2, **changes})
         analyzer = Analyzer(served, DictionaryStore(es, served))
         return create_app(served, Searcher(served, es, embedder, analyzer)).test_client()
     return make
@@ -70,6 +78,16 @@ def _error(response) -> tuple[int, str, str]:
     return response.status_code, error["code"], error["message"]
 
 
+def finished_job(client, conforms, job_id: str, timeout_s: float = 300) -> dict:
+    """Poll GET /v1/admin/jobs/{job_id} until the job is done or failed; the job."""
+    def finished():
+        response = conforms("GET", "/v1/admin/jobs/{job_id}", client.get(f"/v1/admin/jobs/{job_id}", headers=AUTH))
+        assert response.status_code == 200, response.get_json()
+        job = response.get_json()
+        return job["state"] in ("done", "failed") and job
+    return wait_for(finished, timeout_s, f"admin job {job_id} to finish", every_s=0.25)
+
+
 CALLS = [("GET", "/v1/admin/dictionary", "/v1/admin/dictionary", None),
          ("POST", "/v1/admin/dictionary", "/v1/admin/dictionary", {"kind": "word", "terms": ["小橙花"]}),
          ("DELETE", "/v1/admin/dictionary/{entry_id}", "/v1/admin/dictionary/word:小橙花", None),
@@ -77,7 +95,9 @@ CALLS = [("GET", "/v1/admin/dictionary", "/v1/admin/dictionary", None),
           {"action": "add", "kind": "word", "terms": ["小橙花"]}),
          ("POST", "/v1/admin/reindex", "/v1/admin/reindex", None),
          ("GET", "/v1/admin/sync", "/v1/admin/sync", None),
-         ("GET", "/v1/admin/doctor", "/v1/admin/doctor", None)]
+         ("GET", "/v1/admin/doctor", "/v1/admin/doctor", None),
+         ("POST", "/v1/admin/doctor", "/v1/admin/doctor", None),
+         ("GET", "/v1/admin/jobs/{job_id}", "/v1/admin/jobs/" + "0" * 32, None)]
 
 
 def _call(client, method, url, body, headers=None):

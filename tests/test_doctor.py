@@ -20,7 +20,7 @@ from es_faq.kb.index import build
 from es_faq.search.pipeline import Searcher
 from es_faq.search.rerank import Reranker
 from tests.conftest import DEMO_FAQS, _drop_alias_family, drop_query_log
-from tests.test_admin import AUTH, api_schema, conforms, dict_index, make_client  # noqa: F401  (fixtures)
+from tests.test_admin import AUTH, api_schema, conforms, dict_index, jobs_index, make_client  # noqa: F401  (fixtures)
 
 ORIGINAL = "demo-001"  # 忘记支付密码怎么办？
 TWIN = "demo-001-twin"  # the same FAQ entered again in other words, the common way a knowledge base duplicates

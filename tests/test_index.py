@@ -124,7 +124,7 @@ def test_an_alias_that_could_claim_another_aliass_indices_is_refused(es, setting
         _load(es, settings, analyzer, embedder, tmp_jsonl([_faq(1, "怎么还款")]), name)
 
 
-@pytest.mark.parametrize("name", ["es-faq-dict", "es-faq-vocab", "es-faq-vectors", "es-faq-querylog",
+@pytest.mark.parametrize("name", ["es-faq-dict", "es-faq-vocab", "es-faq-vectors", "es-faq-jobs", "es-faq-querylog",
                                   "es-faq-querylog-2026.01.01", "es-faq-preview-0123456789ab"])
 def test_es_faqs_own_indices_are_refused_as_aliases(es, settings, analyzer, embedder, name, tmp_jsonl):
     # `--alias es-faq-dict` was accepted: the dictionaries' index became a FAQ alias's.

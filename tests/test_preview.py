@@ -15,18 +15,19 @@ import uuid
 import pytest
 from click.testing import CliRunner
 
+from es_faq.api.context import SEARCHER
 from es_faq.api.querylog import QueryLog
 from es_faq.cli import cli
 from es_faq.config import REPO_ROOT
 from es_faq.engine.client import live_indices
-from es_faq.evaluation.preview import SHADOW_PREFIX
+from es_faq.evaluation.preview import SHADOW_PREFIX, preview
 from es_faq.kb.faq import read_jsonl
 from es_faq.kb.index import build
 from es_faq.search.analyze import Analyzer
 from es_faq.search.dictionary import DictionaryStore
 from es_faq.search.pipeline import Searcher
 from tests.conftest import DEMO_FAQS, DEMO_QUERIES, _drop_alias_family, drop_query_log
-from tests.test_admin import AUTH, api_schema, conforms, dict_index, make_client  # noqa: F401  (fixtures)
+from tests.test_admin import AUTH, api_schema, conforms, dict_index, finished_job, jobs_index, make_client  # noqa: F401
 
 # Without the user word, jieba cuts "小橙借借了一笔" apart and that query loses its FAQ; FAQs are
 # segmented without it too, so the preview must re-analyse them (a shadow index).
@@ -149,14 +150,22 @@ def test_the_admin_preview_compares_a_bench_s_metrics(world, make_client, confor
     before = _state(es, settings)
     body = {"action": "add", "kind": "synonym", "terms": ["分期", "拆分"], "bench": "demo", "split": "all",
             "limit": 10, "mode": "bm25"}
-    response = conforms("POST", "/v1/admin/dictionary-preview",
-                        client.post("/v1/admin/dictionary-preview", json=body, headers=AUTH))
-    assert response.status_code == 200, response.get_json()
-    report = response.get_json()
+    started = conforms("POST", "/v1/admin/dictionary-preview",
+                       client.post("/v1/admin/dictionary-preview", json=body, headers=AUTH))
+    assert started.status_code == 202, started.get_json()
+    job = started.get_json()  # a background job (es_faq/api/jobs.py): poll it
+    assert job["state"] == "queued" and started.headers["Location"] == job["poll"] == f"/v1/admin/jobs/{job['id']}"
+    job = finished_job(client, conforms, job["id"])
+    assert job["state"] == "done" and job["error"] is None, job
+    report = job["result"]
     assert report["source"]["bench"] == "demo" and report["source"]["shadow_index"] is None  # synonyms: query side
     assert report["queries"] == 10
     metrics = report["metrics"]
     assert metrics["delta"]["R@1"] == pytest.approx(metrics["after"]["R@1"] - metrics["before"]["R@1"])
+    # The body the endpoint answered when the preview ran in the request: preview() in this process.
+    served = client.application.extensions[SEARCHER]
+    assert report == preview(served, "add", "synonym", ["分期", "拆分"], bench=REPO_ROOT / "demo", split="all",
+                             limit=10, mode="bm25")
     assert _state(es, settings) == before
     for bad, says in [({**body, "bench": "../demo"}, "bench must name"), ({**body, "last": 0}, "last must be"),
                       ({**body, "action": "replace"}, "unknown action")]:

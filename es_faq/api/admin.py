@@ -3,7 +3,8 @@ and the knowledge-base doctor, behind a bearer token.
 
 Without `admin_token` every endpoint here answers 404 `admin_disabled`: off, never open. The
 dictionary endpoints are `es-faq dict list|add|remove` over HTTP (es_faq/search/dictionary.py); reindex
-starts `es-faq sync full` as a detached process (es_faq/sync/), as cron would."""
+starts `es-faq sync full` as a detached process (es_faq/sync/), as cron would. A preview and the doctor
+run as background jobs, one at a time, outside the serving workers (es_faq/api/jobs.py)."""
 
 from __future__ import annotations
 
@@ -23,23 +24,23 @@ from ..config import ENV_PREFIX, SEARCH_MODES, Settings, as_env
 from ..engine.client import engine_errors, live_indices
 from ..errors import ConfigError, InvalidInput, SyncBusy
 from ..evaluation.preview import MAX_QUERIES as MAX_PREVIEW_QUERIES
-from ..evaluation.preview import preview
-from ..kb import doctor as doctor_mod
+from ..evaluation.preview import check_change
+from ..kb.doctor import check_options
 from ..kb.index import lock_alias
 from ..search.dictionary import KINDS, DictionaryStore, validate
 from ..search.dictionary import entry_id as id_of
-from ..search.pipeline import Searcher
 from ..sync.source import MySqlSource
 from ..sync.state import SyncState
+from . import jobs
 from .context import current_searcher as _searcher
-from .errors import AdminDisabled, EntryNotFound, SyncNotConfigured, Unauthorized
+from .errors import AdminDisabled, EntryNotFound, SyncNotConfigured, Unauthorized, error_response
 from .v1 import _json_body, _known_fields, _text
 
 admin = Blueprint("admin", __name__, url_prefix="/v1/admin")
 
 ENTRY_FIELDS = ("kind", "terms")
 MAX_TERMS = 100  # a synonym group is a handful of words; this only bounds the work of one request
-PREVIEW_BENCH_LIMIT = 200  # a preview answers synchronously: a bench split is cut to this many queries unless asked
+PREVIEW_BENCH_LIMIT = 200  # a bench split is cut to this many queries unless asked (it runs twice)
 REINDEX = "es_faq.reindex"  # app.extensions key: the last reindex this process started
 
 
@@ -140,17 +141,17 @@ def _count(body: dict, name: str, default: int | None) -> int | None:
 
 @admin.post("/dictionary-preview")  # not /dictionary/preview: DELETE /dictionary/<entry_id> would claim it
 def preview_entry():
-    """es-faq dict preview: replay logged (or a bench's) queries through the changed dictionaries; nothing is stored."""
+    """es-faq dict preview as a job: replay logged (or a bench's) queries through the changed dictionaries."""
     body = _json_body()
     _known_fields(body, PREVIEW_FIELDS, '{"action": "add", "kind": "synonym", "terms": ["查询", "查看"], "last": 200}')
     kind, terms = parse_entry({k: body.get(k) for k in ENTRY_FIELDS})
     action = _text(body.get("action", ""), "action")
+    check_change(action, kind)  # what the entry says is the job's to check, against the dictionary it reads
     settings = _searcher().settings
     bench = None
     if body.get("bench") is not None:
-        name = _text(body["bench"], "bench")
-        bench = settings.bench_dir / name
-        if not BENCH_NAME.fullmatch(name) or not (bench / "queries.jsonl").is_file():
+        bench = _text(body["bench"], "bench")
+        if not BENCH_NAME.fullmatch(bench) or not (settings.bench_dir / bench / "queries.jsonl").is_file():
             raise InvalidInput(f"bench must name a faq-bench directory under bench_dir ({settings.bench_dir})")
     split = _text(body.get("split", "dev"), "split")
     mode = _text(body["mode"], "mode") if body.get("mode") is not None else None
@@ -158,13 +159,46 @@ def preview_entry():
         raise InvalidInput(f"mode must be one of {', '.join(SEARCH_MODES)}")
     last = _count(body, "last", 200)
     limit = _count(body, "limit", PREVIEW_BENCH_LIMIT if bench else None)
-    served = _searcher()
-    # The writers' timeout: the preview copies an index and searches it, beyond a serving search's budget.
-    searcher = Searcher(settings, _client(), served.embedder, served.analyzer, served.reranker)
-    with engine_errors(settings):
-        report = preview(searcher, action, kind, terms, last=last or 200, bench=bench, split=split, limit=limit,
-                         mode=mode)
-    return jsonify(report)
+    return _job("dictionary-preview", {"action": action, "kind": kind, "terms": terms, "last": last, "bench": bench,
+                                       "split": split, "limit": limit, "mode": mode})
+
+
+# --- background jobs: previews and the doctor --------------------------------------------------------------
+def _job(kind: str, params: dict):
+    """202 with the job (its id, state and `poll` URL); with `?wait=true`, what it ends with: the body the
+    endpoint answered when the work ran in the request, or its error."""
+    wait = request.args.get("wait", "false")
+    if wait not in ("true", "false"):
+        raise InvalidInput("wait must be true or false")
+    return _started(kind, params, wait == "true")
+
+
+def _started(kind: str, params: dict, wait: bool):
+    settings = _searcher().settings
+    client = _client()
+    # Not inside engine_errors: a job's requests are not the serving breaker's to count, nor to probe
+    # for (issue 22); the app's handler still answers an engine error with its 503 or 500.
+    job = jobs.start(client, settings, kind, params, _log_dir(settings))
+    if not wait:
+        response = jsonify(job)
+        response.status_code = 202
+        response.headers["Location"] = job["poll"]
+        return response
+    return _outcome(jobs.wait(client, settings, job["id"]))
+
+
+def _outcome(job: dict):
+    if job["state"] == "failed":
+        return error_response(job["error"]["code"], job["error"]["message"], job["error_status"])
+    if isinstance(job["result"], str):  # the doctor's page
+        return Response(job["result"], mimetype="text/html")
+    return jsonify(job["result"])
+
+
+@admin.get("/jobs/<job_id>")
+def job_status(job_id: str):
+    """A preview's or a doctor run's state, from any worker; its result once done."""
+    return jsonify(jobs.get(_client(), _searcher().settings, job_id))
 
 
 # --- sync from MySQL -----------------------------------------------------------------------------------
@@ -275,19 +309,22 @@ def _int_arg(name: str, low: int, high: int | None = None) -> int | None:
     return int(raw)
 
 
-@admin.get("/doctor")
-def run_doctor():
-    """`es-faq doctor` over the served alias, in this request: on a large knowledge base pass `sample`."""
+def _doctor_params() -> dict:
     fmt = request.args.get("format", "json")
     if fmt not in DOCTOR_FORMATS:
         raise InvalidInput(f"format must be one of {', '.join(DOCTOR_FORMATS)}")
-    searcher = _searcher()
-    settings = searcher.settings
-    report = doctor_mod.run(_client(), settings, searcher.reranker, depth=_int_arg("depth", 1, 50),
-                            sample=_int_arg("sample", 1), seed=_int_arg("seed", 0) or 0,
-                            since=request.args.get("since"))
-    if fmt == "html":
-        from ..kb.doctor_view import render_html
+    depth, sample, since = _int_arg("depth", 1, 50), _int_arg("sample", 1), request.args.get("since")
+    check_options(depth, sample, since)
+    return {"format": fmt, "depth": depth, "sample": sample, "seed": _int_arg("seed", 0) or 0, "since": since}
 
-        return Response(render_html(report), mimetype="text/html")
-    return jsonify(report.as_dict())
+
+@admin.post("/doctor")
+def start_doctor():
+    """`es-faq doctor` over the served alias, as a job: on a large knowledge base pass `sample`."""
+    return _job("doctor", _doctor_params())
+
+
+@admin.get("/doctor")
+def run_doctor():
+    """The doctor for callers from before jobs: a job, waited for; the report, or its error."""
+    return _started("doctor", _doctor_params(), wait=True)

@@ -64,6 +64,19 @@ class SyncNotConfigured(EsFaqError):
     http_status = 400
 
 
+class JobBusy(EsFaqError):
+    """Another admin job runs (es_faq/api/jobs.py): one at a time; `extra` names it."""
+
+    code = "job_busy"
+    http_status = 409
+    extra: dict | None = None
+
+
+class JobNotFound(EsFaqError):
+    code = "job_not_found"
+    http_status = 404
+
+
 def error_response(code: str, message: str, status: int, headers: dict | None = None, extra: dict | None = None):
     """The error shape (plus `extra` fields, for /readyz); every 503 says when to come back."""
     response = jsonify({**(extra or {}), "error": {"code": code, "message": message}})
@@ -98,7 +111,8 @@ def register(app: Flask) -> None:
             metrics.PARTIAL.labels("refused").inc()
         if isinstance(exc, OperatorError):
             log.error("%s: %s", exc.code, exc.message, extra={"request_id": g.get("request_id")})
-        return error_response(exc.code, public_message(exc), exc.http_status, getattr(exc, "headers", None))
+        return error_response(exc.code, public_message(exc), exc.http_status, getattr(exc, "headers", None),
+                              getattr(exc, "extra", None))
 
     @app.errorhandler(TransportError)
     @app.errorhandler(ApiError)

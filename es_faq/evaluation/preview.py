@@ -38,12 +38,18 @@ MAX_QUERIES = 5000
 UNCOMPARED = ("p50_ms", "p95_ms", "queries", "paraphrases")  # the same on both sides, or noise
 
 
-def shadow_dictionary(current: Dictionary, action: str, kind: str, terms: list[str]) -> tuple[Dictionary, list[str]]:
-    """A copy of `current` with the change applied, and the change's cleaned terms; `current` is untouched."""
+def check_change(action: str, kind: str) -> None:
+    """InvalidInput unless `action` and `kind` name a change (what the entry says is checked against the
+    dictionary, by shadow_dictionary)."""
     if action not in ACTIONS:
         raise InvalidInput(f"unknown action {action!r}; use add or remove")
     if kind not in KINDS:
         raise InvalidInput(f"unknown dictionary kind {kind!r}; use one of {', '.join(KINDS)}")
+
+
+def shadow_dictionary(current: Dictionary, action: str, kind: str, terms: list[str]) -> tuple[Dictionary, list[str]]:
+    """A copy of `current` with the change applied, and the change's cleaned terms; `current` is untouched."""
+    check_change(action, kind)
     shadow = deepcopy(current)
     existing = {entry_id(k, t) for k, t in current.entries()}
     if action == "add":
@@ -89,16 +95,17 @@ def shadow_index(searcher: Searcher, shadow: Analyzer, source: str, batch: int =
     return name
 
 
-def drop_stale_previews(client: Elasticsearch, vocab_index: str, source: str) -> list[str]:
-    """Delete the temporary indices that killed previews of `source` left (a worker killed mid-preview
-    never reaches its `finally`): their process is gone from this host, or they are older than
-    STALE_PREVIEW_S. Run before each new copy; previews of other sources are theirs to clean."""
+def drop_stale_previews(client: Elasticsearch, vocab_index: str, source: str | None) -> list[str]:
+    """Delete the temporary indices that killed previews of `source` (None: of any source) left (a
+    process killed mid-preview never reaches its `finally`): their process is gone from this host, or
+    they are older than STALE_PREVIEW_S. Run before each new copy, and when a preview job is found dead
+    (es_faq/api/jobs.py); a new copy leaves other sources' previews to theirs."""
     mappings = client.options(ignore_status=404).indices.get_mapping(index=f"{SHADOW_PREFIX}*",
                                                                      expand_wildcards="all").body
     stale = []
     for name, body in mappings.items():
         meta = ((body.get("mappings") or {}).get("_meta") or {}).get("es_faq") or {}
-        if not name.startswith(SHADOW_PREFIX) or meta.get("source") != source:
+        if not name.startswith(SHADOW_PREFIX) or source not in (None, meta.get("source")):
             continue
         dead = meta.get("host") == socket.gethostname() and not _alive(meta.get("pid"))
         if dead or time.time() - float(meta.get("created_s") or 0) > STALE_PREVIEW_S:

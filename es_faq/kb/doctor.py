@@ -264,6 +264,16 @@ def answer_problems(faqs: Sequence[KbFaq]) -> tuple[list[str], list[dict]]:
     return empty, sorted(dupes, key=lambda d: (-len(d["faq_ids"]), d["faq_ids"][0]))
 
 
+def check_options(depth: int | None, sample: int | None, since: str | None) -> None:
+    """InvalidInput for the options `run` refuses (the API checks them before it starts a job)."""
+    if depth is not None and not 1 <= depth <= 50:
+        raise InvalidInput("depth must be from 1 to 50")
+    if sample is not None and sample < 1:
+        raise InvalidInput("sample must be at least 1 FAQ")
+    if since is not None and not SINCE.fullmatch(since):
+        raise InvalidInput(f"since={since[:40]!r}: give a number and a unit s, m, h, d or w, like 30d")
+
+
 def run(client: Elasticsearch, settings: Settings, reranker: Reranker, *, alias: str | None = None,
         depth: int | None = None, threshold: float | None = None, sample: int | None = None, seed: int = 0,
         since: str | None = None, progress: bool = False) -> Report:
@@ -271,12 +281,7 @@ def run(client: Elasticsearch, settings: Settings, reranker: Reranker, *, alias:
     alias = alias or settings.index_alias
     depth = settings.doctor_depth if depth is None else depth
     threshold = settings.doctor_threshold if threshold is None else threshold
-    if not 1 <= depth <= 50:
-        raise InvalidInput("depth must be from 1 to 50")
-    if sample is not None and sample < 1:
-        raise InvalidInput("sample must be at least 1 FAQ")
-    if since is not None and not SINCE.fullmatch(since):
-        raise InvalidInput(f"since={since[:40]!r}: give a number and a unit s, m, h, d or w, like 30d")
+    check_options(depth, sample, since)
     with engine_errors(settings):
         index = live_index(client, alias)
         faqs = scan_faqs(client, index, progress)

@@ -73,11 +73,14 @@ class Lock:
     Every write is conditional on the sequence number last seen, so two runs can never both
     believe they hold it. Expiry compares the holders' clocks, which must agree within the TTL."""
 
-    def __init__(self, client: Elasticsearch, settings: Settings, alias: str, command: str):
+    def __init__(self, client: Elasticsearch, settings: Settings, alias: str, command: str, *,
+                 index: str | None = None, owner: str | None = None):
+        """`alias`'s writer lock; or, with `index`, the one lease of that index (the admin jobs'), named `alias`
+        in messages, whose owner id may be chosen (`owner`, a job's id)."""
         self.client, self.alias, self.command = client, alias, command
-        self.index = state_index(alias)
+        self.index = index or state_index(alias)
         self.ttl_s = settings.writer_lock_ttl_s
-        self.owner = uuid.uuid4().hex
+        self.owner = owner or uuid.uuid4().hex
         self.lost = False
         self.expires_ms = 0  # when the lease last written runs out, by this host's clock
         self._seq: dict = {}
