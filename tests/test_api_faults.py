@@ -4,7 +4,6 @@ clients, malformed and oversized chunked bodies (through gunicorn, as served).""
 from __future__ import annotations
 
 import json
-import re
 import socket
 import threading
 import time
@@ -19,6 +18,7 @@ from es_faq.engine.client import check_engine, engine_errors, make_client
 from es_faq.errors import EngineUnavailable
 from es_faq.search.embed import Embedder
 from es_faq.search.pipeline import Searcher
+from tests.fault_proxy import FaultProxy
 from tests.test_api_gunicorn import Server
 
 
@@ -194,64 +194,20 @@ def test_a_node_that_refuses_connections_costs_one_search_then_only_a_probe(sett
     assert embedder.calls == booted + 1  # neither the refused searches nor the probe embedded anything
 
 
-class Relay:
-    """A TCP relay on a port of its own to the real node, off (connections refused) until `start()`;
-    it notes the request line of each HTTP request it forwards."""
-
-    def __init__(self, target: str):
-        host, port = target.rsplit("//", 1)[1].split(":")
-        self.target = (host, int(port))
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.paths: list[str] = []
-        self._server: socket.socket | None = None
-
-    def start(self) -> None:
-        self._server = socket.create_server(("127.0.0.1", self.port))
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.close()
-
-    def _accept(self) -> None:
-        assert self._server
-        while True:
-            try:
-                conn, _ = self._server.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            threading.Thread(target=self._pipe, args=(conn, upstream, True), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, conn, False), daemon=True).start()
-
-    def _pipe(self, src: socket.socket, dst: socket.socket, requests_: bool) -> None:
-        try:
-            while data := src.recv(65536):
-                if requests_:
-                    self.paths += re.findall(rb"(?:GET|POST|HEAD|PUT|DELETE) (\S+) HTTP/1\.1", data)
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            dst.close()
-
-
 def test_the_half_open_probe_is_a_search_and_a_long_request_never_holds_its_slot(settings, demo_alias):
     # Issue 22: the probe was `_cluster/health` (answered while searches hang), and whichever request
     # came first after an outage, an admin preview too, held the probe slot until it finished: every
-    # search meanwhile got a 503 with the engine healthy. The outage is real (nothing listens), then
-    # the node is reached through the relay.
-    relay = Relay(settings.es_urls[0])
-    served = settings.replace(es_url=f"http://127.0.0.1:{relay.port}", index_alias=demo_alias,
+    # search meanwhile got a 503 with the engine healthy. The outage is real (nothing listens on the
+    # proxy's port before it starts), then the node is reached through the proxy.
+    proxy = FaultProxy(settings.es_urls[0])
+    served = settings.replace(es_url=proxy.url, index_alias=demo_alias,
                               engine_breaker_open_s=0.5, engine_probe_timeout_s=2.0)
     with pytest.raises(EngineUnavailable):
         with engine_errors(served):
             make_client(served).search(index=demo_alias, size=1)
     with pytest.raises(EngineUnavailable, match="refused the connection"):
         check_engine(served)  # open
-    relay.start()
+    proxy.start()
     try:
         time.sleep(served.engine_breaker_open_s)
         long_request_entered = threading.Event()
@@ -266,8 +222,8 @@ def test_the_half_open_probe_is_a_search_and_a_long_request_never_holds_its_slot
         began = time.monotonic()
         check_engine(served)  # not refused: the probe slot was held for the probe alone
         assert time.monotonic() - began < 1
-        probes = [p for p in relay.paths if b"_search" in p]
-        assert probes and not [p for p in relay.paths if b"_cluster/health" in p]
+        probes = [p for p in proxy.paths if "/_search" in p]
+        assert probes and not [p for p in proxy.paths if "_cluster/health" in p]
         worker.join()
     finally:
-        relay.stop()
+        proxy.stop()
