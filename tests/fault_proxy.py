@@ -4,8 +4,9 @@ test node cannot do by itself (it runs without security, and nothing else answer
 Its `fault`, changed at any time, decides each request's fate: `pass` forwards it, `slow` forwards it
 after `slow_s`, `401` and `403` answer Elasticsearch's security error, `html` a web server's 200 page
 without the X-Elastic-Product header, `502` a broken gateway's page, `hang` holds the request
-unanswered (until the fault changes, then closes), `reset` resets the connection. Until `start()`
-nothing listens on its port: connections are refused. Used by tests/test_engine_answers.py,
+unanswered (until the fault changes, then closes), `reset` resets the connection; with `only` set,
+only the requests whose path holds it. Until `start()` nothing listens on its port: connections are
+refused. Used by tests/test_engine_answers.py,
 tests/test_api_faults.py and bench/drills/proxy_faults.py."""
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class _Handler(BaseHTTPRequestHandler):
         proxy = self.server.proxy
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         proxy.paths.append(f"{self.command} {self.path}")
-        fault = proxy.fault
+        fault = proxy.fault if proxy.only in self.path else "pass"
         if fault == "slow":
             time.sleep(proxy.slow_s)
         if fault in ("pass", "slow"):
@@ -120,6 +121,7 @@ class FaultProxy:
         host, port = upstream.rstrip("/").rsplit("//", 1)[-1].rsplit(":", 1)
         self.upstream = (host, int(port))
         self.slow_s = slow_s
+        self.only = ""  # the fault strikes only requests whose path holds this; the others pass through
         self.paths: list[str] = []  # "METHOD /path?query" of every request received
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
