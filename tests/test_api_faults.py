@@ -4,7 +4,7 @@ clients, malformed and oversized chunked bodies (through gunicorn, as served).""
 from __future__ import annotations
 
 import json
-import re
+import select
 import socket
 import threading
 import time
@@ -19,6 +19,7 @@ from es_faq.engine.client import check_engine, engine_errors, make_client
 from es_faq.errors import EngineUnavailable
 from es_faq.search.embed import Embedder
 from es_faq.search.pipeline import Searcher
+from tests.fault_proxy import FaultProxy
 from tests.test_api_gunicorn import Server
 
 
@@ -56,9 +57,10 @@ def _raw(port: int, data: bytes) -> tuple[int, dict]:
 CHUNKED = b"POST /v1/search HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
 
 
-def _chunked(body: bytes, size: int = 8192) -> bytes:
+def _chunked(body: bytes, size: int = 8192, end: bool = True) -> bytes:
+    """`body` in chunks of `size`; with `end`, the last chunk (size 0) that ends the body."""
     return b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + size]), body[i:i + size])
-                    for i in range(0, len(body), size)) + b"0\r\n\r\n"
+                    for i in range(0, len(body), size)) + (b"0\r\n\r\n" if end else b"")
 
 
 @pytest.fixture
@@ -123,6 +125,84 @@ def test_malformed_and_oversized_chunked_bodies_are_json_4xx(served):
     status, body = _raw(served.port, CHUNKED + _chunked('{"query": "怎么注销账号", "k": 1}'.encode()))
     assert status == 200 and len(body["hits"]) == 1  # a well-formed chunked body is served
     assert not [line for line in served.lines() if line.get("level") == "ERROR"], "a traceback was logged"
+
+
+def _exchange(port: int, data: bytes, then: bytes = b"",
+              wait_s: float = 10) -> tuple[list[tuple[int, dict, bytes]], str]:
+    """Send `data`, then keep sending `then` (if any) until the server answers; read until it closes
+    the connection. Every answer as (status, lower-cased headers, body), and how the connection ended:
+    `closed`, `reset`, or `open` (nothing more within `wait_s`)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=wait_s) as sock:
+        sock.sendall(data)
+        if then:
+            sock.setblocking(False)
+            while True:  # a client that goes on sending: the answer must not wait for it to stop
+                try:
+                    sock.send(then)
+                except BlockingIOError:
+                    time.sleep(0.01)
+                except OSError:
+                    break
+                if select.select([sock], [], [], 0)[0]:
+                    break
+            sock.setblocking(True)
+        raw, ended = b"", "closed"
+        try:
+            while chunk := sock.recv(65536):
+                raw += chunk
+        except TimeoutError:
+            ended = "open"
+        except ConnectionResetError:
+            ended = "reset"
+    answers = []
+    while raw.startswith(b"HTTP/1.1 "):
+        head, _, rest = raw.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {name.lower(): value.strip() for name, value in (line.split(":", 1) for line in lines[1:])}
+        length = int(headers.get("content-length", len(rest)))
+        answers.append((int(lines[0].split()[1]), headers, rest[:length]))
+        raw = rest[length:]
+    return answers, ended
+
+
+def test_a_chunked_body_over_the_limit_is_a_413_that_closes_the_connection(served):
+    # A chunked body (no Content-Length) over api_max_body_bytes was answered 413 `Connection: keep-alive`,
+    # and gunicorn then drained up to 64 KiB more of it and closed the connection anyway: a client's next
+    # request on it could fail. Now the server reads the limit and one byte, answers 413 with
+    # `Connection: close` without waiting for the rest, and closes.
+    limit = 65536
+    endless = _chunked(b"a" * 8192, end=False)  # sent again and again until the answer comes
+    answers, ended = _exchange(served.port, CHUNKED + _chunked(b'{"query": "' + b"a" * limit, end=False),
+                               then=endless)
+    assert [(status, headers["connection"]) for status, headers, _ in answers] == [(413, "close")]
+    assert json.loads(answers[0][2])["error"]["code"] == "body_too_large"
+    assert ended == "closed"
+    # A body the API does not read at all (415 here) closes the connection too: the rest of it is not read.
+    unread = CHUNKED.replace(b"application/json", b"text/plain") + _chunked(b"a" * 150_000)
+    answers, ended = _exchange(served.port, unread)
+    assert [(status, headers["connection"]) for status, headers, _ in answers] == [(415, "close")]
+    # At the limit exactly, the body is served (it was a 413), and a chunked body read to its end keeps
+    # the connection for the next request.
+    body = '{"query": "怎么注销账号", "k": 1}'.encode()
+    at_limit = CHUNKED + _chunked(body + b" " * (limit - len(body)))
+    answers, ended = _exchange(served.port, at_limit + b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    assert [(status, headers["connection"]) for status, headers, _ in answers] == [(200, "keep-alive"), (200, "close")]
+    assert len(json.loads(answers[0][2])["hits"]) == 1
+    assert not [line for line in served.lines() if line.get("level") == "ERROR"], "a traceback was logged"
+
+
+def test_a_content_length_shorter_than_the_body_frames_the_rest_as_the_next_request(served):
+    # The server cannot know that a Content-Length lies: the bytes after it are the next request on the
+    # connection. Here they are no request (100 KB of a query's text): the body as framed is answered,
+    # gunicorn refuses the rest at its request-line limit (4094 bytes) and closes; nothing waits on it.
+    body = '{"query": "怎么注销账号", "k": 1}'.encode()
+    answers, ended = _exchange(served.port, b"POST /v1/search HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                               b"Content-Length: %d\r\n\r\n" % len(body) + body + b"a" * 100_000)
+    assert [status for status, _, _ in answers][:1] == [200] and len(json.loads(answers[0][2])["hits"]) == 1
+    assert len(answers) == 2 and answers[1][0] in (400, 414) and answers[1][1]["connection"] == "close"
+    assert ended in ("closed", "reset")
+    answer = requests.post(f"{served.url}/v1/search", json={"query": "怎么注销账号", "k": 1}, timeout=10)
+    assert answer.status_code == 200
 
 
 def test_after_a_413_the_session_sends_its_next_search(served):
@@ -194,64 +274,20 @@ def test_a_node_that_refuses_connections_costs_one_search_then_only_a_probe(sett
     assert embedder.calls == booted + 1  # neither the refused searches nor the probe embedded anything
 
 
-class Relay:
-    """A TCP relay on a port of its own to the real node, off (connections refused) until `start()`;
-    it notes the request line of each HTTP request it forwards."""
-
-    def __init__(self, target: str):
-        host, port = target.rsplit("//", 1)[1].split(":")
-        self.target = (host, int(port))
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.paths: list[str] = []
-        self._server: socket.socket | None = None
-
-    def start(self) -> None:
-        self._server = socket.create_server(("127.0.0.1", self.port))
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.close()
-
-    def _accept(self) -> None:
-        assert self._server
-        while True:
-            try:
-                conn, _ = self._server.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            threading.Thread(target=self._pipe, args=(conn, upstream, True), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, conn, False), daemon=True).start()
-
-    def _pipe(self, src: socket.socket, dst: socket.socket, requests_: bool) -> None:
-        try:
-            while data := src.recv(65536):
-                if requests_:
-                    self.paths += re.findall(rb"(?:GET|POST|HEAD|PUT|DELETE) (\S+) HTTP/1\.1", data)
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            dst.close()
-
-
 def test_the_half_open_probe_is_a_search_and_a_long_request_never_holds_its_slot(settings, demo_alias):
     # Issue 22: the probe was `_cluster/health` (answered while searches hang), and whichever request
     # came first after an outage, an admin preview too, held the probe slot until it finished: every
-    # search meanwhile got a 503 with the engine healthy. The outage is real (nothing listens), then
-    # the node is reached through the relay.
-    relay = Relay(settings.es_urls[0])
-    served = settings.replace(es_url=f"http://127.0.0.1:{relay.port}", index_alias=demo_alias,
+    # search meanwhile got a 503 with the engine healthy. The outage is real (nothing listens on the
+    # proxy's port before it starts), then the node is reached through the proxy.
+    proxy = FaultProxy(settings.es_urls[0])
+    served = settings.replace(es_url=proxy.url, index_alias=demo_alias,
                               engine_breaker_open_s=0.5, engine_probe_timeout_s=2.0)
     with pytest.raises(EngineUnavailable):
         with engine_errors(served):
             make_client(served).search(index=demo_alias, size=1)
     with pytest.raises(EngineUnavailable, match="refused the connection"):
         check_engine(served)  # open
-    relay.start()
+    proxy.start()
     try:
         time.sleep(served.engine_breaker_open_s)
         long_request_entered = threading.Event()
@@ -266,8 +302,8 @@ def test_the_half_open_probe_is_a_search_and_a_long_request_never_holds_its_slot
         began = time.monotonic()
         check_engine(served)  # not refused: the probe slot was held for the probe alone
         assert time.monotonic() - began < 1
-        probes = [p for p in relay.paths if b"_search" in p]
-        assert probes and not [p for p in relay.paths if b"_cluster/health" in p]
+        probes = [p for p in proxy.paths if "/_search" in p]
+        assert probes and not [p for p in proxy.paths if "_cluster/health" in p]
         worker.join()
     finally:
-        relay.stop()
+        proxy.stop()

@@ -15,6 +15,7 @@ from es_faq.kb.faq import read_jsonl
 from es_faq.kb.index import build, lock_alias, rollback, versions
 from es_faq.sync.state import SyncState
 from tests.conftest import DEMO_FAQS
+from tests.fault_proxy import FaultProxy
 
 
 def _faq(i, question, **extra):
@@ -177,9 +178,16 @@ def _killed_load(es, alias, path) -> str:
 
 def test_a_load_stalled_past_its_lease_stops_with_a_lost_lock(es, settings, analyzer, embedder, alias, tmp_jsonl):
     """SIGSTOP of a real `index load` until its lease runs out; the next writer deletes its version; on SIGCONT
-    it must stop with the lost-lock error, not re-create its index and fail on the mapping."""
-    big = tmp_jsonl([_faq(i, f"第{i}号业务怎么办理") for i in range(2000)], "big.jsonl")
-    env = {**os.environ, "ES_FAQ_WRITER_LOCK_TTL_S": "2"}
+    it must stop with the lost-lock error, not write on, re-create its index and fail on the mapping or count.
+
+    The loader reaches the node through the fault proxy (tests/fault_proxy.py), which after the stall holds
+    the lease's own requests unanswered: its heartbeat cannot learn from Elasticsearch that the lease was
+    taken, so only the lease's expiry by the clock can stop the loader. Without the proxy the heartbeat
+    usually learned it first after SIGCONT, and the test passed on the code that trusted the heartbeat alone."""
+    big = tmp_jsonl([_faq(i, f"第{i}号业务怎么办理") for i in range(1000)], "big.jsonl")
+    proxy = FaultProxy(settings.es_urls[0]).start()
+    # A long request timeout: the held heartbeat must not give up (and so learn the loss) on its own.
+    env = {**os.environ, "ES_FAQ_ES_URL": proxy.url, "ES_FAQ_WRITER_LOCK_TTL_S": "2", "ES_FAQ_ES_TIMEOUT_S": "600"}
     proc = subprocess.Popen([sys.executable, "-m", "es_faq", "index", "load", str(big), "--alias", alias],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -188,12 +196,25 @@ def test_a_load_stalled_past_its_lease_stops_with_a_lost_lock(es, settings, anal
             assert proc.poll() is None and time.monotonic() < deadline, "the load ended before it could be stopped"
             time.sleep(0.1)
         proc.send_signal(signal.SIGSTOP)
-        time.sleep(3)  # past the 2 s lease
-        report = _load(es, settings, analyzer, embedder, tmp_jsonl([_faq(1, "怎么还款")], "small.jsonl"), alias)
-        assert report.orphans_deleted == [stalled]
+        try:
+            time.sleep(3)  # past the 2 s lease
+            report = _load(es, settings, analyzer, embedder, tmp_jsonl([_faq(1, "怎么还款")], "small.jsonl"), alias)
+            assert report.orphans_deleted == [stalled]
+            proxy.only, proxy.fault = "-sync-state/", "hang"
+        finally:
+            proc.send_signal(signal.SIGCONT)
+        # The loader's own clean-up (it deletes its version when it stops) says it has stopped writing;
+        # then the held heartbeat is let go, so that the process can end.
+        deletion = f"DELETE /{stalled}"
+        while deletion not in proxy.paths and proc.poll() is None and time.monotonic() < deadline + 300:
+            time.sleep(0.1)
+        proxy.fault = "pass"
+        _, err = proc.communicate(timeout=300)
     finally:
-        proc.send_signal(signal.SIGCONT)
-    _, err = proc.communicate(timeout=300)
+        proxy.stop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 9, err
     assert "lost the writer lock" in err and "mapping" not in err and "Traceback" not in err
     assert live_indices(es, alias) == [report.index]

@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """A hung Elasticsearch under load: `kill -STOP` of a node of the drill's own for some seconds while
 clients search through `es-faq serve` and /healthz and /readyz are probed; then `kill -CONT`.
 

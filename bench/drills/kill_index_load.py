@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """`kill -9` of `es-faq index load` mid-build, then the next writers: what is left, what clears it, how long.
 
     ES_FAQ_ES_URL=... bench/drills/kill_index_load.py [--faqs 2000] [--lock-ttl 5] [--alias drill-kill-load]

@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Slow clients against `es-faq serve`: connections that send part of a request and stall, and bodies
 that trickle in, while /healthz is probed once a second. Prints how many probes were answered.
 

@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Stalled clients against a bare `es-faq serve`: N connections send part of their headers and stall
 for the whole drill, while /healthz and a search are each probed once a second. Prints how many
 probes were answered, and how fast.

@@ -60,10 +60,46 @@ def on_starting(server):
 def pre_request(worker, req):
     """A body longer than api_max_body_bytes is answered 413 unread. gunicorn then drains at most
     64 KiB of it and, past that, closes a connection its answer called keep-alive: the client's next
-    request on it fails. Saying `Connection: close` with the 413 lets the client open a new one."""
+    request on it fails. Saying `Connection: close` with the 413 lets the client open a new one.
+
+    A chunked body has no length to tell: its connection is kept only once the app has read it to its
+    end (_ReadToTheEnd). One over the limit (the app reads the limit and a byte, then answers 413) or
+    not read at all is answered `Connection: close`, and gunicorn reads no more of it; its drain of
+    the rest used to read past the limit, and served what followed as the next request."""
     length = next((value for name, value in req.headers if name == "CONTENT-LENGTH"), "")
     if length.isdigit() and int(length) > _max_body_bytes():
         req.must_close = True
+    elif any(name == "TRANSFER-ENCODING" for name, _ in req.headers):  # gunicorn accepts only chunked
+        req.must_close = True
+        req.body = _ReadToTheEnd(req)
+
+
+class _ReadToTheEnd:
+    """A request's body (wsgi.input) that lets its connection be kept once it has been read to its end."""
+
+    def __init__(self, req):
+        self._req, self._body = req, req.body
+
+    def read(self, size=None):
+        data = self._body.read(size)
+        if not data and size != 0:
+            self._req.must_close = False
+        return data
+
+    def readline(self, size=None):
+        line = self._body.readline(size)
+        if not line and size != 0:
+            self._req.must_close = False
+        return line
+
+    def readlines(self, size=None):
+        return list(iter(self.readline, b""))
+
+    def __iter__(self):
+        return iter(self.readline, b"")
+
+    def __getattr__(self, name):  # what gunicorn itself asks of the body (`failed`, when a chunk was bad)
+        return getattr(self._body, name)
 
 
 def _max_body_bytes() -> int:

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 
 from flask import Blueprint, current_app, g, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..engine.client import check_engine
 from ..errors import InvalidInput
@@ -57,9 +58,10 @@ def _json_body():
         raise UnsupportedMediaType("send the body as application/json")
     data = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
     if request.content_length is None and len(data) >= current_app.config["MAX_CONTENT_LENGTH"]:
-        # A chunked body (no Content-Length) is cut at the limit without an error; reading on
-        # past it is what raises the 413 (werkzeug's LimitedStream).
-        request.stream.read(1)
+        # A chunked body (no Content-Length) is cut at the limit without an error. One byte more
+        # tells a body over it from one that ends there (werkzeug's stream would refuse both).
+        if request.environ["wsgi.input"].read(1):
+            raise RequestEntityTooLarge()
     try:
         return json.loads(data)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from elastic_transport import ApiResponse
 from elasticsearch import (
     ApiError,
     ConnectionError,
@@ -26,6 +27,21 @@ from ..config import Settings, mask_url
 from ..errors import EngineRejected, EngineUnavailable, EsFaqError, IndexClosed, NotElasticsearch
 
 CONNECTIONS_PER_NODE = 32
+
+
+class _Elasticsearch(Elasticsearch):
+    """elasticsearch-py checks Elasticsearch's product header only until one answer has it; this client
+    checks every 2xx answer, so a proxy or web server that later answers in the node's place (its own
+    200 page) is UnsupportedProductError (not_elasticsearch), not a text body read as a search result
+    (bench/drills/proxy_faults.py). `options()` keeps the class."""
+
+    def perform_request(self, method: str, path: str, **kwargs: Any) -> ApiResponse[Any]:
+        response = super().perform_request(method, path, **kwargs)
+        meta = response.meta
+        if 200 <= meta.status < 300 and meta.headers.get("x-elastic-product", "") != "Elasticsearch":
+            raise UnsupportedProductError("The client noticed that the server is not Elasticsearch and we do not "
+                                          "support this unknown product", meta=meta, body=response.body)
+        return response
 
 
 def make_client(settings: Settings, timeout_s: float | None = None) -> Elasticsearch:
@@ -50,15 +66,15 @@ def make_client(settings: Settings, timeout_s: float | None = None) -> Elasticse
     # orjson writes the bulk requests' vectors several times faster than the json module.
     kwargs["serializer"] = OrjsonSerializer()
     if not settings.es_sniff:
-        return Elasticsearch(hosts, **kwargs)
+        return _Elasticsearch(hosts, **kwargs)
     # es_sniff: the nodes are asked for the cluster's other nodes at start and again when one fails,
     # so one seed URL is enough; off by default, since behind a proxy or a cloud endpoint the
     # addresses the nodes publish are not the ones to use (elasticsearch-py's docs).
     kwargs.update(sniff_on_node_failure=True, sniff_timeout=kwargs["request_timeout"])
     try:
-        return Elasticsearch(hosts, sniff_on_start=True, **kwargs)
+        return _Elasticsearch(hosts, sniff_on_start=True, **kwargs)
     except TransportError:  # the seed does not answer now: start with it alone, sniff on the first failure
-        return Elasticsearch(hosts, **kwargs)
+        return _Elasticsearch(hosts, **kwargs)
 
 
 def live_indices(client: Elasticsearch, alias: str) -> list[str]:
