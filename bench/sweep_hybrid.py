@@ -46,7 +46,7 @@ def main() -> None:
             grid += [{"fusion": fusion, "lexical_weight": w} for w in _floats(args.lexical_weights)]
     for point in grid:
         searcher.settings = base.replace(**point)
-        row = evaluate(searcher, args.bench, args.split, "hybrid", alias, queries)
+        row, _ = evaluate(searcher, args.bench, args.split, "hybrid", alias, queries)
         print(json.dumps({**point, "knn_k": base.knn_k, **row}), flush=True)
 
 
