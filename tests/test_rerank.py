@@ -181,7 +181,10 @@ def test_the_differences_are_read_against_the_leaders_closest_question(settings)
 
 
 def test_a_negation_or_an_antonym_vetoes_an_answer(settings):
-    """Whatever P(right) says, a leader whose closest question says the opposite is only suggested (answer_veto)."""
+    """Whatever P(right) says, a leader whose closest question says the opposite is only suggested (answer_veto;
+    off by default)."""
+    assert settings.answer_veto == ""
+    settings = settings.replace(answer_veto="negation,antonym")
     calibration = Calibration(("pair_logit",), (1.0,), 0.0, 0.8, 0.3, {})
     leader = Hit("f0", "怎么设置自动还款？", "", "", 0.9, scores={"cross_encoder": 6.0})
     vetoed = decide([leader], 1, settings, calibration, query="怎么关闭自动还款")
