@@ -300,7 +300,10 @@ def main(job_id: str, parent: int) -> int:
         client.update(index=index, id=job_id, doc={"state": "running", "started_at": _now(), "pid": os.getpid(),
                                                    "host": socket.gethostname()})
         _prune(client, index)
-        outcome = {"state": "done", "result": _run(record["kind"], record["params"], settings, client)}
+        result = _run(record["kind"], record["params"], settings, client)
+        if os.getppid() != parent:  # the worker died while the job ran (the watcher looks once a second)
+            raise Cancelled(f"the server worker that started it (pid {parent}) exited")
+        outcome = {"state": "done", "result": result}
     except Cancelled as exc:
         outcome = {"state": "failed", "error": _failure("job_failed", f"admin job {job_id} was cancelled: {exc}")}
     except Exception as exc:
