@@ -22,10 +22,10 @@ from ..config import Settings
 from ..errors import ModelError
 from ..models.quantize import quantize
 from .base import load_base
-from .loop import device, encode, install, register
+from .loop import device, encode, install, register, training_data
 from .pair_eval import metrics
 from .pairs import Pair, bench_groups, corpus_file, dedupe, group_pairs, mined_pairs, read_pairs
-from .steps import check_recipe, run_steps
+from .steps import check_recipe, finish, run_steps
 
 DEFAULTS = {
     # train.tsv of each. afqmc is inside atec; atec-preprocessed is atec's rest with altered text.
@@ -235,14 +235,8 @@ def fit(settings: Settings, recipe: dict, run_dir: Path, progress: bool = True,
                         desc="training cross-encoder", progress=progress, stop_after=stop_after)
     if seconds is None:
         return None
-    final = run_dir / FINAL
-    model.save_pretrained(final)
-    record = {"recipe": recipe, "pairs": len(pairs), "steps": total, "device": str(dev),
-              "train_seconds": round(seconds, 1), "wall_seconds_this_run": round(time.monotonic() - started, 1),
-              "sources": _count_sources(pairs), "dev": evaluate_dev(), "torch": torch.__version__,
-              "threads": torch.get_num_threads()}
-    (final / "training.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
-    return record
+    return finish(model, run_dir / FINAL, {"recipe": recipe, "pairs": len(pairs), "steps": total},
+                  seconds, started, _count_sources(pairs), evaluate_dev())
 
 
 def _count_sources(pairs: list[Pair]) -> dict:
@@ -251,25 +245,6 @@ def _count_sources(pairs: list[Pair]) -> dict:
         counts = out.setdefault(p.source, {"positive": 0, "negative": 0})
         counts["positive" if p.label else "negative"] += 1
     return out
-
-
-# Terms of the data a model was trained on (../shared/data/pairs/README.md, faq-bench/README.md).
-DATA_TERMS = {
-    "bq": "BQ corpus (HIT-SZ ICRC; LUGE agreement): non-commercial research or teaching only, credit HIT-SZ ICRC",
-    "atec": "ATEC 2018 competition data (Ant Financial): terms not stated",
-    "atec-preprocessed": "ATEC 2018 competition data (Ant Financial): terms not stated",
-    "afqmc": "AFQMC (Ant Financial / CLUE): terms not stated",
-    "chip2019": "CHIP 2019 evaluation data (Ping An): terms not stated",
-    "diac": "DIAC 2019 question groups (public copy apple55bc/AdvAttack): no licence stated, competition data "
-            "for research",
-}
-def training_data(recipe: dict) -> list[dict]:
-    """What the manifest says a model was trained on, with each corpus's terms."""
-    parts = [{"corpus": c, "kind": "pairs", "terms": DATA_TERMS.get(c, "unknown: check before use")}
-             for c in recipe["corpora"]]
-    parts += [{"corpus": b, "kind": "faq-bench train groups", "terms": DATA_TERMS.get(b, "unknown: check before use")}
-              for b in recipe["benches"]]
-    return parts
 
 
 def export_reranker(settings: Settings, name: str, run_dir: Path, quantization: str = "static",

@@ -32,11 +32,10 @@ import numpy as np
 from ..config import Settings
 from ..errors import ModelError
 from .base import BASE_MODEL, load_base
-from .cross_encoder import DATA_TERMS
 from .dense_eval import dense_recall
-from .loop import bench_path, device, encode, install, register
+from .loop import bench_path, device, encode, install, register, training_data
 from .pairs import bench_groups, corpus_file, mined_pairs, read_pairs
-from .steps import check_recipe, run_steps
+from .steps import check_recipe, finish, run_steps
 
 DEFAULTS = {
     "corpora": ["bq", "atec", "chip2019"],  # train.tsv of each (positives, and their label-0 partners)
@@ -243,22 +242,8 @@ def fit(settings: Settings, recipe: dict, run_dir: Path, progress: bool = True,
                         desc="training embedder", progress=progress, stop_after=stop_after)
     if seconds is None:
         return None
-    final = run_dir / FINAL
-    model.save_pretrained(final)
-    record = {"recipe": recipe, "examples": len(examples), "steps": total, "device": str(dev),
-              "train_seconds": round(seconds, 1), "wall_seconds_this_run": round(time.monotonic() - started, 1),
-              "sources": _count_sources(examples), "dev": evaluate_dev(), "torch": torch.__version__,
-              "threads": torch.get_num_threads()}
-    (final / "training.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
-    return record
-
-
-def training_data(recipe: dict) -> list[dict]:
-    parts = [{"corpus": c, "kind": "pairs", "terms": DATA_TERMS.get(c, "unknown: check before use")}
-             for c in recipe["corpora"]]
-    parts += [{"corpus": b, "kind": "faq-bench train groups", "terms": DATA_TERMS.get(b, "unknown: check before use")}
-              for b in recipe["benches"]]
-    return parts
+    return finish(model, run_dir / FINAL, {"recipe": recipe, "examples": len(examples), "steps": total},
+                  seconds, started, _count_sources(examples), evaluate_dev())
 
 
 def export_embedder(settings: Settings, name: str, run_dir: Path, calibration_size: int = 256) -> dict:

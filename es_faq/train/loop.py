@@ -86,3 +86,22 @@ def register(name: str, about: dict, recipe: dict, record: dict, extra: dict) ->
                                "max_tokens": recipe["max_tokens"], **extra})
     manifest.save()
     return manifest
+
+
+# Terms of the data a model was trained on (../shared/data/pairs/README.md, faq-bench/README.md).
+DATA_TERMS = {
+    "bq": "BQ corpus (HIT-SZ ICRC; LUGE agreement): non-commercial research or teaching only, credit HIT-SZ ICRC",
+    "atec": "ATEC 2018 competition data (Ant Financial): terms not stated",
+    "atec-preprocessed": "ATEC 2018 competition data (Ant Financial): terms not stated",
+    "afqmc": "AFQMC (Ant Financial / CLUE): terms not stated",
+    "chip2019": "CHIP 2019 evaluation data (Ping An): terms not stated",
+    "diac": "DIAC 2019 question groups (public copy apple55bc/AdvAttack): no licence stated, competition data "
+            "for research",
+}
+def training_data(recipe: dict) -> list[dict]:
+    """What the manifest says a model was trained on, with each corpus's terms."""
+    parts = [{"corpus": c, "kind": "pairs", "terms": DATA_TERMS.get(c, "unknown: check before use")}
+             for c in recipe["corpora"]]
+    parts += [{"corpus": b, "kind": "faq-bench train groups", "terms": DATA_TERMS.get(b, "unknown: check before use")}
+              for b in recipe["benches"]]
+    return parts

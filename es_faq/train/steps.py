@@ -96,3 +96,16 @@ def check_recipe(run_dir: Path, recipe: dict) -> None:
     if recipe_file.exists() and json.loads(recipe_file.read_text()) != recipe:
         raise ModelError(f"{run_dir} holds a run with another recipe; remove it or train under another name")
     recipe_file.write_text(json.dumps(recipe, indent=2, ensure_ascii=False) + "\n")
+
+
+def finish(model, final: Path, record: dict, seconds: float, started: float, sources: dict, dev: dict) -> dict:
+    """Save a finished run's weights in `final` with its training record (training.json), and return the record:
+    `record` plus the device, the training and wall seconds, the data's sources, the last dev evaluation."""
+    import torch
+
+    model.save_pretrained(final)
+    record = {**record, "device": str(device()), "train_seconds": round(seconds, 1),
+              "wall_seconds_this_run": round(time.monotonic() - started, 1), "sources": sources, "dev": dev,
+              "torch": torch.__version__, "threads": torch.get_num_threads()}
+    (final / "training.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+    return record
