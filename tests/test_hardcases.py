@@ -25,6 +25,7 @@ def generator():
     ("temporal", "今天还款会扣利息吗", None),
     ("asymmetry", "公司欠员工工资怎么办", "员工工资欠公司怎么办"),  # whole tokens trade places
     ("symmetric", "夫妻和子女的财产怎么分", "子女和夫妻的财产怎么分"),
+    ("swap", "借款需要什么证明", "证明需要什么借款"),  # two nouns across a verb
 ])
 def test_each_category_edits_what_it_names(generator, category, text, expected):
     edited = generator.edit(category, text, random.Random(1))
@@ -33,6 +34,13 @@ def test_each_category_edits_what_it_names(generator, category, text, expected):
         assert edited.startswith("借款") and edited.endswith("天了还没到账") and edited != text
     elif expected:
         assert edited == expected
+
+
+@pytest.mark.parametrize("text", ["夫妻和子女的财产怎么分",  # joined by 和: symmetric, not a swap
+                                  "蚂蚁花呗怎么还款",  # one noun phrase of two nouns
+                                  "什么时候可以开通贷款功能"])  # 时候 only frames the question
+def test_swap_leaves_alone_what_it_would_not_change_the_meaning_of(text):
+    assert Generator([text] * 3).edit("swap", text, random.Random(1)) is None
 
 
 def test_negative_edits_carry_the_difference_the_decision_reads(generator):

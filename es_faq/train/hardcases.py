@@ -22,7 +22,7 @@ from functools import lru_cache
 from ..search.differ import ANTONYM_PAIRS, ASYMMETRIC, TEMPORAL_GROUPS
 from .pairs import Pair
 
-NEGATIVE = ("entity", "negation", "antonym", "temporal", "number", "asymmetry", "insertion")
+NEGATIVE = ("entity", "negation", "antonym", "temporal", "number", "asymmetry", "swap", "insertion")
 POSITIVE = ("particle", "symmetric", "synonym", "homophone")
 CATEGORIES = NEGATIVE + POSITIVE
 
@@ -49,6 +49,7 @@ _PARTICLES = re.compile(r"^(请问|你好[，,]?|您好[，,]?|我想问一下[�
 _NUMBER = re.compile(r"\d+(\.\d+)?")
 _CN_NUMBER = re.compile(r"[一二两三四五六七八九十百千]+(?=[个年月天日次岁倍周元块万号级%])")
 _CN_DIGITS = "一二三四五六七八九十"
+_FRAME_NOUNS = {"时候", "意思", "东西", "问题", "情况", "办法", "原因", "地方", "方式", "时间"}
 ENTITY_TAGS = ("nr", "ns", "nt", "nz", "n")
 
 
@@ -106,7 +107,7 @@ class Generator:
                 self.synonyms.setdefault(word, []).extend(o for o in group if o != word)
         self.edits: dict[str, Callable[[str, random.Random], str | None]] = {
             "entity": self.entity, "negation": self.negation, "antonym": self.antonym,
-            "temporal": self.temporal, "number": self.number, "asymmetry": self.asymmetry,
+            "temporal": self.temporal, "number": self.number, "asymmetry": self.asymmetry, "swap": self.swap,
             "insertion": self.insertion, "particle": self.particle, "symmetric": self.symmetric,
             "synonym": self.synonym, "homophone": self.homophone}
 
@@ -168,6 +169,26 @@ class Generator:
             return None
         i = rng.choice(places)
         return _join([*toks[:i - 1], toks[i + 1], toks[i], toks[i - 1], *toks[i + 2:]])
+
+    def swap(self, text: str, rng: random.Random) -> str | None:
+        """Two nouns on either side of a verb trade places ("银行卡绑定支付宝" / "支付宝绑定银行卡"): word order
+        that changes who does what, of which the relation words of `asymmetry` are only a few."""
+        toks = tokens(text)
+
+        def noun(i: int) -> bool:
+            return 0 <= i < len(toks) and toks[i].tag.startswith("n")
+
+        # A whole noun phrase of one word: neither neighbour is a noun ("蚂蚁/花呗" is one thing), and not a
+        # noun that only frames the question ("什么时候").
+        nouns = [i for i, t in enumerate(toks) if noun(i) and len(t.word) >= 2 and t.word not in _FRAME_NOUNS
+                 and not noun(i - 1) and not noun(i + 1)]
+        places = [(i, j) for i in nouns for j in nouns if i < j <= i + 5 and toks[i].word != toks[j].word
+                  and any(t.tag.startswith("v") for t in toks[i + 1:j])
+                  and not any(t.word in SYMMETRIC_JOINS for t in toks[i + 1:j])]
+        if not places:
+            return None
+        i, j = rng.choice(places)
+        return _join([*toks[:i], toks[j], *toks[i + 1:j], toks[i], *toks[j + 1:]])
 
     def insertion(self, text: str, rng: random.Random) -> str | None:
         toks = tokens(text)
