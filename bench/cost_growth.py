@@ -2,7 +2,7 @@
 heap, hybrid latency and kNN recall@10 against an exact search (docs/benchmarks.md, "Cost growth to 10M FAQs").
 
     ES_FAQ_ES_URL=http://127.0.0.1:9224 bench/cost_growth.py --sizes 10000,100000,1000000 \
-        --out bench/results/cost_growth.json
+        --out bench/results/cost_growth.json [--shards 2] [--force-merge]
 
 Documents have the real shape (es_faq/kb/index.py faq_documents, mappings/faq.json): the questions are
 the real ones of faq-bench (diac, bq, atec), then variations of them (a polite prefix or a final
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import sys
@@ -263,8 +264,14 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the indices")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "cost_growth.json")
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--shards", type=int, help="primary shards of each index (default: index_shards)")
+    parser.add_argument("--force-merge", action="store_true",
+                        help="after measuring, merge each index to one segment and measure again")
     args = parser.parse_args()
+    load_at_start = os.getloadavg()[0]
     settings = load_settings()
+    if args.shards:
+        settings = settings.replace(index_shards=args.shards)
     client = make_client(settings, timeout_s=120)
     analyzer, embedder = Analyzer(settings), Embedder(settings)
     rng = random.Random(args.seed)
@@ -284,10 +291,24 @@ def main() -> None:
         exact = ExactTop(np.array([v for _, v in queries], dtype=np.float32))
         row = build(client, settings, corpus, size, index, embedder.dims, args.chunk, exact)
         print(json.dumps(row), flush=True)
+        oversamples = [float(o) for o in args.oversample.split(",") if o]
         row["settings"] = measure(client, settings, index, queries, exact.faq_ids(), candidates,
-                                  args.latency_queries, [float(o) for o in args.oversample.split(",") if o])
+                                  args.latency_queries, oversamples)
+        if args.force_merge:
+            # The same build merged to one segment, as `index_force_merge` does before the alias swap.
+            started = time.monotonic()
+            client.options(request_timeout=3600).indices.forcemerge(index=index, max_num_segments=1)
+            row["merge_s"] = round(time.monotonic() - started, 1)
+            row["segments_merged"] = client.indices.stats(index=index, metric="segments").body[
+                "indices"][index]["primaries"]["segments"]["count"]
+            print(json.dumps({"index": index, "merge_s": row["merge_s"], "segments": row["segments_merged"]}),
+                  flush=True)
+            row["settings_merged"] = measure(client, settings, index, queries, exact.faq_ids(), candidates,
+                                             args.latency_queries, oversamples)
         row["heap_before"], row["heap_after"] = before, heap(client)
-        results[str(size)] = row
+        row["shards"] = settings.index_shards
+        row["load_average_at_start"] = load_at_start
+        results[str(size) if settings.index_shards == 1 else f"{size}-shards{settings.index_shards}"] = row
         args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
         if not args.keep:
             client.indices.delete(index=index)
