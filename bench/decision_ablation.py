@@ -21,7 +21,11 @@ from es_faq.evaluation.bench import ensure_bench_index, load_queries
 from es_faq.search.decide import BASE_FEATURES, FEATURES
 from es_faq.search.pipeline import Searcher
 
-VARIANTS = {"retrieval + cross-encoder": BASE_FEATURES, "+ differences": FEATURES}
+VARIANTS = {"retrieval + cross-encoder": BASE_FEATURES, "+ differences": FEATURES,
+            # What the cross-encoder's work buys: the leader's logit alone is what decide_depth 1 computes
+            # (1 candidate's texts instead of 3 candidates'), and no cross-encoder at all (decide_depth 0).
+            "leader alone (decide_depth 1)": ("pair_logit", "retrieval_score", "retrieval_margin"),
+            "retrieval alone (no cross-encoder)": ("retrieval_score", "retrieval_margin")}
 
 
 def rows_of(searcher: Searcher, bench: Path, split: str, out: Path, held_out: bool = False) -> list[dict]:
