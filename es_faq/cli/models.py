@@ -111,6 +111,8 @@ def train() -> None:
 @click.option("--no-bf16", "bf16", flag_value=False, default=None, help="Train in fp32 (CPUs without avx512_bf16).")
 @click.option("--train-word-embeddings", "freeze_word_embeddings", flag_value=False, default=None,
               help="Update the word embeddings too (slower a step on CPU).")
+@click.option("--init", default=None, help="A shipped cross-encoder to continue from (e.g. reranker-zh) instead of "
+              "bge-small-zh-v1.5.")
 @click.option("--eval-every", type=click.IntRange(1), default=None, help="Steps between dev evaluations.")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=None, help="Steps between checkpoints.")
 @pass_settings

@@ -21,7 +21,7 @@ import numpy as np
 from ..config import Settings
 from ..errors import ModelError
 from ..models.quantize import quantize
-from .base import load_base
+from .base import load_base, load_trained
 from .loop import device, encode, install, register, training_data
 from .pair_eval import metrics
 from .pairs import Pair, bench_groups, corpus_file, dedupe, group_pairs, mined_pairs, read_pairs
@@ -55,6 +55,9 @@ DEFAULTS = {
     "bf16": True,
     "freeze_word_embeddings": True,  # 15% faster a step on CPU; the pairs cover a small part of the vocabulary
     "seed": 13,
+    # A shipped cross-encoder to continue from (its INT8 weights, dequantized: es_faq/train/base.py), heads
+    # included; None starts from bge-small-zh-v1.5 with fresh heads.
+    "init": None,
     "eval_every": 1000,
     "checkpoint_every": 200,
 }
@@ -190,7 +193,10 @@ def fit(settings: Settings, recipe: dict, run_dir: Path, progress: bool = True,
     pairs = build_pairs(settings, recipe, run_dir, progress)
     dev_sets = dev_pairs(settings, recipe)
     torch.manual_seed(recipe["seed"])
-    model, tokenizer_file = load_base(settings, BertForSequenceClassification, num_labels=1)
+    if recipe["init"]:
+        model, tokenizer_file = load_trained(settings, recipe["init"], BertForSequenceClassification, num_labels=1)
+    else:
+        model, tokenizer_file = load_base(settings, BertForSequenceClassification, num_labels=1)
     tokenizer = load_tokenizer(tokenizer_file, recipe["max_tokens"])
     tokenizer.enable_padding(pad_to_multiple_of=8)  # few distinct shapes: oneDNN reuses its kernels
     # The word embeddings (10.8M of 24M weights) may stay as bge trained them (freeze_word_embeddings).
@@ -203,8 +209,10 @@ def fit(settings: Settings, recipe: dict, run_dir: Path, progress: bool = True,
             not n.startswith("bert.encoder")]
     encoder = [p for n, p in model.named_parameters()
                if n.startswith(("bert.embeddings", "bert.encoder")) and p.requires_grad]
+    # Fresh heads learn faster than the encoder; heads continued from `init` are trained ones.
+    head_lr = recipe["lr"] if recipe["init"] else recipe["head_lr"]
     optimizer = torch.optim.AdamW([{"params": encoder, "lr": recipe["lr"]},
-                                   {"params": head, "lr": recipe["head_lr"]}], weight_decay=0.01)
+                                   {"params": head, "lr": head_lr}], weight_decay=0.01)
     schedule = get_linear_schedule_with_warmup(optimizer, max(1, int(total * recipe["warmup"])), total)
     labels = torch.tensor([p.label for p in pairs], dtype=torch.float32)
     loss_fn = torch.nn.BCEWithLogitsLoss()
@@ -276,9 +284,20 @@ def export_reranker(settings: Settings, name: str, run_dir: Path, quantization: 
                     "description": "cross-encoder fine-tuned by `es-faq train reranker` from bge-small-zh-v1.5 on "
                                    "labelled Chinese question pairs; its logit says whether two questions ask the same",
                     "license": "MIT (base weights); see training_data for the terms of the data it learned from",
-                    "training_data": training_data(recipe)},
+                    "training_data": _with_init_data(training_data(recipe), recipe)},
              recipe, record, {"quantization": f"int8-{quantization}"})
     return record
+
+
+def _with_init_data(parts: list[dict], recipe: dict) -> list[dict]:
+    """A model continued from another learned from that one's data too, under its terms."""
+    if not recipe["init"]:
+        return parts
+    from ..models.manifest import Manifest
+
+    inherited = Manifest.load(recipe["init"]).data.get("training_data", [])
+    seen = {(p["corpus"], p["kind"]) for p in parts}
+    return parts + [p for p in inherited if (p["corpus"], p["kind"]) not in seen]
 
 
 def train_reranker(settings: Settings, name: str, recipe: dict, progress: bool = True,
