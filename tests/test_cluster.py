@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from es_faq.config import REPO_ROOT, load_settings
+from es_faq.config.load import load_settings
+from es_faq.config.settings import REPO_ROOT
 from es_faq.engine import local as engine
 from es_faq.engine.client import make_client
 from es_faq.errors import ConfigError, ProvisionError

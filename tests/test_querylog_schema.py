@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import es_faq
-from es_faq.config import load_settings
+from es_faq.config.load import load_settings
 from es_faq.kb import querylog
 from es_faq.kb.kibana import saved_objects
 from es_faq.kb.querylog import FAILING, NO_MATCH, SEARCH, Condition

@@ -66,7 +66,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.update(ES_FAQ_ES_URL=args.es_url, ES_FAQ_ENGINE_DIR=args.engine_dir)
 
-    from es_faq.config import load_settings
+    from es_faq.config.load import load_settings
     from es_faq.engine import local as engine
     from es_faq.engine.client import make_client
     from es_faq.kb.faq import read_jsonl

@@ -36,7 +36,8 @@ sys.path[:0] = [str(REPO), str(Path(__file__).resolve().parent)]
 
 from common import Workers  # noqa: E402
 
-from es_faq.config import Settings, load_settings  # noqa: E402
+from es_faq.config.load import load_settings  # noqa: E402
+from es_faq.config.settings import Settings  # noqa: E402
 from es_faq.engine import local as engine  # noqa: E402
 from es_faq.engine.client import make_client  # noqa: E402
 from es_faq.kb.faq import read_jsonl  # noqa: E402

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from elasticsearch import ApiError, Elasticsearch, TransportError
 from elasticsearch.helpers import BulkIndexError, bulk
 
-from ..config import Settings
+from ..config.settings import Settings
 from ..kb.querylog import daily_index, feedback_document, prune, put_template, search_document
 from ..search.pipeline import SearchResult
 from . import metrics

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from ..config import Settings, mask_url
+from ..config.settings import Settings
+from ..config.urls import mask_url
 from ..errors import EngineUnavailable, ProvisionError
 from ..models.maven import fetch_maven
 from .client import cluster_health, make_client

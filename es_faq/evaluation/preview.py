@@ -21,7 +21,7 @@ from pathlib import Path
 
 from elasticsearch import Elasticsearch, helpers
 
-from ..config import PREVIEW_INDEX_PREFIX
+from ..config.settings import PREVIEW_INDEX_PREFIX
 from ..errors import InvalidInput
 from ..kb.querylog import QUERY, TIMESTAMP, pattern
 from ..search.analyze import Analyzer

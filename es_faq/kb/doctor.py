@@ -23,7 +23,7 @@ import numpy as np
 from elasticsearch import Elasticsearch, helpers
 from tqdm import tqdm
 
-from ..config import Settings
+from ..config.settings import Settings
 from ..engine.client import engine_errors, live_indices
 from ..errors import IndexMissing, InvalidInput
 from ..search.rerank import Reranker, candidate_texts

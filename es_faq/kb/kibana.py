@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 
-from ..config import Settings
+from ..config.settings import Settings
 from .querylog import DECISION, LATENCY_MS, NO_MATCH, NORMALIZED, SEARCH, TIMESTAMP, pattern
 
 CORE_MIGRATION_VERSION = "8.8.0"

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from elasticsearch import Elasticsearch
 
-from ..config import Settings
+from ..config.settings import Settings
 from .index import MAPPINGS_DIR
 
 if TYPE_CHECKING:  # annotations only: the search pipeline (and its models) loads only where a search is logged

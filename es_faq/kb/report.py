@@ -7,7 +7,7 @@ import re
 import numpy as np
 from elasticsearch import Elasticsearch
 
-from ..config import Settings
+from ..config.settings import Settings
 from ..errors import InvalidInput
 from ..search.embed import Embedder
 from .querylog import FAILING, NO_MATCH, NORMALIZED, UNHELPFUL, Condition, pattern, searches
