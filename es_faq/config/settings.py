@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from ..errors import ConfigError
+from .indices import PREVIEW_INDEX_PATTERN, querylog_pattern
 from .urls import check_es_url, mask_url, split_urls
 
 # Shown as *** by `es-faq config`, never logged; URLs are shown with mask_url.
@@ -28,8 +29,6 @@ FUSIONS = ("sum", "rrf", "weighted")  # how hybrid merges its two sides (es_faq/
 # The kinds of difference between a query and an FAQ question (es_faq/search/differ.py).
 DIFFERENCE_KINDS = ("number", "negation", "antonym", "temporal", "order", "words")
 PARTIAL_RESULTS = ("serve", "refuse")  # search_partial: what to do with a still-partial result
-# Temporary copies of an index made by a dictionary preview (es_faq/evaluation/preview.py).
-PREVIEW_INDEX_PREFIX = "es-faq-preview-"
 
 
 def one_of(names: Iterable[str]) -> str:
@@ -312,10 +311,11 @@ class Settings:
         for setting in ("dict_index", "vocab_index", "vector_cache_index", "jobs_index"):
             if name == getattr(self, setting):
                 return f"{setting} ({name})"
-        for setting, prefix in (("query_log_prefix", self.query_log_prefix + "-"),
-                                ("dictionary previews", PREVIEW_INDEX_PREFIX)):
+        for setting, pattern in (("query_log_prefix", querylog_pattern(self.query_log_prefix)),
+                                 ("dictionary previews", PREVIEW_INDEX_PATTERN)):
+            prefix = pattern.removesuffix("*")
             if name == prefix[:-1] or name.startswith(prefix):
-                return f"{setting} ({prefix}*)"
+                return f"{setting} ({pattern})"
         return None
 
     @property
