@@ -2,7 +2,7 @@
 
 The checkout keeps mappings/, analyzers/ and onnx_models/ at the top, where people edit them; a wheel
 carries them as the packages es_faq.mappings, es_faq.analyzers and es_faq.onnx_models, which
-es_faq/config.py (DATA_ROOT) finds when es_faq runs from an installed wheel."""
+es_faq/config/settings.py (DATA_ROOT) finds when es_faq runs from an installed wheel."""
 
 from setuptools import find_packages, setup
 

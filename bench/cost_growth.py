@@ -29,7 +29,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from es_faq.config import load_settings  # noqa: E402
+from es_faq.config.load import load_settings  # noqa: E402
 from es_faq.engine.client import make_client  # noqa: E402
 from es_faq.kb.index import faq_body  # noqa: E402
 from es_faq.search.analyze import Analyzer  # noqa: E402

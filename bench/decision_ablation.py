@@ -15,7 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-from es_faq.config import load_settings
+from es_faq.config.load import load_settings
 from es_faq.evaluation import calibrate as cal
 from es_faq.evaluation.bench import ensure_bench_index, load_queries
 from es_faq.search.decide import BASE_FEATURES, FEATURES

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from es_faq.config import load_settings
+from es_faq.config.load import load_settings
 from es_faq.evaluation import calibrate as cal
 from es_faq.evaluation.bench import ensure_bench_index, load_queries
 from es_faq.search.decide import NO_RUNNER_UP_MARGIN

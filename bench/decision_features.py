@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from es_faq.config import load_settings
+from es_faq.config.load import load_settings
 from es_faq.evaluation import calibrate as cal
 from es_faq.evaluation.bench import ensure_bench_index, load_queries
 from es_faq.search.pipeline import Searcher

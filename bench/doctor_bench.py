@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from es_faq.config import load_settings
+from es_faq.config.load import load_settings
 from es_faq.engine.client import make_client
 from es_faq.kb import doctor
 from es_faq.search.rerank import Reranker

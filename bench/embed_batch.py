@@ -7,7 +7,7 @@ import argparse
 import json
 import time
 
-from es_faq.config import load_settings
+from es_faq.config.load import load_settings
 from es_faq.search.embed import Embedder
 
 

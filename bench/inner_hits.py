@@ -8,7 +8,7 @@ import json
 import statistics
 import time
 
-from es_faq.config import load_settings
+from es_faq.config.load import load_settings
 from es_faq.search.pipeline import Searcher
 from es_faq.search.retrieve import build_request
 

@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from es_faq.api.app import create_app
-from es_faq.config import load_settings
+from es_faq.config.load import load_settings
 
 # Functions whose cumulative time is one part of the path (pstats keys: file, line, name).
 PARTS = {"analyze": ("analyze.py", "analyze"), "embed": ("embed.py", "encode"),

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from es_faq.config import load_settings
+from es_faq.config.load import load_settings
 from es_faq.models.onnx import load_tokenizer, onnx_inputs, onnx_session
 from es_faq.models.quantize import QUANTIZATIONS, quantize
 from es_faq.train.cross_encoder import build_pairs

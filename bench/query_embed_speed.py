@@ -9,7 +9,7 @@ import json
 import random
 import time
 
-from es_faq.config import load_settings
+from es_faq.config.load import load_settings
 from es_faq.search.embed import Embedder
 
 

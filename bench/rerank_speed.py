@@ -18,7 +18,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from es_faq.config import load_settings
+from es_faq.config.load import load_settings
 from es_faq.search.rerank import Reranker, candidate_texts
 
 VARIANT_FILES = {"int8-static": None, "int8-dynamic": "bench-int8-dynamic.onnx", "fp32": "model.onnx"}

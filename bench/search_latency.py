@@ -14,7 +14,7 @@ import json
 import statistics
 from pathlib import Path
 
-from es_faq.config import load_settings
+from es_faq.config.load import load_settings
 from es_faq.evaluation.bench import ensure_bench_index, load_queries
 from es_faq.search.pipeline import Searcher
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import psutil
 
-from es_faq.config import load_settings
+from es_faq.config.load import load_settings
 from es_faq.search.pipeline import Searcher
 from es_faq.search.rerank import candidate_texts
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sweep_hybrid import _floats  # bench/ is on sys.path when a bench script runs
 
-from es_faq.config import load_settings
+from es_faq.config.load import load_settings
 from es_faq.evaluation.bench import ensure_bench_index, load_queries
 from es_faq.search.pipeline import Searcher
 

@@ -25,7 +25,8 @@ from urllib.parse import urlparse
 
 import pymysql
 
-from es_faq.config import REPO_ROOT, load_settings
+from es_faq.config.load import load_settings
+from es_faq.config.settings import REPO_ROOT
 from es_faq.engine.client import make_client
 from es_faq.kb.faq import Faq, read_jsonl
 from es_faq.search.analyze import Analyzer

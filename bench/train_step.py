@@ -13,7 +13,7 @@ import time
 import torch
 from transformers import BertForSequenceClassification
 
-from es_faq.config import load_settings
+from es_faq.config.load import load_settings
 from es_faq.models.onnx import load_tokenizer
 from es_faq.train.base import load_base
 from es_faq.train.loop import encode

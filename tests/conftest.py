@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from es_faq.config import REPO_ROOT, load_settings
+from es_faq.config.load import load_settings
+from es_faq.config.settings import REPO_ROOT
 from es_faq.engine.client import cluster_health, make_client
 from es_faq.errors import EngineUnavailable
 from es_faq.kb.faq import read_jsonl

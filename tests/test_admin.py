@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from es_faq.api.app import create_app
 from es_faq.api.openapi import spec
 from es_faq.cli import cli
-from es_faq.config import load_settings
+from es_faq.config.load import load_settings
 from es_faq.errors import ConfigError
 from es_faq.kb.index import lock_alias, versions
 from es_faq.search.analyze import Analyzer

@@ -17,7 +17,7 @@ import pytest
 from elasticsearch import ConnectionError as EsConnectionError
 
 from es_faq.api.context import SEARCHER
-from es_faq.config import ENV_PREFIX, as_env
+from es_faq.config.load import ENV_PREFIX, as_env
 from es_faq.engine.client import _breaker, check_engine
 from es_faq.kb import doctor
 from es_faq.kb.lock import LOCK_ID
@@ -133,7 +133,7 @@ WORKER = """
 import json, sys, time
 from pathlib import Path
 from es_faq.api import jobs
-from es_faq.config import load_settings
+from es_faq.config.load import load_settings
 from es_faq.engine.client import make_client
 settings = load_settings()
 job = jobs.start(make_client(settings), settings, "dictionary-preview", json.loads(sys.argv[1]), Path(sys.argv[2]))

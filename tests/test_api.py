@@ -16,7 +16,7 @@ from es_faq.api import v1 as v1_module
 from es_faq.api.app import create_app
 from es_faq.api.logs import JsonFormatter
 from es_faq.api.openapi import spec
-from es_faq.config import SEARCH_MODES
+from es_faq.config.settings import SEARCH_MODES
 from es_faq.search.pipeline import Searcher
 from tests.conftest import drop_query_log
 from tests.test_retrieve import SYNTAX_CLAUSES, keys

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import missing_required_header
 
 from es_faq.api.openapi import spec
-from es_faq.config import load_settings
+from es_faq.config.load import load_settings
 from tests.test_api import app  # noqa: F401  (the fixture: the app over the demo knowledge base)
 
 # The document as the server states it (the same function serves /openapi.json). Loaded here, not

@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from es_faq.engine import local as engine
+from es_faq.engine import provision
 from es_faq.engine.client import make_client
 from es_faq.kb.faq import read_jsonl
 from es_faq.kb.index import build
@@ -46,7 +47,7 @@ def throwaway_node(settings, embedder):
 
 
 def kill_node(node_settings) -> None:
-    layout = engine.EngineLayout(node_settings.engine_path, node_settings.engine_version)
+    layout = provision.EngineLayout(node_settings.engine_path, node_settings.engine_version)
     os.kill(int(layout.pidfile.read_text().strip()), signal.SIGKILL)
 
 
@@ -114,7 +115,7 @@ def test_engine_hung_under_load(throwaway_node, tmp_path):
     timeout_s = throwaway_node.search_timeout_s
     server = Server(tmp_path, {"ES_FAQ_ES_URL": KILL_ES_URL, "ES_FAQ_INDEX_ALIAS": ALIAS,
                                "ES_FAQ_ENGINE_DIR": str(KILL_ENGINE_DIR), "ES_FAQ_DECIDE_DEPTH": "0"})
-    layout = engine.EngineLayout(throwaway_node.engine_path, throwaway_node.engine_version)
+    layout = provision.EngineLayout(throwaway_node.engine_path, throwaway_node.engine_version)
     pid = int(layout.pidfile.read_text().strip())
 
     def search() -> int:

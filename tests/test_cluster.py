@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from es_faq.config import REPO_ROOT, load_settings
+from es_faq.config.load import load_settings
+from es_faq.config.settings import REPO_ROOT
 from es_faq.engine import local as engine
+from es_faq.engine import provision
 from es_faq.engine.client import make_client
 from es_faq.errors import ConfigError, ProvisionError
 
@@ -68,11 +70,11 @@ def test_bad_es_url_lists_are_refused_clearly(value, word):
 
 def test_node_ports_come_from_the_urls(settings, tmp_path):
     one = settings.replace(es_url="http://127.0.0.1:9221", engine_dir=tmp_path)
-    assert engine._local_ports(one, 3) == [9221, 9222, 9223]
+    assert provision.local_ports(one, 3) == [9221, 9222, 9223]
     with pytest.raises(ProvisionError, match="lists 2 URLs for 3 nodes"):
-        engine._local_ports(settings.replace(es_url="http://127.0.0.1:9221,http://127.0.0.1:9222"), 3)
+        provision.local_ports(settings.replace(es_url="http://127.0.0.1:9221,http://127.0.0.1:9222"), 3)
     with pytest.raises(ProvisionError, match="must all differ"):
-        engine._local_ports(settings.replace(es_url="http://127.0.0.1:9221,http://127.0.0.1:9321"), 2)
+        provision.local_ports(settings.replace(es_url="http://127.0.0.1:9221,http://127.0.0.1:9321"), 2)
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +96,8 @@ def test_three_nodes_form_one_cluster(cluster):
     assert [n["name"] for n in status["cluster"]] == ["es-faq-local-1", "es-faq-local-2", "es-faq-local-3"]
     assert all(n["local_pid"] for n in status["cluster"])
     # The first boot's bootstrap list is written only while a node has no data: not by a later `up`.
-    engine.install(cluster)
-    config = (engine.node_layout(cluster, 2).config / "elasticsearch.yml").read_text()
+    provision.install(cluster)
+    config = (provision.node_layout(cluster, 2).config / "elasticsearch.yml").read_text()
     assert "discovery.seed_hosts" in config and "cluster.initial_master_nodes" not in config
 
 
@@ -112,7 +114,7 @@ def test_node_killed_under_load_fails_no_search(cluster):
         time.sleep(3)
         number = drill.node_number(cluster, "master")
         killed = time.monotonic()
-        engine.stop_node(engine.node_layout(cluster, number), kill=True)
+        engine.stop_node(provision.node_layout(cluster, number), kill=True)
         time.sleep(8)
         down = load.phase(killed, time.monotonic())
         engine.up(cluster, echo=lambda message: None)
@@ -140,7 +142,7 @@ def test_a_hung_node_fails_no_search_after_the_first_timeout(cluster):
     own = cluster.replace(search_timeout_s=3.0)
     drill, load = _loaded(cluster, own)
     number = 3 if drill.node_number(cluster, "master") != 3 else 2
-    pid = engine._running_pid(engine.node_layout(cluster, number))
+    pid = engine._running_pid(provision.node_layout(cluster, number))
     assert pid
     try:
         time.sleep(3)
@@ -167,7 +169,7 @@ def test_one_seed_url_with_sniffing_survives_the_seed_killed(cluster):
     try:
         time.sleep(3)
         killed = time.monotonic()
-        engine.stop_node(engine.node_layout(cluster, 1), kill=True)
+        engine.stop_node(provision.node_layout(cluster, 1), kill=True)
         time.sleep(8)
         down = load.phase(killed, time.monotonic())
     finally:

@@ -5,7 +5,8 @@ import json
 import pytest
 
 from es_faq.api.openapi import SPEC_FILE
-from es_faq.config import FUSIONS, SEARCH_MODES, load_settings
+from es_faq.config.load import load_settings
+from es_faq.config.settings import FUSIONS, SEARCH_MODES
 from es_faq.errors import ConfigError
 from es_faq.search.dictionary import KINDS
 

@@ -21,7 +21,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from werkzeug.serving import make_server
 
 from es_faq.api.app import create_app
-from es_faq.config import REPO_ROOT
+from es_faq.config.settings import REPO_ROOT
 from es_faq.search.pipeline import Searcher
 
 QUERY = "小橙花可以晚几天还吗"  # a similar question of demo-031, word for word

@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from es_faq.config import REPO_ROOT
+from es_faq.config.settings import REPO_ROOT
 from es_faq.errors import InvalidInput
 from es_faq.search.analyze import Analyzer
 from es_faq.search.dictionary import Dictionary, DictionaryStore, validate

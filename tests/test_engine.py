@@ -5,6 +5,7 @@ import json
 import pytest
 
 from es_faq.engine import local as engine
+from es_faq.engine import provision
 from es_faq.errors import ProvisionError
 from tests.test_cli import es_faq
 
@@ -19,7 +20,7 @@ def test_status_reports_url_version_and_health(settings):
 
 @pytest.mark.requires_es
 def test_up_is_idempotent(settings):
-    if engine._running_pid(engine.EngineLayout(settings.engine_path, settings.engine_version)) is None:
+    if engine._running_pid(provision.EngineLayout(settings.engine_path, settings.engine_version)) is None:
         pytest.skip("the node under test was not started by `es-faq engine up` on this machine")
     out = es_faq("engine", "up", check=True)
     assert "already running" in out.stderr
@@ -28,4 +29,4 @@ def test_up_is_idempotent(settings):
 
 def test_engine_refuses_remote_urls(settings):
     with pytest.raises(ProvisionError, match="only manages a local node"):
-        engine.install(settings.replace(es_url="https://es.example.com:9243"))
+        provision.install(settings.replace(es_url="https://es.example.com:9243"))

@@ -12,7 +12,7 @@ import re
 from click.testing import CliRunner
 
 from es_faq.cli import cli
-from es_faq.config import load_settings
+from es_faq.config.load import load_settings
 from es_faq.kb.kibana import saved_objects, saved_objects_ndjson
 from es_faq.kb.querylog import template_body
 

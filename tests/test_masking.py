@@ -1,6 +1,6 @@
 """Credentials never leave the process: every URL es-faq shows (API answers, CLI output, `es-faq
-config`) goes through config.mask_url. Against the real node (it runs without security, so a
-URL with credentials still reaches it) and, for the sync, the real MariaDB's port."""
+config`) goes through mask_url (es_faq/config/urls.py). Against the real node (it runs without
+security, so a URL with credentials still reaches it) and, for the sync, the real MariaDB's port."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 import pytest
 
 from es_faq.api.app import create_app
-from es_faq.config import mask_url
+from es_faq.config.urls import mask_url
 from es_faq.search.pipeline import Searcher
 
 SECRET = "S3cr3t-pw"

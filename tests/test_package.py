@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from es_faq.config import REPO_ROOT, as_env
+from es_faq.config.load import as_env
+from es_faq.config.settings import REPO_ROOT
 from es_faq.search.pipeline import Searcher
 from tests.conftest import DEMO_FAQS, _drop_alias_family
 
@@ -114,7 +115,7 @@ def test_the_wheel_serves_from_outside_the_checkout(tmp_path, settings, es, embe
     env = {**clean, **as_env(settings, omit=("admin_token",)), "ES_FAQ_INDEX_ALIAS": names["alias"],
            "ES_FAQ_DICT_INDEX": names["dict_index"], "ES_FAQ_VOCAB_INDEX": names["vocab_index"]}
     cli = [python, "-m", "es_faq"]
-    where = json.loads(_run([python, "-c", "import json, es_faq.config as c, es_faq.models.manifest as m; "
+    where = json.loads(_run([python, "-c", "import json, es_faq.config.settings as c, es_faq.models.manifest as m; "
                              "print(json.dumps([c.DATA_ROOT.as_posix(), m.MANIFEST_DIR.as_posix()]))"], elsewhere, env))
     assert all(path.startswith(venv.as_posix()) for path in where), where
 

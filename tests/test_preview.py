@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from es_faq.api.context import SEARCHER
 from es_faq.api.querylog import QueryLog
 from es_faq.cli import cli
-from es_faq.config import REPO_ROOT
+from es_faq.config.settings import REPO_ROOT
 from es_faq.engine.client import live_indices
 from es_faq.evaluation.preview import SHADOW_PREFIX, preview
 from es_faq.kb.faq import read_jsonl

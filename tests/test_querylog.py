@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY
 
 from es_faq.api.app import create_app
 from es_faq.api.querylog import QueryLog
-from es_faq.config import load_settings
+from es_faq.config.load import load_settings
 from es_faq.errors import ConfigError
 from es_faq.kb.querylog import prune
 from es_faq.kb.report import query_log_report

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 import es_faq
-from es_faq.config import load_settings
+from es_faq.config.indices import querylog_index, querylog_pattern
+from es_faq.config.load import load_settings
 from es_faq.kb import querylog
 from es_faq.kb.kibana import saved_objects
 from es_faq.kb.querylog import FAILING, NO_MATCH, SEARCH, Condition
@@ -105,7 +106,7 @@ def cases(es):
     prefix = f"test-qlschema-{uuid.uuid4().hex[:8]}"
     querylog.put_template(es, prefix)
     now = datetime.now(timezone.utc)
-    index = querylog.daily_index(prefix, now)
+    index = querylog_index(prefix, now)
     for doc_id, (decision, hit_count, feedback) in CASES.items():
         doc: dict = {"request_id": doc_id}
         if hit_count is not None:
@@ -116,7 +117,7 @@ def cases(es):
             doc.update({querylog.FEEDBACK: feedback, "feedback_faq_id": "demo-001", "feedback_at": now.isoformat()})
         es.index(index=index, id=doc_id, document=doc)
     es.indices.refresh(index=index)
-    yield querylog.pattern(prefix)
+    yield querylog_pattern(prefix)
     drop_query_log(es, prefix)
 
 

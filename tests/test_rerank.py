@@ -197,7 +197,7 @@ def test_a_negation_or_an_antonym_vetoes_an_answer(settings):
 
 
 def test_an_unknown_veto_kind_is_refused():
-    from es_faq.config import load_settings
+    from es_faq.config.load import load_settings
     from es_faq.errors import ConfigError
 
     with pytest.raises(ConfigError, match="antonyms is not a kind of difference"):

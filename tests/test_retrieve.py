@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from elasticsearch.dsl import Search
 
-from es_faq.config import FUSIONS, RETRIEVAL_MODES, Settings
+from es_faq.config.settings import FUSIONS, RETRIEVAL_MODES, Settings
 from es_faq.search import retrieve
 from es_faq.search.retrieve import RetrievalQuery, build_request, build_sides, search_request, side_requests
 

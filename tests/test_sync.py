@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 import pymysql
 import pytest
 
-from es_faq.config import REPO_ROOT
+from es_faq.config.settings import REPO_ROOT
 from es_faq.engine.client import live_indices
 from es_faq.errors import ConfigError, IndexMissing, SourceUnavailable, SyncBusy
 from es_faq.kb.faq import Faq, read_jsonl

@@ -7,7 +7,7 @@ import uuid
 import numpy as np
 import pytest
 
-from es_faq.config import REPO_ROOT
+from es_faq.config.settings import REPO_ROOT
 from es_faq.errors import ModelError
 from es_faq.models.manifest import MANIFEST_DIR, Manifest, verify
 from es_faq.search.embed import Embedder

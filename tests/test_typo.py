@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from es_faq.config import REPO_ROOT
+from es_faq.config.settings import REPO_ROOT
 from es_faq.engine.client import live_indices
 from es_faq.kb.faq import read_jsonl
 from es_faq.kb.index import build

@@ -32,7 +32,7 @@ QUERIES = ["怎么注销账号", "忘记支付密码怎么办", "小橙花可以
 
 def ensure_alias(alias: str) -> None:
     """The demo FAQs behind `alias`, unless it exists already."""
-    from es_faq.config import load_settings
+    from es_faq.config.load import load_settings
     from es_faq.engine.client import live_indices, make_client
 
     if not live_indices(make_client(load_settings()), alias):

@@ -66,8 +66,9 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.update(ES_FAQ_ES_URL=args.es_url, ES_FAQ_ENGINE_DIR=args.engine_dir)
 
-    from es_faq.config import load_settings
+    from es_faq.config.load import load_settings
     from es_faq.engine import local as engine
+    from es_faq.engine import provision
     from es_faq.engine.client import make_client
     from es_faq.kb.faq import read_jsonl
     from es_faq.kb.index import build
@@ -82,7 +83,7 @@ def main() -> None:
         if not client.indices.exists_alias(name=alias):
             build(client, settings, read_jsonl(REPO / "demo" / "faqs.jsonl"), Analyzer(settings), Embedder(settings),
                   alias=alias, progress=False)
-        pid = int(engine.EngineLayout(settings.engine_path, settings.engine_version).pidfile.read_text().strip())
+        pid = int(provision.EngineLayout(settings.engine_path, settings.engine_version).pidfile.read_text().strip())
         with serve({"ES_FAQ_INDEX_ALIAS": alias}, Path("/tmp/es-faq-drill-sigstop.log")) as url:
             load = Clients(url, args.clients).start()
             done, health, ready = threading.Event(), [], []

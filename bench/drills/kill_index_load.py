@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--alias", default="drill-kill-load")
     args = parser.parse_args()
 
-    from es_faq.config import load_settings
+    from es_faq.config.load import load_settings
     from es_faq.engine.client import make_client
     from es_faq.kb.index import versions
 

@@ -36,8 +36,10 @@ sys.path[:0] = [str(REPO), str(Path(__file__).resolve().parent)]
 
 from common import Workers  # noqa: E402
 
-from es_faq.config import Settings, load_settings  # noqa: E402
+from es_faq.config.load import load_settings  # noqa: E402
+from es_faq.config.settings import Settings  # noqa: E402
 from es_faq.engine import local as engine  # noqa: E402
+from es_faq.engine import provision  # noqa: E402
 from es_faq.engine.client import make_client  # noqa: E402
 from es_faq.kb.faq import read_jsonl  # noqa: E402
 from es_faq.kb.index import build  # noqa: E402
@@ -177,7 +179,7 @@ def kill_phase(settings: Settings, load: SearchLoad, which: str, before: float, 
     number = node_number(settings, which)
     time.sleep(before)
     killed = time.monotonic()
-    engine.stop_node(engine.node_layout(settings, number), kill=True)
+    engine.stop_node(provision.node_layout(settings, number), kill=True)
     say(f"killed es-faq-local-{number} (kill -9)")
     time.sleep(down)
     restarted = time.monotonic()

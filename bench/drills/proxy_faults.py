@@ -93,7 +93,7 @@ def phase_report(rows: list[tuple], fault: str) -> dict:
 
 def prepare(alias: str) -> str:
     """The alias with the demo FAQs (loaded straight to the node unless it exists); one FAQ id."""
-    from es_faq.config import load_settings
+    from es_faq.config.load import load_settings
     from es_faq.engine.client import make_client
     from es_faq.kb.faq import Faq, read_jsonl
     from es_faq.kb.index import build

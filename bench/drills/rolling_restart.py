@@ -28,7 +28,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).res
 
 from node_failover import ALIAS, REPO, SearchLoad, prepare, say  # noqa: E402
 
-from es_faq.config import load_settings  # noqa: E402
+from es_faq.config.load import load_settings  # noqa: E402
 from es_faq.engine import local as engine  # noqa: E402
 
 

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from ..config import ENV_PREFIX, SEARCH_MODES, Settings, as_env
+from ..config.load import ENV_PREFIX, as_env
+from ..config.settings import SEARCH_MODES, Settings
 from ..engine.client import engine_errors, live_indices
 from ..errors import ConfigError, InvalidInput, SyncBusy
 from ..evaluation.preview import MAX_QUERIES as MAX_PREVIEW_QUERIES

@@ -12,7 +12,8 @@ import uuid
 from flask import Flask, g, request
 from flask.json.provider import DefaultJSONProvider
 
-from ..config import Settings, load_settings
+from ..config.load import load_settings
+from ..config.settings import Settings
 from ..engine.client import make_client
 from ..search.pipeline import Searcher
 from . import errors, metrics

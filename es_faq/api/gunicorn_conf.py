@@ -105,7 +105,7 @@ class _ReadToTheEnd:
 def _max_body_bytes() -> int:
     global _MAX_BODY
     if _MAX_BODY is None:
-        from es_faq.config import load_settings
+        from es_faq.config.load import load_settings
 
         _MAX_BODY = load_settings().api_max_body_bytes
     return _MAX_BODY

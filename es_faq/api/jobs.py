@@ -30,7 +30,8 @@ from pathlib import Path
 
 from elasticsearch import ApiError, ConflictError, Elasticsearch, NotFoundError, TransportError
 
-from ..config import ENV_PREFIX, Settings, as_env, load_settings
+from ..config.load import ENV_PREFIX, as_env, load_settings
+from ..config.settings import Settings
 from ..engine.client import bulk_write, ensure_small_index, make_client, refusal, unreachable
 from ..errors import EsFaqError, OperatorError, SyncBusy
 from ..kb.lock import LOCK_ID, Lock, now_ms

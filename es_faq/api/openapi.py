@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .. import __version__
-from ..config import Settings
+from ..config.settings import Settings
 
 SPEC_FILE = Path(__file__).with_name("openapi.json")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from elasticsearch import ApiError, NotFoundError, TransportError
 from flask import Blueprint, Response, current_app, jsonify
 
-from ..config import mask_url
+from ..config.urls import mask_url
 from ..engine.client import refusal, unreachable
 from ..errors import EsFaqError
 from ..search.pipeline import Searcher

@@ -20,8 +20,9 @@ from datetime import datetime, timezone
 from elasticsearch import ApiError, Elasticsearch, TransportError
 from elasticsearch.helpers import BulkIndexError, bulk
 
-from ..config import Settings
-from ..kb.querylog import daily_index, feedback_document, prune, put_template, search_document
+from ..config.indices import querylog_index
+from ..config.settings import Settings
+from ..kb.querylog import feedback_document, prune, put_template, search_document
 from ..search.pipeline import SearchResult
 from . import metrics
 
@@ -54,14 +55,14 @@ class QueryLog:
 
     def log_search(self, request_id: str, result: SearchResult, channel_id: str | None, user_id: str | None) -> None:
         now = _now()
-        self._put("search", daily_index(self.prefix, now), request_id,
+        self._put("search", querylog_index(self.prefix, now), request_id,
                   search_document(request_id, result, channel_id, user_id, now))
 
     def log_feedback(self, request_id: str, faq_id: str, feedback: str) -> None:
         # Feedback goes to the index of the day it arrives: the same day as its search but for
         # searches just before midnight UTC (docs/api.md, "Query log").
         now = _now()
-        self._put("feedback", daily_index(self.prefix, now), request_id,
+        self._put("feedback", querylog_index(self.prefix, now), request_id,
                   feedback_document(request_id, faq_id, feedback, now))
 
     def _put(self, kind: str, index: str, request_id: str, doc: dict) -> None:

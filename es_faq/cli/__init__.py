@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 from elasticsearch import ApiError, TransportError
 
-from ..config import Settings, load_settings
+from ..config.load import load_settings
+from ..config.settings import Settings
 from ..engine.client import refusal, unreachable
 from ..errors import EsFaqError, NotElasticsearch
 from . import engine, kb, models, search, serve, sync
@@ -29,7 +30,8 @@ def config_cmd(settings: Settings) -> None:
     """The effective settings (file + ES_FAQ_* variables), secrets masked."""
     import dataclasses
 
-    from ..config import SECRETS, mask_url
+    from ..config.settings import SECRETS
+    from ..config.urls import mask_url
 
     secret = set(SECRETS)
 

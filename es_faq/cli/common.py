@@ -7,7 +7,7 @@ import json
 
 import click
 
-from ..config import Settings
+from ..config.settings import Settings
 from ..engine.client import make_client
 from ..errors import InvalidInput
 

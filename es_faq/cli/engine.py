@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..config import Settings
+from ..config.settings import Settings
 from ..engine import local as engine_mod
 from .common import _emit, pass_settings
 

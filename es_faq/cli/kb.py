@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..config import SEARCH_MODES, Settings
+from ..config.settings import SEARCH_MODES, Settings
 from ..engine.client import make_client
 from ..kb import index as index_mod
 from ..search.dictionary import KINDS
@@ -83,7 +83,7 @@ def dict_group() -> None:
 @pass_settings
 def dict_import(settings: Settings, directory: Path | None) -> None:
     """Add the entries of the seed files (default: analyzers/) to the stored dictionaries."""
-    from ..config import DATA_ROOT
+    from ..config.settings import DATA_ROOT
 
     report = _store(settings).import_dir(directory or DATA_ROOT / "analyzers")
     for problem in report["rejected"]:

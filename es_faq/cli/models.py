@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..config import Settings
+from ..config.settings import Settings
 from ..models import manifest as models_mod
 from ..models.onnx import execution_providers
 from .common import _emit, pass_settings

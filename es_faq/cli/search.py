@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..config import SEARCH_MODES, Settings
+from ..config.settings import SEARCH_MODES, Settings
 from ..search.decide import BASE_FEATURES, FEATURE_SETS
 from .common import _emit, _store, pass_settings
 

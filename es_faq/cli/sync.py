@@ -8,7 +8,7 @@ import threading
 
 import click
 
-from ..config import Settings
+from ..config.settings import Settings
 from .common import _emit, pass_settings
 
 alias_option = click.option("--alias", default=None, help="Alias to keep in step (default: ES_FAQ_INDEX_ALIAS).")

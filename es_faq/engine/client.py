@@ -23,7 +23,8 @@ from elasticsearch import (
 )
 from elasticsearch.serializer import OrjsonSerializer
 
-from ..config import Settings, mask_url
+from ..config.settings import Settings
+from ..config.urls import mask_url
 from ..errors import EngineRejected, EngineUnavailable, EsFaqError, IndexClosed, NotElasticsearch
 
 CONNECTIONS_PER_NODE = 32

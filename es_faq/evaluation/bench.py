@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..config import Settings
+from ..config.settings import Settings
 from ..errors import DataError
 from ..kb.faq import count_lines, read_jsonl
 from ..kb.index import build, index_meta

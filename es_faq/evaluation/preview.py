@@ -21,9 +21,9 @@ from pathlib import Path
 
 from elasticsearch import Elasticsearch, helpers
 
-from ..config import PREVIEW_INDEX_PREFIX
+from ..config.indices import PREVIEW_INDEX_PATTERN, PREVIEW_INDEX_PREFIX, querylog_pattern
 from ..errors import InvalidInput
-from ..kb.querylog import QUERY, TIMESTAMP, pattern
+from ..kb.querylog import QUERY, TIMESTAMP
 from ..search.analyze import Analyzer
 from ..search.dictionary import KINDS, Dictionary, entry_id, validate
 from ..search.pipeline import Searcher
@@ -100,7 +100,7 @@ def drop_stale_previews(client: Elasticsearch, vocab_index: str, source: str | N
     process killed mid-preview never reaches its `finally`): their process is gone from this host, or
     they are older than STALE_PREVIEW_S. Run before each new copy, and when a preview job is found dead
     (es_faq/api/jobs.py); a new copy leaves other sources' previews to theirs."""
-    mappings = client.options(ignore_status=404).indices.get_mapping(index=f"{SHADOW_PREFIX}*",
+    mappings = client.options(ignore_status=404).indices.get_mapping(index=PREVIEW_INDEX_PATTERN,
                                                                      expand_wildcards="all").body
     stale = []
     for name, body in mappings.items():
@@ -166,7 +166,7 @@ def shadow_copy(searcher: Searcher, shadow: Analyzer, kind: str, source: str) ->
 def logged_queries(client: Elasticsearch, prefix: str, last: int) -> list[str]:
     """The distinct queries of the newest `last` searches in the query log, newest first."""
     # Searches whose query is indexed: one over the mapping's ignore_above (1024 characters) is left out.
-    response = client.search(index=pattern(prefix), size=last, sort=[{TIMESTAMP: {"order": "desc"}}],
+    response = client.search(index=querylog_pattern(prefix), size=last, sort=[{TIMESTAMP: {"order": "desc"}}],
                              source_includes=[QUERY], query={"exists": {"field": QUERY}},
                              ignore_unavailable=True, allow_no_indices=True)
     return list(dict.fromkeys(h["_source"][QUERY] for h in response["hits"]["hits"] if h["_source"].get(QUERY)))
@@ -229,8 +229,8 @@ def preview(searcher: Searcher, action: str, kind: str, terms: list[str], *, las
         source = index or settings.index_alias
         texts = logged_queries(searcher.client, settings.query_log_prefix, last)
         if not texts:
-            raise InvalidInput(f"the query log ({pattern(settings.query_log_prefix)}) holds no searches to replay; "
-                               "replay a bench's queries instead (--bench DIR)")
+            raise InvalidInput(f"the query log ({querylog_pattern(settings.query_log_prefix)}) holds no searches to "
+                               "replay; replay a bench's queries instead (--bench DIR)")
         queries = [{"query": q, "relevant": []} for q in texts]
         out["source"] = {"query_log": settings.query_log_prefix, "last": last, "index": source}
     with shadow_copy(searcher, shadow, kind, source) as shadow_source:

@@ -23,12 +23,13 @@ import numpy as np
 from elasticsearch import Elasticsearch, helpers
 from tqdm import tqdm
 
-from ..config import Settings
+from ..config.indices import querylog_pattern
+from ..config.settings import Settings
 from ..engine.client import engine_errors, live_indices
 from ..errors import IndexMissing, InvalidInput
 from ..search.rerank import Reranker, candidate_texts
 from ..search.retrieve import RetrievalQuery, execute_sides, search_request
-from .querylog import HIT_FAQ_ID, pattern, searches
+from .querylog import HIT_FAQ_ID, searches
 from .report import SINCE
 
 SCAN_FIELDS = ["faq_id", "question", "answer", "enabled", "questions.text", "questions.tokens",
@@ -231,7 +232,7 @@ def collisions(pairs: Iterable[Collision], cosine_weight: float, threshold: floa
 
 def reached_faqs(client: Elasticsearch, settings: Settings, since: str | None = None) -> tuple[set[str], int]:
     """FAQ ids that any logged search returned (composite aggregation, paged), and how many searches there were."""
-    index = pattern(settings.query_log_prefix)
+    index = querylog_pattern(settings.query_log_prefix)
     query = searches(since)
     reached: set[str] = set()
     after = None
@@ -299,7 +300,7 @@ def run(client: Elasticsearch, settings: Settings, reranker: Reranker, *, alias:
         unreached = [f.id for f in faqs if f.enabled and f.id not in reached]
         report.unreached, report.unreached_count = unreached[:LIST_MAX], len(unreached)
     else:
-        report.notes.append(f"the query log ({pattern(settings.query_log_prefix)}) holds no search"
+        report.notes.append(f"the query log ({querylog_pattern(settings.query_log_prefix)}) holds no search"
                             + (f" in the last {since}" if since else "") + ": unreached FAQs not judged")
     empty, report.duplicate_answers = answer_problems(faqs)
     report.empty_answers, report.empty_answer_count = empty[:LIST_MAX], len(empty)

@@ -15,7 +15,7 @@ import numpy as np
 from elasticsearch import Elasticsearch, NotFoundError
 from tqdm import tqdm
 
-from ..config import DATA_ROOT, Settings
+from ..config.settings import DATA_ROOT, Settings
 from ..engine.client import bulk_write, live_indices
 from ..errors import ConfigError, DataError, EsFaqError, IndexMissing
 from ..search.analyze import Analyzer

@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import uuid
 
-from ..config import Settings
-from .querylog import DECISION, LATENCY_MS, NO_MATCH, NORMALIZED, SEARCH, TIMESTAMP, pattern
+from ..config.indices import querylog_pattern
+from ..config.settings import Settings
+from .querylog import DECISION, LATENCY_MS, NO_MATCH, NORMALIZED, SEARCH, TIMESTAMP
 
 CORE_MIGRATION_VERSION = "8.8.0"
 TYPE_MIGRATION_VERSION = {"index-pattern": "8.0.0", "lens": "8.9.0", "dashboard": "8.9.0"}
@@ -81,7 +82,7 @@ def saved_objects(settings: Settings) -> list[dict]:
     """The data view on `<query_log_prefix>-*`, four Lens panels, and the dashboard that holds them."""
     prefix = settings.query_log_prefix
     view = _id(prefix, "data-view")
-    objects = [_saved("index-pattern", view, {"title": pattern(prefix), "name": "es-faq query log",
+    objects = [_saved("index-pattern", view, {"title": querylog_pattern(prefix), "name": "es-faq query log",
                                               "timeFieldName": TIMESTAMP}, [])]
     objects.append(_lens(prefix, "volume", "Searches over time", view,
                          {"x": _date_column(), "count": _count_column("searches")},
@@ -106,7 +107,7 @@ def saved_objects(settings: Settings) -> list[dict]:
         references.append({"type": "lens", "id": lens["id"], "name": f"{index}:panel_{index}"})
     objects.append(_saved("dashboard", _id(prefix, "dashboard"), {
         "title": "es-faq: query log", "description": "Search volume, decisions, unanswered queries and latency "
-                                                     f"from {pattern(prefix)} (es-faq kibana export)",
+                                                     f"from {querylog_pattern(prefix)} (es-faq kibana export)",
         "panelsJSON": json.dumps(panels), "optionsJSON": json.dumps({"useMargins": True, "hidePanelTitles": False}),
         "timeRestore": True, "timeFrom": "now-7d", "timeTo": "now",
         "refreshInterval": {"pause": True, "value": 60000},

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 
 from elasticsearch import ApiError, BadRequestError, ConflictError, Elasticsearch, NotFoundError, TransportError
 
-from ..config import Settings
+from ..config.settings import Settings
 from ..errors import LockLost, SyncBusy
 
 LOCK_ID = "lock"

@@ -1,27 +1,27 @@
-"""The query log's schema, in one place: the daily indices `<query_log_prefix>-YYYY.MM.DD` and their index
-template (mappings/querylog.json), the documents a search and its feedback write, the conditions its
-readers filter on (a search, no match, unhelpful) as query DSL and as Kibana KQL from one definition,
-and retention (`prune`). The API's writer (es_faq/api/querylog.py), `es-faq report`, `doctor`,
-`preview`, `kibana export` and `querylog prune` all take them from here."""
+"""The query log's schema, in one place: the index template (mappings/querylog.json) of the daily indices
+`<query_log_prefix>-YYYY.MM.DD` (named in es_faq/config/indices.py, where Settings checks an alias
+against them), the documents a search and its feedback write, the conditions its readers filter on (a
+search, no match, unhelpful) as query DSL and as Kibana KQL from one definition, and retention (`prune`).
+The API's writer (es_faq/api/querylog.py), `es-faq report`, `doctor`, `preview`, `kibana export` and
+`querylog prune` all take them from here."""
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from elasticsearch import Elasticsearch
 
-from ..config import Settings
+from ..config.indices import querylog_day, querylog_pattern
+from ..config.settings import Settings
 from .index import MAPPINGS_DIR
 
 if TYPE_CHECKING:  # annotations only: the search pipeline (and its models) loads only where a search is logged
     from ..search.pipeline import SearchResult
 
 TEMPLATE_FILE = MAPPINGS_DIR / "querylog.json"
-DAY_SUFFIX = re.compile(r"-(\d{4})\.(\d{2})\.(\d{2})")
 FEEDBACK_VALUES = ("helpful", "unhelpful", "clicked")  # what POST /v1/feedback takes
 
 # The fields the readers name; the mapping is strict, and tests/test_querylog_schema.py checks each is in it.
@@ -35,27 +35,7 @@ LATENCY_MS = "latency_ms"
 FEEDBACK = "feedback"
 
 
-# --- the indices ------------------------------------------------------------------------------------
-
-def pattern(prefix: str) -> str:
-    """Every daily index of the query log under `prefix`, as a search or template pattern."""
-    return f"{prefix}-*"
-
-
-def daily_index(prefix: str, when: datetime) -> str:
-    return f"{prefix}-{when:%Y.%m.%d}"
-
-
-def _index_day(prefix: str, name: str) -> date | None:
-    """The day of a daily index `<prefix>-YYYY.MM.DD`; None for any other name (another prefix's index)."""
-    match = DAY_SUFFIX.fullmatch(name[len(prefix):]) if name.startswith(prefix) else None
-    if not match:
-        return None
-    try:
-        return date(*map(int, match.groups()))
-    except ValueError:
-        return None
-
+# --- the template -----------------------------------------------------------------------------------
 
 def template_body() -> dict:
     """The settings and strict mappings every daily index gets (mappings/querylog.json)."""
@@ -64,8 +44,8 @@ def template_body() -> dict:
 
 def put_template(client: Elasticsearch, prefix: str) -> None:
     """PUT the composable index template `<prefix>` for `<prefix>-*`, so no daily index gets dynamic mappings."""
-    client.indices.put_index_template(name=prefix, index_patterns=[pattern(prefix)], template=template_body(),
-                                      meta={"es_faq": "query log"})
+    client.indices.put_index_template(name=prefix, index_patterns=[querylog_pattern(prefix)],
+                                      template=template_body(), meta={"es_faq": "query log"})
 
 
 # --- the documents ----------------------------------------------------------------------------------
@@ -147,9 +127,10 @@ def prune(client: Elasticsearch, settings: Settings, dry_run: bool = False, toda
     prefix = settings.query_log_prefix
     today = today or _now().date()
     report: dict = {"prefix": prefix, "retention_days": days, "dry_run": dry_run, "deleted": [], "kept": 0}
-    rows = client.cat.indices(index=pattern(prefix), format="json", h="index", expand_wildcards="open,closed").body
+    rows = client.cat.indices(index=querylog_pattern(prefix), format="json", h="index",
+                              expand_wildcards="open,closed").body
     assert isinstance(rows, list)  # format=json: parsed rows, not text
-    dated = sorted((day, row["index"]) for row in rows if (day := _index_day(prefix, row["index"])))
+    dated = sorted((day, row["index"]) for row in rows if (day := querylog_day(prefix, row["index"])))
     doomed = [name for day, name in dated if days and day <= today - timedelta(days=days)]
     report["kept"] = len(dated) - len(doomed)
     # Named one by one: wildcard deletes are refused (action.destructive_requires_name).

@@ -7,10 +7,11 @@ import re
 import numpy as np
 from elasticsearch import Elasticsearch
 
-from ..config import Settings
+from ..config.indices import querylog_pattern
+from ..config.settings import Settings
 from ..errors import InvalidInput
 from ..search.embed import Embedder
-from .querylog import FAILING, NO_MATCH, NORMALIZED, UNHELPFUL, Condition, pattern, searches
+from .querylog import FAILING, NO_MATCH, NORMALIZED, UNHELPFUL, Condition, searches
 
 SINCE = re.compile(r"[1-9][0-9]{0,5}[smhdw]")
 # Distinct failing queries read for clustering: enough for a week of a busy FAQ, small enough to
@@ -55,7 +56,7 @@ def query_log_report(client: Elasticsearch, settings: Settings, since: str = "7d
     def by_query(condition: Condition, size: int) -> dict:
         return {"filter": condition.dsl(), "aggs": {"by_query": {"terms": {"field": NORMALIZED, "size": size}}}}
 
-    index = pattern(settings.query_log_prefix)
+    index = querylog_pattern(settings.query_log_prefix)
     body = client.search(index=index, size=0, track_total_hits=True, allow_no_indices=True, ignore_unavailable=True,
                          query=searches(since),
                          aggs={"no_match": by_query(NO_MATCH, top), "unhelpful": by_query(UNHELPFUL, top),

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from elasticsearch import Elasticsearch, helpers
 
-from ..config import Settings
+from ..config.settings import Settings
 from ..engine.client import bulk_write, ensure_small_index
 from ..models.onnx import runtime_file
 from ..search.analyze import Analysis, Analyzer

@@ -8,7 +8,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import DATA_ROOT, Settings
+from ..config.settings import DATA_ROOT, Settings
 from ..errors import ModelError
 from .files import sha256_of
 from .maven import fetch_maven

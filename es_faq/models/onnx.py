@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import Settings
+from ..config.settings import Settings
 from ..errors import ModelError
 from .manifest import Manifest, require
 

@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..config import Settings
+from ..config.settings import Settings
 from ..errors import ModelError
 from .files import sha256_of
 from .manifest import MANIFEST_DIR, Manifest, pull

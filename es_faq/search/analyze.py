@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 
 from elasticsearch import ApiError, TransportError
 
-from ..config import Settings
+from ..config.settings import Settings
 from .correct import Corrector
 from .dictionary import Dictionary, DictionaryStore
 from .normalize import normalize

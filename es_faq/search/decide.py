@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import Settings
+from ..config.settings import Settings
 from ..errors import ModelError
 from ..models.manifest import MANIFEST_DIR
 from . import differ

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from elasticsearch import ConflictError, Elasticsearch, NotFoundError, helpers
 
-from ..config import Settings
+from ..config.settings import Settings
 from ..engine.client import ensure_small_index
 from ..errors import InvalidInput
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from functools import lru_cache
 
-from ..config import DIFFERENCE_KINDS
+from ..config.settings import DIFFERENCE_KINDS
 
 # Whole-token negations ("不能" is one jieba token; so is "没有").
 NEGATIONS = frozenset({"不", "没", "没有", "无", "无法", "不能", "不可以", "不会", "不是", "未", "非", "别", "不用",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config import Settings
+from ..config.settings import Settings
 from ..errors import ModelError
 from ..models.onnx import OnnxModel
 

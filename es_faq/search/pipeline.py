@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 
 from elasticsearch import Elasticsearch
 
-from ..config import SEARCH_MODES, Settings
+from ..config.settings import SEARCH_MODES, Settings
 from ..engine.client import make_client
 from ..errors import InvalidInput
 from .analyze import Analysis, Analyzer

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..config import Settings
+from ..config.settings import Settings
 from ..errors import ModelError
 from ..models.onnx import OnnxModel, onnx_inputs
 from .retrieve import Hit

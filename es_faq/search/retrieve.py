@@ -20,7 +20,7 @@ from elasticsearch import ApiError, Elasticsearch, NotFoundError
 from elasticsearch.dsl import MultiSearch, Q, Search
 from elasticsearch.dsl.query import Query
 
-from ..config import Settings
+from ..config.settings import Settings
 from ..engine.client import engine_errors, refusal, refused, unreachable
 from ..errors import IndexMissing, PartialResults
 

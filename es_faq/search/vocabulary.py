@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError, helpers
 
-from ..config import Settings
+from ..config.settings import Settings
 from ..engine.client import ensure_small_index, live_indices
 from .correct import Corrector
 

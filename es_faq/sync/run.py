@@ -11,7 +11,7 @@ from functools import cached_property
 
 from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
 
-from ..config import Settings
+from ..config.settings import Settings
 from ..engine.client import bulk_write, live_indices, make_client, unreachable
 from ..errors import DataError, EngineUnavailable, EsFaqError, IndexMissing, SourceUnavailable, SyncBusy
 from ..kb.faq import BadRecord, Faq

@@ -11,7 +11,8 @@ from urllib.parse import parse_qs, unquote, urlparse
 import pymysql
 from pymysql.cursors import SSCursor
 
-from ..config import Settings, mask_url
+from ..config.settings import Settings
+from ..config.urls import mask_url
 from ..errors import ConfigError, SourceUnavailable
 from ..kb.faq import BadRecord, Faq, parse_faq
 

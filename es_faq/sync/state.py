@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from elasticsearch import Elasticsearch
 
-from ..config import Settings
+from ..config.settings import Settings
 from ..kb import lock as writer_lock
 from ..kb.lock import now_ms, when
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import Settings
+from ..config.settings import Settings
 from ..errors import ModelError
 from ..models.quantize import quantize
 from .base import load_base, load_trained

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import Settings
+from ..config.settings import Settings
 from ..errors import ModelError
 from .base import BASE_MODEL, load_base
 from .dense_eval import dense_recall

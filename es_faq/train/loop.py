@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from ..config import Settings
+from ..config.settings import Settings
 from ..errors import ModelError
 from ..models.files import sha256_of
 from ..models.manifest import RECIPE_FILE, Manifest

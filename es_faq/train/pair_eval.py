@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from tqdm import tqdm
 
-from ..config import Settings
+from ..config.settings import Settings
 from ..search.rerank import Reranker
 from .pairs import Pair, bench_groups, corpus_file, read_pairs
 

@@ -1,25 +1,24 @@
-"""All settings in one object: defaults, then an optional TOML file, then ES_FAQ_* variables."""
+"""All settings in one object: every knob with its measured default, the names a setting may take, and
+the checks every Settings passes when it is made. load.py builds one from the file and ES_FAQ_* variables."""
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
 import os
-import re
-import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from .errors import ConfigError
+from ..errors import ConfigError
+from .indices import PREVIEW_INDEX_PATTERN, querylog_pattern
+from .urls import check_es_url, mask_url, split_urls
 
-ENV_PREFIX = "ES_FAQ_"
 # Shown as *** by `es-faq config`, never logged; URLs are shown with mask_url.
 SECRETS = ("es_api_key", "es_password", "admin_token")
 ADMIN_TOKEN_MIN_CHARS = 16
 MAX_RETENTION_DAYS = 36500  # a longer one reaches before year 1 (OverflowError): 0 keeps every day
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent  # es_faq/
 REPO_ROOT = PACKAGE_DIR.parent  # the checkout (or, installed from a wheel, site-packages)
 # mappings/, analyzers/ and onnx_models/: at the top of a checkout, inside the package in a wheel (setup.py).
 DATA_ROOT = REPO_ROOT if (REPO_ROOT / "setup.cfg").is_file() and (REPO_ROOT / "mappings").is_dir() else PACKAGE_DIR
@@ -30,14 +29,9 @@ FUSIONS = ("sum", "rrf", "weighted")  # how hybrid merges its two sides (es_faq/
 # The kinds of difference between a query and an FAQ question (es_faq/search/differ.py).
 DIFFERENCE_KINDS = ("number", "negation", "antonym", "temporal", "order", "words")
 PARTIAL_RESULTS = ("serve", "refuse")  # search_partial: what to do with a still-partial result
-# Temporary copies of an index made by a dictionary preview (es_faq/evaluation/preview.py).
-PREVIEW_INDEX_PREFIX = "es-faq-preview-"
-# Old names still read (from the file or ES_FAQ_<OLD>), with a warning; the new name wins when both are set.
-DEPRECATED = {"mysql_lock_ttl_s": "writer_lock_ttl_s"}
-BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 
 
-def _one_of(names: Iterable[str]) -> str:
+def one_of(names: Iterable[str]) -> str:
     """`a, b or c`, for messages."""
     *rest, last = names
     return ", ".join(rest) + " or " + last
@@ -271,25 +265,25 @@ class Settings:
         return self.home / "engine"
 
     def __post_init__(self):
-        self._check_es_urls()
+        check_es_url(self.es_url)
         clash = self.reserved(self.index_alias)
         if clash:
             raise ConfigError(f"index_alias={self.index_alias[:80]!r} is one of es-faq's own indices, {clash}: "
                               "choose another alias")
         if self.fusion not in FUSIONS:
-            raise ConfigError(f"fusion={self.fusion!r}: choose {_one_of(FUSIONS)}")
+            raise ConfigError(f"fusion={self.fusion!r}: choose {one_of(FUSIONS)}")
         if not 0.0 <= self.lexical_weight <= 1.0:
             raise ConfigError(f"lexical_weight={self.lexical_weight}: must be between 0 and 1")
         if self.search_partial not in PARTIAL_RESULTS:
-            raise ConfigError(f"search_partial={self.search_partial!r}: choose {_one_of(PARTIAL_RESULTS)}")
+            raise ConfigError(f"search_partial={self.search_partial!r}: choose {one_of(PARTIAL_RESULTS)}")
         if self.knn_rescore_oversample and not 1.0 <= self.knn_rescore_oversample <= 10.0:
             raise ConfigError(f"knn_rescore_oversample={self.knn_rescore_oversample}: 0 (off) or from 1 to 10")
         if self.search_mode not in SEARCH_MODES:
-            raise ConfigError(f"search_mode={self.search_mode!r}: choose {_one_of(SEARCH_MODES)}")
+            raise ConfigError(f"search_mode={self.search_mode!r}: choose {one_of(SEARCH_MODES)}")
         unknown = set(self.veto_kinds) - set(DIFFERENCE_KINDS)
         if unknown:
             raise ConfigError(f"answer_veto={self.answer_veto!r}: {', '.join(sorted(unknown))} is not a kind of "
-                              f"difference; choose among {_one_of(DIFFERENCE_KINDS)}, comma-separated, or leave it "
+                              f"difference; choose among {one_of(DIFFERENCE_KINDS)}, comma-separated, or leave it "
                               "empty")
         if not 0 <= self.decide_depth <= 50:
             raise ConfigError(f"decide_depth={self.decide_depth}: must be from 0 (no cross-encoder) to 50")
@@ -312,38 +306,16 @@ class Settings:
             raise ConfigError(f"admin_token must be at least {ADMIN_TOKEN_MIN_CHARS} characters, without surrounding "
                               "whitespace (for example `openssl rand -hex 32`); leave it empty to disable /v1/admin")
 
-    def _check_es_urls(self) -> None:
-        """Each node parsed as the client will parse it; a message names the setting and the node's
-        place in the list, never the URL: one the parser cannot split may show its password unmasked."""
-        from elastic_transport.client_utils import url_to_node_config
-
-        urls = self.es_urls
-        if not urls:
-            raise ConfigError("es_url is empty: set ES_FAQ_ES_URL to http://HOST:PORT (or several, comma-separated)")
-        for number, url in enumerate(urls, 1):
-            place = f"node {number} of {len(urls)} in " if len(urls) > 1 else ""
-            scheme = url.partition("://")[0]
-            try:
-                url_to_node_config(url, use_default_ports_for_scheme=False)
-                ok = scheme in ("http", "https")
-            except ValueError:
-                ok = False
-            if not ok:
-                raise ConfigError(
-                    f"{place}es_url (ES_FAQ_ES_URL) is not an http(s)://[USER:PASSWORD@]HOST:PORT URL (the URL is "
-                    "not shown: it may hold a password). Check the scheme, the port (a number) and the brackets "
-                    "of an IPv6 host; percent-encode '@', ':' and '/' in a password; list several nodes "
-                    "comma-separated, e.g. http://127.0.0.1:9200,http://127.0.0.1:9201")
-
     def reserved(self, name: str) -> str | None:
         """What of es-faq's own `name` would clash with, or None: an alias may not take it."""
         for setting in ("dict_index", "vocab_index", "vector_cache_index", "jobs_index"):
             if name == getattr(self, setting):
                 return f"{setting} ({name})"
-        for setting, prefix in (("query_log_prefix", self.query_log_prefix + "-"),
-                                ("dictionary previews", PREVIEW_INDEX_PREFIX)):
+        for setting, pattern in (("query_log_prefix", querylog_pattern(self.query_log_prefix)),
+                                 ("dictionary previews", PREVIEW_INDEX_PATTERN)):
+            prefix = pattern.removesuffix("*")
             if name == prefix[:-1] or name.startswith(prefix):
-                return f"{setting} ({prefix}*)"
+                return f"{setting} ({pattern})"
         return None
 
     @property
@@ -363,108 +335,3 @@ class Settings:
 
     def replace(self, **changes) -> Settings:
         return dataclasses.replace(self, **changes)
-
-
-# Query parameters that carry a secret in the URLs drivers accept (`?password=...`).
-_SECRET_PARAM = re.compile(r"([?&;](?:password|passwd|pwd|secret|token|access_token|api_key|apikey)=)[^&;#]*",
-                           re.IGNORECASE)
-
-
-# Where a list of URLs splits: at a comma before the next URL's scheme, so that a comma in a
-# password (or anywhere else inside one URL) does not split it.
-_URL_SEPARATOR = re.compile(r"\s*,\s*(?=[A-Za-z][A-Za-z0-9+.-]*://)")
-
-
-def split_urls(value: str) -> list[str]:
-    """The URLs of a comma-separated list (es_url), stripped, empty ones dropped."""
-    return [url.strip(" ,") for url in _URL_SEPARATOR.split(value) if url.strip(" ,")]
-
-
-def mask_url(url: str) -> str:
-    """The URL with its password (and any password-like query parameter) shown as ***.
-
-    Split by hand, not by urllib: a password may hold an unescaped '@', ':' or '/', which urllib
-    would misread (and IPv6 hosts make it raise). Everything before the last '@' is taken as the
-    user info, and all of it after the first ':' is hidden: when in doubt, hide more. A list of
-    URLs (es_url with several nodes) is masked URL by URL."""
-    urls = _URL_SEPARATOR.split(url)
-    if len(urls) > 1:
-        return ",".join(mask_url(one) for one in urls)
-    scheme, sep, rest = url.partition("://")
-    prefix = scheme + sep if sep else ""
-    rest = rest if sep else url
-    userinfo, at, host = rest.rpartition("@")
-    if at:
-        user, colon, _ = userinfo.partition(":")
-        rest = f"{user}:***@{host}" if colon else rest
-    return _SECRET_PARAM.sub(r"\1***", prefix + rest)
-
-
-def as_env(settings: Settings, omit: tuple[str, ...] = ()) -> dict[str, str]:
-    """ES_FAQ_* variables that rebuild exactly these settings in a child process (a sync started by the API)."""
-    env = {}
-    for f in fields(Settings):
-        if f.name in omit:
-            continue
-        value = getattr(settings, f.name)
-        if isinstance(value, bool):
-            value = "true" if value else "false"
-        env[ENV_PREFIX + f.name.upper()] = "" if value is None else str(value)
-    return env
-
-
-def _cast(name: str, kind, raw):
-    kind = str(kind)
-    if "None" in kind and str(raw).strip() == "":  # as_env writes an unset optional setting as ""
-        return None
-    try:
-        if kind.startswith("bool"):
-            if isinstance(raw, bool):
-                return raw
-            value = BOOLEANS.get(str(raw).strip().lower())
-            if value is None:  # a typo ("ture") must not quietly turn a feature off
-                raise ValueError(f"use one of {_one_of(BOOLEANS)}")
-            return value
-        if kind.startswith("int"):
-            return int(raw)
-        if kind.startswith("float"):
-            return float(raw)
-        if "Path" in kind:
-            return Path(str(raw)).expanduser() if str(raw) else None
-        return str(raw)
-    except ValueError as exc:
-        raise ConfigError(f"setting {name}={raw!r} is not a valid {kind}: {exc}") from None
-
-
-def _deprecated(old: str, new: str) -> None:
-    logging.getLogger("es_faq.config").warning(f"{old} is deprecated: set {new} instead",
-                                               extra={"deprecated": old, "use": new})
-
-
-def load_settings(env: dict[str, str] | None = None) -> Settings:
-    """Build Settings from the optional file named by ES_FAQ_CONFIG and ES_FAQ_* variables."""
-    env = dict(os.environ if env is None else env)
-    values: dict = {}
-    config_file = env.get(ENV_PREFIX + "CONFIG")
-    if config_file:
-        try:
-            values.update(tomllib.loads(Path(config_file).read_text(encoding="utf-8")))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read config file {config_file}: {exc}") from None
-    for old, new in DEPRECATED.items():
-        if old in values:
-            _deprecated(f"{old} in {config_file}", new)
-            values.setdefault(new, values.pop(old))
-        if ENV_PREFIX + old.upper() in env:
-            _deprecated(ENV_PREFIX + old.upper(), ENV_PREFIX + new.upper())
-            if ENV_PREFIX + new.upper() not in env:
-                values[new] = env[ENV_PREFIX + old.upper()]
-    known = {f.name: f for f in fields(Settings)}
-    unknown = set(values) - set(known)
-    if unknown:
-        raise ConfigError(f"unknown settings in {config_file}: {', '.join(sorted(unknown))}")
-    for name in known:
-        key = ENV_PREFIX + name.upper()
-        if key in env:
-            values[name] = env[key]
-    return Settings(**{k: _cast(k, known[k].type, v) for k, v in values.items()})
