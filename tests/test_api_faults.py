@@ -281,7 +281,7 @@ def test_the_half_open_probe_is_a_search_and_a_long_request_never_holds_its_slot
     # proxy's port before it starts), then the node is reached through the proxy.
     proxy = FaultProxy(settings.es_urls[0])
     served = settings.replace(es_url=proxy.url, index_alias=demo_alias,
-                              engine_breaker_open_s=0.5, engine_probe_timeout_s=2.0)
+                              engine_breaker_open_s=0.5)
     with pytest.raises(EngineUnavailable):
         with engine_errors(served):
             make_client(served).search(index=demo_alias, size=1)
@@ -305,5 +305,31 @@ def test_the_half_open_probe_is_a_search_and_a_long_request_never_holds_its_slot
         probes = [p for p in proxy.paths if "/_search" in p]
         assert probes and not [p for p in proxy.paths if "_cluster/health" in p]
         worker.join()
+    finally:
+        proxy.stop()
+
+
+def test_a_node_back_but_slower_than_the_old_probe_timeout_serves_searches_again(settings, embedder, analyzer,
+                                                                                  demo_alias):
+    # Issue 22: the half-open probe waited 0.25 s (engine_probe_timeout_s) while a search waits
+    # search_timeout_s (2 s). After a hang opened the breaker, a node answering in 0.5 s would have served
+    # every search, yet each probe timed out and reopened the breaker: searches stayed 503 for good
+    # (bench/results/proxy_faults_hang_then_slow_1.json). The probe now waits as long as a search.
+    proxy = FaultProxy(settings.es_urls[0], fault="hang", slow_s=0.5).start()
+    served = settings.replace(es_url=proxy.url, index_alias=demo_alias, query_log_enabled=False, decide_depth=0,
+                              engine_breaker_open_s=0.5)
+    assert 0.25 < proxy.slow_s < served.search_timeout_s  # slower than the old probe, well within a search
+    client = create_app(served, Searcher(served, make_client(served, served.search_timeout_s), embedder,
+                                         analyzer)).test_client()
+
+    def search() -> int:
+        return client.post("/v1/search", json={"query": "怎么还款", "mode": "bm25"}).status_code
+    try:
+        # The hang: engine_breaker_failures (3) searches time out, which opens the breaker.
+        assert [search() for _ in range(served.engine_breaker_failures + 1)] == [503] * 4
+        proxy.fault = "slow"
+        time.sleep(served.engine_breaker_open_s)
+        assert [search() for _ in range(3)] == [200, 200, 200]  # the first one probes, and the node is back
+        assert [p for p in proxy.paths if "request_cache=false" in p]  # the probe went through the slow proxy
     finally:
         proxy.stop()

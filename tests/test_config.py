@@ -66,3 +66,13 @@ def test_the_writer_lock_s_old_setting_name_is_still_read_with_a_warning(tmp_pat
     path = tmp_path / "es-faq.toml"
     path.write_text("mysql_lock_ttl_s = 5\n")
     assert load_settings({"ES_FAQ_CONFIG": str(path)}).writer_lock_ttl_s == 5.0
+
+
+def test_the_probe_waits_as_long_as_a_search_unless_set_shorter():
+    assert load_settings({"ES_FAQ_SEARCH_TIMEOUT_S": "3"}).probe_timeout_s == 3.0
+    assert load_settings({"ES_FAQ_ENGINE_PROBE_TIMEOUT_S": "0.5"}).probe_timeout_s == 0.5
+    assert load_settings({"ES_FAQ_ENGINE_PROBE_TIMEOUT_S": ""}).probe_timeout_s == 2.0  # as_env's unset
+    for wrong in ("0", "-1", "2.5"):  # the default search_timeout_s is 2
+        with pytest.raises(ConfigError, match=f"engine_probe_timeout_s={wrong}: set it above 0 and at most "
+                                              r"search_timeout_s \(2\), or leave it unset"):
+            load_settings({"ES_FAQ_ENGINE_PROBE_TIMEOUT_S": wrong})

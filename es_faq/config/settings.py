@@ -68,8 +68,10 @@ class Settings:
     # (docs/reliability.md). 0: never stop asking.
     engine_breaker_failures: int = 3
     engine_breaker_open_s: float = 2.0
-    # When the breaker half-opens, a search first asks the cluster's health, waiting this long at most.
-    engine_probe_timeout_s: float = 0.25
+    # When the breaker half-opens, the probe (a cheap search) waits this long at most; unset, as long
+    # as a search (search_timeout_s): a shorter probe failed on a node slower than it but well within
+    # the search timeout, and the breaker reopened for good (issue 22).
+    engine_probe_timeout_s: float | None = None
     # A search some of whose shards failed (`_shards.failed`, a node that left mid-search) is sent
     # once more; if shards still fail, "serve" answers with what the others found, marked
     # `partial: true` (and logged, and counted), "refuse" answers 503 engine_unavailable.
@@ -248,6 +250,11 @@ class Settings:
         return split_urls(self.es_url)
 
     @property
+    def probe_timeout_s(self) -> float:
+        """The half-open probe's timeout: engine_probe_timeout_s, or unset, search_timeout_s."""
+        return self.search_timeout_s if self.engine_probe_timeout_s is None else self.engine_probe_timeout_s
+
+    @property
     def veto_kinds(self) -> tuple[str, ...]:
         return tuple(k.strip() for k in self.answer_veto.split(",") if k.strip())
 
@@ -274,6 +281,11 @@ class Settings:
             raise ConfigError(f"fusion={self.fusion!r}: choose {one_of(FUSIONS)}")
         if not 0.0 <= self.lexical_weight <= 1.0:
             raise ConfigError(f"lexical_weight={self.lexical_weight}: must be between 0 and 1")
+        probe = self.engine_probe_timeout_s
+        if probe is not None and not 0 < probe <= self.search_timeout_s:
+            raise ConfigError(f"engine_probe_timeout_s={probe:g}: set it above 0 and at most search_timeout_s "
+                              f"({self.search_timeout_s:g}), or leave it unset to wait as long as a search: a probe "
+                              "shorter than a node's answers keeps a node that serves searches locked out")
         if self.search_partial not in PARTIAL_RESULTS:
             raise ConfigError(f"search_partial={self.search_partial!r}: choose {one_of(PARTIAL_RESULTS)}")
         if self.knn_rescore_oversample and not 1.0 <= self.knn_rescore_oversample <= 10.0:

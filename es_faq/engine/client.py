@@ -157,9 +157,9 @@ class _Breaker:
     Closed, every request goes to the engine. A refused connection opens it at once (nothing listens:
     the next request would be refused too); engine_breaker_failures timeouts or 5xx/429 in a row open
     it as well. Open, requests fail without any work for engine_breaker_open_s. Then it half-opens:
-    the next caller, whatever it is, first runs the probe (a cheap search of engine_probe_timeout_s
-    at most) and the probe alone decides; the slot is held for the probe only, so a long admin
-    request cannot keep searches refused while it runs (issue 22)."""
+    the next caller, whatever it is, first runs the probe (a cheap search of probe_timeout_s at most,
+    a search's own timeout unless set shorter) and the probe alone decides; the slot is held for the
+    probe only, so a long admin request cannot keep searches refused while it runs (issue 22)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -207,7 +207,7 @@ class _Breaker:
         """A search, not `_cluster/health`: health is answered while the search threads hang (issue 22).
         One shard's first match of the live alias, no cache, so it asks what a search needs."""
         if self._probe_client is None:
-            self._probe_client = make_client(settings, timeout_s=settings.engine_probe_timeout_s)
+            self._probe_client = make_client(settings, timeout_s=settings.probe_timeout_s)
         self._probe_client.search(index=settings.index_alias, size=0, terminate_after=1, track_total_hits=False,
                                   request_cache=False, ignore_unavailable=True, allow_no_indices=True)
 
@@ -233,7 +233,7 @@ def _breaker(settings: Settings) -> _Breaker:
 
 def check_engine(settings: Settings) -> None:
     """Before a search's analysis and embedding: EngineUnavailable at once while the breaker is open,
-    and when it half-opens, the probe (a cheap search of engine_probe_timeout_s at most) decides. A
+    and when it half-opens, the probe (a cheap search of probe_timeout_s at most) decides. A
     search that cannot reach the engine costs no model work, so clients retrying without pause
     cannot starve the CPU that the node needs to recover (docs/reliability.md)."""
     _breaker(settings).admit(settings)
