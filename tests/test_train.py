@@ -252,6 +252,41 @@ def _ship_and_pull(settings, name, tmp_path):
     assert Reranker(elsewhere, name).score("还款", ["怎么还款"]).shape == (1,)
 
 
+def test_a_shipped_cross_encoder_is_a_starting_point(settings):
+    """`init`: the shipped INT8 reranker, dequantized into torch, scores as the file does (the file also
+    quantizes activations, hence the tolerance) and orders pairs the same."""
+    from transformers import BertForSequenceClassification
+
+    from es_faq.train.base import load_trained
+
+    model, tokenizer_file = load_trained(settings, "reranker-zh", BertForSequenceClassification, num_labels=1)
+    from es_faq.models.onnx import load_tokenizer
+
+    pairs = [("花呗怎么延期还款", "可以推迟还花呗吗"), ("借呗额度", "怎么提高借呗额度"),
+             ("花呗怎么延期还款", "可以提前还花呗吗"), ("今天天气", "花呗还款")]
+    encoded = load_tokenizer(tokenizer_file, 80).encode_batch(pairs)
+    fields = {"input_ids": "ids", "attention_mask": "attention_mask", "token_type_ids": "type_ids"}
+    features = {k: torch.tensor([getattr(e, a) for e in encoded]) for k, a in fields.items()}
+    with torch.no_grad():
+        ours = model.eval()(**features).logits[:, 0].numpy()
+    shipped = np.array([Reranker(settings, "reranker-zh").score(q, [t])[0] for q, t in pairs])
+    assert np.abs(ours - shipped).max() < 1.0, (ours, shipped)
+    assert list(np.argsort(ours)) == list(np.argsort(shipped))
+    with pytest.raises(ModelError, match="not a cross-encoder"):
+        load_trained(settings, settings.embed_model, BertForSequenceClassification, num_labels=1)
+
+
+def test_a_continued_run_trains_from_the_shipped_model_and_keeps_its_data_terms(settings, tiny_pairs, tmp_path):
+    from es_faq.train.cross_encoder import _with_init_data, fit, recipe_of
+    from es_faq.train.loop import training_data
+
+    recipe = recipe_of(**{**TINY_RECIPE, "init": "reranker-zh"})
+    record = fit(settings.replace(pairs_dir=tiny_pairs), recipe, tmp_path / "continued", progress=False)
+    assert record["recipe"]["init"] == "reranker-zh" and record["steps"] == 6
+    terms = _with_init_data(training_data(recipe), recipe)
+    assert {"tiny", "bq", "atec", "chip2019", "diac"} <= {t["corpus"] for t in terms}
+
+
 def test_mined_negatives_never_hold_the_gold_faq(searcher, demo_alias):
     from es_faq.kb.faq import read_jsonl
     from es_faq.train.pairs import bench_groups, mined_pairs
