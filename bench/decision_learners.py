@@ -1,0 +1,75 @@
+"""Does a non-linear learner decide better than the shipped logistic regression? From the rows that
+bench/decision_ablation.py cached (diac dev and test, one model), each learner is fitted on dev, its
+answer threshold chosen on dev (near-miss <= 5%, no-match <= 2%, as `es-faq calibrate`), and measured
+on test. No search runs.
+
+    python bench/decision_learners.py bench/results/reranker-zh3/ablation reranker-zh3 [--features all|base]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from es_faq.evaluation import calibrate as cal
+from es_faq.search.decide import BASE_FEATURES, FEATURES
+
+REPORTED = ("coverage", "wrong_faq_rate", "near_miss_false_answer_rate", "no_match_false_answer_rate",
+            "answer_precision")
+
+
+def rows(folder: Path, model: str, split: str) -> list[dict]:
+    [path] = sorted(folder.glob(f"rows-{model}-*-diac-{split}.jsonl"))
+    return [json.loads(line) for line in path.open(encoding="utf-8")]
+
+
+def matrix(part: list[dict], names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    usable = [r for r in part if r["features"] is not None and cal.judged(r)]
+    return (np.array([[r["features"][n] for n in names] for r in usable]),
+            np.array([r["right"] for r in usable], dtype=int))
+
+
+def scored(part: list[dict], names: tuple[str, ...], model) -> list[dict]:
+    out = []
+    for r in part:
+        p = None if r["features"] is None else float(
+            model.predict_proba(np.array([[r["features"][n] for n in names]]))[0, 1])
+        out.append({**r, "probability": p})
+    return out
+
+
+def main() -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("model")
+    parser.add_argument("--features", choices=("all", "base"), default="all")
+    args = parser.parse_args()
+    names = FEATURES if args.features == "all" else BASE_FEATURES
+    dev, test = rows(args.folder, args.model, "dev"), rows(args.folder, args.model, "test")
+    x, y = matrix(dev, names)
+    learners = {
+        "logistic regression (shipped kind)": LogisticRegression(C=1.0, max_iter=1000),
+        "gradient-boosted trees, depth 2, 100 trees": HistGradientBoostingClassifier(
+            max_depth=2, max_iter=100, learning_rate=0.1, random_state=13),
+        "gradient-boosted trees, depth 3, 200 trees": HistGradientBoostingClassifier(
+            max_depth=3, max_iter=200, learning_rate=0.05, random_state=13),
+    }
+    for name, learner in learners.items():
+        learner.fit(x, y)
+        on_dev = scored(dev, names, learner)
+        chosen = cal.choose(on_dev, 0.05, 0.02)
+        test_outcomes = cal.outcomes(scored(test, names, learner), chosen["answer_threshold"],
+                                     chosen["suggest_threshold"])
+        print(json.dumps({"model": args.model, "learner": name, "features": args.features, **chosen,
+                          "dev_coverage": cal.outcomes(on_dev, chosen["answer_threshold"], 0.0)["coverage"],
+                          "test": {k: test_outcomes[k] for k in REPORTED}}, ensure_ascii=False), flush=True)
+
+
+if __name__ == "__main__":
+    main()
