@@ -96,6 +96,17 @@ class Load:
             thread.start()
         return self
 
+    def wait_served(self, n: int = 3, timeout_s: float = 60) -> None:
+        """Until `n` searches were answered 200: a worker's first search loads its models, which takes
+        seconds on a slow machine, and a fault injected before that finds nothing served to compare."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                if sum(o.status == 200 for o in self.outcomes) >= n:
+                    return
+            time.sleep(0.2)
+        raise AssertionError(f"no {n} searches answered within {timeout_s} s: {self.outcomes[-5:]}")
+
     def stop(self) -> list[Outcome]:
         self._stop.set()
         for thread in self._threads:
@@ -176,7 +187,8 @@ def test_engine_killed_under_load(throwaway_node, tmp_path):
         assert requests.get(f"{server.url}/readyz", timeout=10).status_code == 200
         load = Load(server.url).start()
 
-        time.sleep(3)
+        load.wait_served()
+        time.sleep(1)
         killed_at = time.monotonic()
         kill_node(throwaway_node)
         time.sleep(5)

@@ -66,3 +66,16 @@ def test_generation_is_seeded_and_labels_follow_the_category(generator):
         assert category in CATEGORIES
         assert p.label == (1 if category in POSITIVE else 0) and (category in NEGATIVE) == (p.label == 0)
         assert p.text1 != p.text2
+
+
+def test_training_leaves_swap_out_unless_a_recipe_names_it(generator):
+    """The shipped recipe's draw is unchanged by the swap category: training generates TRAINED_NEGATIVE."""
+    from es_faq.train.cross_encoder import recipe_of
+    from es_faq.train.hardcases import TRAINED_NEGATIVE
+
+    assert recipe_of()["hard_negative"] is None and "swap" not in TRAINED_NEGATIVE
+    assert [c for c in NEGATIVE if c != "swap"] == list(TRAINED_NEGATIVE)
+    sources = [("借款需要什么证明", "借款要什么证明"), ("电话未接通能取消借款吗", "电话没接通可以取消借款吗")] * 20
+    trained = generate(generator, sources, "t", seed=2, negative=TRAINED_NEGATIVE)
+    assert trained and not [p for p in trained if p.source.endswith(":swap")]
+    assert [p for p in generate(generator, sources, "t", seed=2) if p.source.endswith(":swap")]

@@ -41,6 +41,9 @@ DEFAULTS = {
     # each, and a meaning-keeping edit for `hard_positive_share` of them. 0 turns it off.
     "hard_cases": 40000,
     "hard_positive_share": 0.5,
+    # The near-miss categories generated (es_faq/train/hardcases.py TRAINED_NEGATIVE; `swap` is there to
+    # name, measured not to pay).
+    "hard_negative": None,
     # dev pairs scored every eval_every steps: the learning curve (paws-x: word order)
     "dev": {"bq": 400, "afqmc": 400, "lcqmc": 400, "pawsx-zh": 400},
     "epochs": 2,
@@ -90,7 +93,8 @@ def build_pairs(settings: Settings, recipe: dict, run_dir: Path, progress: bool 
     bench = _read_cache(cache)
     hard: list[Pair] = []
     if recipe["hard_cases"]:
-        hard_keys = ("corpora", "benches", "corpus_limit", "hard_cases", "hard_positive_share", "seed")
+        hard_keys = ("corpora", "benches", "corpus_limit", "hard_cases", "hard_positive_share", "hard_negative",
+                     "seed")
         cache = run_dir / f"hard-cases-{_digest({k: recipe[k] for k in hard_keys})}.tsv"
         if not cache.exists():
             _write_cache(cache, _hard_cases(settings, recipe, pairs))
@@ -100,14 +104,15 @@ def build_pairs(settings: Settings, recipe: dict, run_dir: Path, progress: bool 
 
 def _hard_cases(settings: Settings, recipe: dict, pairs: list[Pair]) -> list[Pair]:
     """Near-misses and meaning-keeping edits of the corpora's positive pairs and the benches' train groups."""
-    from .hardcases import Generator, generate, sources_from
+    from .hardcases import TRAINED_NEGATIVE, Generator, generate, sources_from
     from .loop import bench_path
 
     groups = [[*g.faq.texts, *g.paraphrases] for b in recipe["benches"]
               for g in bench_groups(bench_path(settings, b), "train")]
     generator = Generator([t for g in groups for t in g] + [t for p in pairs for t in (p.text1, p.text2)])
     sources = sources_from(pairs, groups, recipe["hard_cases"], recipe["seed"])
-    return generate(generator, sources, "hard", recipe["seed"], recipe["hard_positive_share"])
+    return generate(generator, sources, "hard", recipe["seed"], recipe["hard_positive_share"],
+                    tuple(recipe["hard_negative"] or TRAINED_NEGATIVE))
 
 
 def _bench_pairs(settings: Settings, recipe: dict, progress: bool) -> list[Pair]:
