@@ -33,26 +33,27 @@ def matrix(part: list[dict], names: tuple[str, ...]) -> tuple[np.ndarray, np.nda
 
 
 def scored(part: list[dict], names: tuple[str, ...], model) -> list[dict]:
-    out = []
-    for r in part:
-        p = None if r["features"] is None else float(
-            model.predict_proba(np.array([[r["features"][n] for n in names]]))[0, 1])
-        out.append({**r, "probability": p})
+    """The rows with `probability` from `model` (one call for all; None where a row has no features)."""
+    with_features = [i for i, r in enumerate(part) if r["features"] is not None]
+    probabilities = model.predict_proba(np.array([[part[i]["features"][n] for n in names]
+                                                  for i in with_features]))[:, 1] if with_features else []
+    out = [{**r, "probability": None} for r in part]
+    for i, p in zip(with_features, probabilities, strict=True):
+        out[i]["probability"] = float(p)
     return out
 
 
 def out_of_fold(part: list[dict], names: tuple[str, ...], learner, folds: int = 5) -> list[dict]:
+    """Each row scored by the learner fitted on the other folds (rows are in the bench's order; folds
+    interleave)."""
     from sklearn.base import clone
 
-    fold_of = [i % folds for i in range(len(part))]  # rows are in the bench's order; folds interleave
-    out = [dict(r) for r in part]
+    out: list[dict] = [{} for _ in part]
     for k in range(folds):
-        x, y = matrix([r for r, f in zip(part, fold_of, strict=True) if f != k], names)
-        model = clone(learner).fit(x, y)
-        for i, r in enumerate(part):
-            if fold_of[i] == k:
-                out[i]["probability"] = None if r["features"] is None else float(
-                    model.predict_proba(np.array([[r["features"][n] for n in names]]))[0, 1])
+        held = list(range(k, len(part), folds))
+        model = clone(learner).fit(*matrix([r for i, r in enumerate(part) if i % folds != k], names))
+        for i, row in zip(held, scored([part[i] for i in held], names, model), strict=True):
+            out[i] = row
     return out
 
 
