@@ -277,14 +277,47 @@ def test_a_shipped_cross_encoder_is_a_starting_point(settings):
 
 
 def test_a_continued_run_trains_from_the_shipped_model_and_keeps_its_data_terms(settings, tiny_pairs, tmp_path):
-    from es_faq.train.cross_encoder import _with_init_data, fit, recipe_of
-    from es_faq.train.loop import training_data
+    from es_faq.train.cross_encoder import fit, recipe_of
+    from es_faq.train.loop import training_data, with_init_data
 
     recipe = recipe_of(**{**TINY_RECIPE, "init": "reranker-zh"})
     record = fit(settings.replace(pairs_dir=tiny_pairs), recipe, tmp_path / "continued", progress=False)
     assert record["recipe"]["init"] == "reranker-zh" and record["steps"] == 6
-    terms = _with_init_data(training_data(recipe), recipe)
+    terms = with_init_data(training_data(recipe), recipe)
     assert {"tiny", "bq", "atec", "chip2019", "diac"} <= {t["corpus"] for t in terms}
+
+
+def test_a_shipped_embedder_is_a_starting_point(settings, tiny_pairs, tmp_path):
+    """`init` for the embedder: the shipped static-INT8 embedder-zh, dequantized into torch, points every text
+    where the file does (cosine >= 0.97; the file also quantizes activations) and ranks the same FAQ first;
+    a continued tiny run trains from it and inherits its data terms. Only trained embedders qualify."""
+    from transformers import BertModel
+
+    from es_faq.models.onnx import load_tokenizer
+    from es_faq.train.base import load_trained
+    from es_faq.train.embedder import fit, recipe_of
+    from es_faq.train.loop import training_data, with_init_data
+
+    model, tokenizer_file = load_trained(settings, "embedder-zh", BertModel, task="embedding",
+                                         add_pooling_layer=False)
+    texts = ["花呗怎么延期还款", "可以推迟还花呗吗", "怎么提高借呗额度", "今天天气怎么样"]
+    encoded = load_tokenizer(tokenizer_file, 64).encode_batch(texts)
+    fields = {"input_ids": "ids", "attention_mask": "attention_mask", "token_type_ids": "type_ids"}
+    features = {k: torch.tensor([getattr(e, a) for e in encoded]) for k, a in fields.items()}
+    with torch.no_grad():
+        ours = torch.nn.functional.normalize(model.eval()(**features).last_hidden_state[:, 0], dim=-1).numpy()
+    shipped = Embedder(settings, "embedder-zh").encode(texts)
+    assert (ours * shipped).sum(axis=1).min() >= 0.97  # bge-small-zh-v1.5 itself: 0.76-0.86
+    assert np.argmax(ours[1:] @ ours[0]) == np.argmax(shipped[1:] @ shipped[0]) == 0
+    with pytest.raises(ModelError, match="not an embedder es-faq trained"):
+        load_trained(settings, "bge-small-zh-v1.5-s8", BertModel, task="embedding", add_pooling_layer=False)
+    with pytest.raises(ModelError, match="es-faq trained"):
+        load_trained(settings, "reranker-zh", BertModel, task="embedding", add_pooling_layer=False)
+
+    recipe = recipe_of(**{**TINY_EMBEDDER, "init": "embedder-zh"})
+    record = fit(settings.replace(pairs_dir=tiny_pairs), recipe, tmp_path / "continued", progress=False)
+    assert record["recipe"]["init"] == "embedder-zh" and record["steps"] == 3
+    assert {"tiny", "bq", "diac"} <= {t["corpus"] for t in with_init_data(training_data(recipe), recipe)}
 
 
 def test_mined_negatives_never_hold_the_gold_faq(searcher, demo_alias):

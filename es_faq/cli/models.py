@@ -141,6 +141,8 @@ def train_reranker_cmd(settings: Settings, name: str, corpora: tuple[str, ...], 
 @click.option("--batch-size", type=click.IntRange(2), default=None)
 @click.option("--lr", type=float, default=None)
 @click.option("--temperature", type=float, default=None, help="InfoNCE temperature.")
+@click.option("--init", default=None, help="A shipped embedder es-faq trained to continue from (e.g. embedder-zh) "
+              "instead of bge-small-zh-v1.5.")
 @click.option("--seed", type=int, default=None)
 @click.option("--no-bf16", "bf16", flag_value=False, default=None, help="Train in fp32 (CPUs without avx512_bf16).")
 @click.option("--eval-every", type=click.IntRange(1), default=None, help="Steps between dev evaluations.")

@@ -121,21 +121,27 @@ def load_base(settings: Settings, model_class, **config):
     return model, manifest.file(settings, "tokenizer")
 
 
-def load_trained(settings: Settings, name: str, model_class, **config):
-    """A cross-encoder es-faq trained and shipped (its INT8 ONNX file, dequantized), heads included, so a
+TASK_NAMES = {"reranker": "a cross-encoder", "embedding": "an embedder"}
+
+
+def load_trained(settings: Settings, name: str, model_class, task: str = "reranker", **config):
+    """A model es-faq trained and shipped for `task` (its INT8 ONNX file, dequantized), heads included, so a
     run continues from it (`init`); plus the tokenizer file path."""
     _require_training_stack()
     import torch
 
     manifest = Manifest.load(name)
-    if manifest.data.get("task") != "reranker":
-        raise ModelError(f"{name} is not a cross-encoder es-faq trained; `init` takes one of "
-                         "`es-faq models list`'s rerankers")
+    if manifest.data.get("task") != task or "train" not in manifest.data.get("source", {}):
+        raise ModelError(f"{name} is not {TASK_NAMES[task]} es-faq trained; `init` takes one that "
+                         "`es-faq models list` shows with a training recipe (e.g. reranker-zh, embedder-zh)")
     pull(manifest, settings)
     role = "model" if "model" in manifest.data["files"] else "model_int8"
     weights = onnx_bert_weights(manifest.file(settings, role))
-    base = {k[len("bert."):]: v for k, v in weights.items() if k.startswith("bert.")}
-    model = model_class(bert_config(base, **config))
+    # A task model's encoder sits under `bert.`; a bare encoder's weights are the encoder's own.
+    base = {k[len("bert."):]: v for k, v in weights.items() if k.startswith("bert.")} or weights
+    # A bare encoder shipped without its pooler is built without one (BertModel's add_pooling_layer).
+    built = {"add_pooling_layer": config.pop("add_pooling_layer")} if "add_pooling_layer" in config else {}
+    model = model_class(bert_config(base, **config), **built)
     # Every parameter must be found; the graph's other constants (shapes, masks) are not parameters.
     expected = dict(model.named_parameters())
     state = {k: torch.tensor(np.array(v)) for k, v in weights.items() if k in expected}

@@ -22,7 +22,7 @@ from ..config.settings import Settings
 from ..errors import ModelError
 from ..models.quantize import quantize
 from .base import load_base, load_trained
-from .loop import device, encode, install, register, training_data
+from .loop import device, encode, install, register, training_data, with_init_data
 from .pair_eval import metrics
 from .pairs import Pair, bench_groups, corpus_file, dedupe, group_pairs, mined_pairs, read_pairs
 from .steps import check_recipe, finish, run_steps
@@ -289,20 +289,9 @@ def export_reranker(settings: Settings, name: str, run_dir: Path, quantization: 
                     "description": "cross-encoder fine-tuned by `es-faq train reranker` from bge-small-zh-v1.5 on "
                                    "labelled Chinese question pairs; its logit says whether two questions ask the same",
                     "license": "MIT (base weights); see training_data for the terms of the data it learned from",
-                    "training_data": _with_init_data(training_data(recipe), recipe)},
+                    "training_data": with_init_data(training_data(recipe), recipe)},
              recipe, record, {"quantization": f"int8-{quantization}"})
     return record
-
-
-def _with_init_data(parts: list[dict], recipe: dict) -> list[dict]:
-    """A model continued from another learned from that one's data too, under its terms."""
-    if not recipe["init"]:
-        return parts
-    from ..models.manifest import Manifest
-
-    inherited = Manifest.load(recipe["init"]).data.get("training_data", [])
-    seen = {(p["corpus"], p["kind"]) for p in parts}
-    return parts + [p for p in inherited if (p["corpus"], p["kind"]) not in seen]
 
 
 def train_reranker(settings: Settings, name: str, recipe: dict, progress: bool = True,

@@ -31,9 +31,9 @@ import numpy as np
 
 from ..config.settings import Settings
 from ..errors import ModelError
-from .base import BASE_MODEL, load_base
+from .base import BASE_MODEL, load_base, load_trained
 from .dense_eval import dense_recall
-from .loop import bench_path, device, encode, install, register, training_data
+from .loop import bench_path, device, encode, install, register, training_data, with_init_data
 from .pairs import bench_groups, corpus_file, mined_pairs, read_pairs
 from .steps import check_recipe, finish, run_steps
 
@@ -53,6 +53,7 @@ DEFAULTS = {
     "bf16": True,  # see the cross-encoder: about 4.6x faster a step on the avx512_bf16 CPU here
     "freeze_word_embeddings": True,
     "seed": 13,
+    "init": None,  # a shipped embedder es-faq trained, to continue from instead of bge-small-zh-v1.5
     "dev": {"diac": 600, "bq": None},  # dev queries (None: all) for dense recall over the bench's FAQs
     "eval_every": 500,
     "checkpoint_every": 100,
@@ -184,7 +185,11 @@ def fit(settings: Settings, recipe: dict, run_dir: Path, progress: bool = True,
     examples = build_examples(settings, recipe, run_dir, progress)
     fill = sorted({t for e in examples for t in e.positives})
     torch.manual_seed(recipe["seed"])
-    model, tokenizer_file = load_base(settings, BertModel, add_pooling_layer=False)
+    if recipe["init"]:
+        model, tokenizer_file = load_trained(settings, recipe["init"], BertModel, task="embedding",
+                                             add_pooling_layer=False)
+    else:
+        model, tokenizer_file = load_base(settings, BertModel, add_pooling_layer=False)
     tokenizer = load_tokenizer(tokenizer_file, recipe["max_tokens"])
     tokenizer.enable_padding(pad_to_multiple_of=8)
     model.embeddings.word_embeddings.weight.requires_grad_(not recipe["freeze_word_embeddings"])
@@ -273,10 +278,11 @@ def export_embedder(settings: Settings, name: str, run_dir: Path, calibration_si
 
     record = install(settings, name, export, tokenizer_file, lambda: {**trained, "quantization": "static"})
     register(name, {"task": "embedding",
-                    "description": "bi-encoder fine-tuned by `es-faq train embedder` from bge-small-zh-v1.5 "
+                    "description": "bi-encoder fine-tuned by `es-faq train embedder` from "
+                                   f"{recipe.get('init') or 'bge-small-zh-v1.5'} "
                                    "(InfoNCE, in-batch and hard negatives), static INT8",
                     "license": "MIT (base weights); see training_data for the terms of the data it learned from",
-                    "training_data": training_data(recipe)},
+                    "training_data": with_init_data(training_data(recipe), recipe)},
              recipe, record, {"dims": base.data["dims"], "pooling": "cls", "normalize": True,
                               "quantization": "int8-static", "query_prefix": ""})
     return record

@@ -98,6 +98,8 @@ DATA_TERMS = {
     "diac": "DIAC 2019 question groups (public copy apple55bc/AdvAttack): no licence stated, competition data "
             "for research",
 }
+
+
 def training_data(recipe: dict) -> list[dict]:
     """What the manifest says a model was trained on, with each corpus's terms."""
     parts = [{"corpus": c, "kind": "pairs", "terms": DATA_TERMS.get(c, "unknown: check before use")}
@@ -105,3 +107,14 @@ def training_data(recipe: dict) -> list[dict]:
     parts += [{"corpus": b, "kind": "faq-bench train groups", "terms": DATA_TERMS.get(b, "unknown: check before use")}
               for b in recipe["benches"]]
     return parts
+
+
+def with_init_data(parts: list[dict], recipe: dict) -> list[dict]:
+    """A model continued from another learned from that one's data too, under its terms."""
+    if not recipe.get("init"):
+        return parts
+    from ..models.manifest import Manifest
+
+    inherited = Manifest.load(recipe["init"]).data.get("training_data", [])
+    seen = {(p["corpus"], p["kind"]) for p in parts}
+    return parts + [p for p in inherited if (p["corpus"], p["kind"]) not in seen]
