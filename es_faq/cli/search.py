@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..config.settings import SEARCH_MODES, Settings
-from ..search.decide import BASE_FEATURES, FEATURE_SETS
+from ..search.decide import BASE_FEATURES, FEATURE_SETS, LEARNERS
 from .common import _emit, _store, pass_settings
 
 
@@ -107,16 +107,19 @@ def eval_pairs_cmd(settings: Settings, corpora: tuple[str, ...], model: str | No
               type=click.Choice(FEATURE_SETS), help="What the decision model sees (comma-separated).")
 @click.option("--curve", "curve_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write the curve over the answer threshold here (JSON and PNG).")
+@click.option("--learner", type=click.Choice(LEARNERS), default="logistic", show_default=True,
+              help="A logistic regression, or gradient-boosted trees (written as decision.onnx beside decision.json; "
+                   "thresholds chosen on out-of-fold probabilities).")
 @pass_settings
 def calibrate(settings: Settings, benches: tuple[Path, ...], split: str, near_miss_max: float, no_match_max: float,
-              limit: int | None, write: bool, features: str, curve_dir: Path | None) -> None:
+              limit: int | None, write: bool, features: str, curve_dir: Path | None, learner: str) -> None:
     """Fit the decision (P(right) from the cross-encoder's logit and margin) on dev splits and choose
     the thresholds: the most coverage within the false-answer bounds (JSON)."""
     from ..evaluation.calibrate import calibrate as fit_decision
     from ..search.pipeline import Searcher
 
     calibration, report = fit_decision(Searcher(settings), list(benches), split, tuple(features.split(",")),
-                                       near_miss_max, no_match_max, limit, curve_dir)
+                                       near_miss_max, no_match_max, limit, curve_dir, learner)
     if write:
         report["written"] = str(calibration.save(settings.rerank_model))
     _emit(report)

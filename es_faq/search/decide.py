@@ -2,8 +2,9 @@
 
 The cross-encoder scores the top `decide_depth` candidates (query, question). The order stays the
 retrieval's (the small cross-encoder ranks worse than hybrid retrieval, docs/benchmarks.md): it
-verifies the first hit instead. A logistic regression fitted by `es-faq calibrate` on dev splits
-turns FEATURES into the probability that the first hit answers the query: its cross-encoder logit
+verifies the first hit instead. A small model fitted by `es-faq calibrate` on dev splits (a logistic
+regression, or gradient-boosted trees shipped as ONNX beside it) turns FEATURES into the probability
+that the first hit answers the query: its cross-encoder logit
 and margin over the best other logit, its retrieval score and margin over the runner-up (they
 carry evidence the cross-encoder misses), and what differs between the query and the leader's
 question closest to it (a number, a negation, an antonym, a time, the order of an asymmetric
@@ -15,9 +16,10 @@ the mode it was fitted in.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -52,9 +54,14 @@ class Decision:
         return {**asdict(self), "differences": list(self.differences)}
 
 
+LEARNERS = ("logistic", "trees")
+TREES_FILE = "decision.onnx"
+
+
 @dataclass(frozen=True)
 class Calibration:
-    """The fitted decision model and its thresholds, as `es-faq calibrate` writes them."""
+    """The fitted decision model and its thresholds, as `es-faq calibrate` writes them: a logistic regression
+    (`coef`, `intercept`) or gradient-boosted trees (`trees`: an ONNX model, saved beside decision.json)."""
 
     features: tuple[str, ...]
     coef: tuple[float, ...]
@@ -62,6 +69,21 @@ class Calibration:
     answer_threshold: float
     suggest_threshold: float
     fitted_on: dict
+    learner: str = "logistic"
+    trees: bytes | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.learner not in LEARNERS or (self.learner == "trees") != (self.trees is not None):
+            raise ModelError(f"a decision calibration is a logistic regression or trees with their ONNX model, "
+                             f"not learner={self.learner!r} with{'' if self.trees else 'out'} trees")
+        if self.trees is not None:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = 1  # a few hundred small trees: one row takes tens of microseconds
+            session = ort.InferenceSession(self.trees, options, providers=["CPUExecutionProvider"])
+            object.__setattr__(self, "_session", session)
+            object.__setattr__(self, "_input", session.get_inputs()[0].name)
 
     @classmethod
     def path(cls, model: str) -> Path:
@@ -75,22 +97,44 @@ class Calibration:
                              "on a dev split (docs/training.md)")
         data = json.loads(path.read_text(encoding="utf-8"))
         names = tuple(data.get("features", ()))
-        if not names or set(names) - set(FEATURES) or len(names) != len(data.get("coef", ())):
-            raise ModelError(f"{path} names features {list(names)}; this version knows {list(FEATURES)}: "
-                             "run `es-faq calibrate --write` again")
-        return cls(names, tuple(data["coef"]), data["intercept"], data["answer_threshold"],
-                   data["suggest_threshold"], data.get("fitted_on", {}))
+        learner = data.get("learner", "logistic")
+        if not names or set(names) - set(FEATURES) or learner not in LEARNERS or \
+                (learner == "logistic" and len(names) != len(data.get("coef", ()))):
+            raise ModelError(f"{path} names features {list(names)} and learner {learner!r}; this version knows "
+                             f"{list(FEATURES)} and {list(LEARNERS)}: run `es-faq calibrate --write` again")
+        trees = None
+        if learner == "trees":
+            spec = data.get("trees") or {}
+            trees_path = path.parent / str(spec.get("path", TREES_FILE))
+            trees = trees_path.read_bytes() if trees_path.exists() else b""
+            if hashlib.sha256(trees).hexdigest() != spec.get("sha256"):
+                raise ModelError(f"{trees_path} is missing or is not the model {path} was written with (sha256 "
+                                 f"differs): restore it from the repository or run `es-faq calibrate --write` again")
+        return cls(names, tuple(data.get("coef", ())), data.get("intercept", 0.0), data["answer_threshold"],
+                   data["suggest_threshold"], data.get("fitted_on", {}), learner, trees)
 
     def save(self, model: str) -> Path:
         path = self.path(model)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(asdict(self), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        data = {k: v for k, v in asdict(self).items() if k != "trees"}
+        if self.trees is not None:
+            (path.parent / TREES_FILE).write_bytes(self.trees)
+            data["trees"] = {"path": TREES_FILE, "sha256": hashlib.sha256(self.trees).hexdigest()}
+        elif (path.parent / TREES_FILE).exists():
+            (path.parent / TREES_FILE).unlink()  # the trees of an earlier calibration would only mislead
+        path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         return path
+
+    def probabilities(self, rows: np.ndarray) -> np.ndarray:
+        """P(the leader is right) for rows of FEATURES values, in this calibration's feature order."""
+        if self.trees is None:
+            return 1.0 / (1.0 + np.exp(-(rows @ np.array(self.coef) + self.intercept)))
+        session = self._session  # type: ignore[attr-defined]
+        return session.run(["probabilities"], {self._input: rows.astype(np.float32)})[0][:, 1].astype(float)  # type: ignore[attr-defined]
 
     def probability(self, values: dict[str, float]) -> float:
         """P(the leader is right) from a row of named features."""
-        z = float(np.dot([values[name] for name in self.features], self.coef)) + self.intercept
-        return 1.0 / (1.0 + math.exp(-z))
+        return float(self.probabilities(np.array([[values[name] for name in self.features]], dtype=float))[0])
 
     def applies_to(self, retrieval_mode: str) -> bool:
         """Retrieval scores mean something else in another mode than the one this was fitted in."""
