@@ -34,7 +34,7 @@ def timed(embedder: Embedder, queries: list[str]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model", "models", action="append", default=None)
+    parser.add_argument("--model", dest="models", action="append", default=None)
     parser.add_argument("--dynamic", action="store_true", help="also time a dynamic-INT8 copy of each fp32 export")
     args = parser.parse_args()
     settings = load_settings().replace(onnx_threads=1)

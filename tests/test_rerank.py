@@ -236,6 +236,19 @@ def test_retrieval_features_tie_a_calibration_to_its_retrieval_mode(settings):
     assert decide(_scored(3.0, retrieval=(0.9,)), 1, settings, alone, "bm25").action == "answer"
 
 
+def test_the_shipped_decision_answers_a_clear_case_and_refuses_a_clear_miss(settings):
+    """The shipped decision: a logistic regression on the four base features, fitted on diac dev with the
+    shipped search; a diac test query's features with a high logit and a wide margin are answered, with a
+    low logit they are not even suggested. (Trees, `--learner trees`, answered more of diac test but half as
+    many of the demo's paraphrases: docs/benchmarks.md.)"""
+    shipped = Calibration.load(settings.rerank_model)
+    assert shipped.learner == "logistic" and shipped.features == BASE_FEATURES
+    assert shipped.fitted_on["benches"] == ["diac"] and shipped.fitted_on["split"] == "dev"
+    row = {"pair_logit": 0.43, "margin": 1.52, "retrieval_score": 1.099, "retrieval_margin": 0.043}
+    assert shipped.probability({**row, "pair_logit": 4.0, "margin": 5.0}) >= shipped.answer_threshold
+    assert shipped.probability({**row, "pair_logit": -4.0, "margin": 2.0}) < shipped.suggest_threshold
+
+
 def test_a_calibration_survives_a_round_trip(settings, tmp_path, monkeypatch):
     monkeypatch.setattr("es_faq.search.decide.MANIFEST_DIR", tmp_path)
     saved = Calibration(LOGIT_ONLY, (0.5, 0.25), -1.0, 0.7, 0.2, {"benches": ["diac"]})

@@ -93,9 +93,11 @@ def test_both_sides_of_an_msearch_carry_the_partial_mark(settings, es, embedder,
 
 def test_knn_rescoring_is_sent_only_when_set(settings, es, embedder, demo_alias):
     query = RetrievalQuery(["还款"], embedder.encode(["怎么还款"], is_query=True)[0].tolist(), 5)
-    assert "rescore_vector" not in search_request("hybrid", query, settings).to_dict()["knn"]
-    rescored = settings.replace(knn_rescore_oversample=2.0)
+    off = settings.replace(knn_rescore_oversample=0.0)
+    assert "rescore_vector" not in search_request("hybrid", query, off).to_dict()["knn"]
+    rescored = settings.replace(knn_rescore_oversample=3.0)
     body = search_request("hybrid", query, rescored).to_dict()
-    assert body["knn"]["rescore_vector"] == {"oversample": 2.0}
+    assert body["knn"]["rescore_vector"] == {"oversample": 3.0}
+    assert "rescore_vector" not in search_request("hybrid", query, settings).to_dict()["knn"]  # off by default
     hits = execute(es, rescored, demo_alias, body)  # Elasticsearch takes it on the int8_hnsw field
     assert hits and not hits.shards.partial
