@@ -26,12 +26,6 @@ def rows(folder: Path, model: str, split: str) -> list[dict]:
     return [json.loads(line) for line in path.open(encoding="utf-8")]
 
 
-def matrix(part: list[dict], names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    usable = [r for r in part if r["features"] is not None and cal.judged(r)]
-    return (np.array([[r["features"][n] for n in names] for r in usable]),
-            np.array([r["right"] for r in usable], dtype=int))
-
-
 def scored(part: list[dict], names: tuple[str, ...], model) -> list[dict]:
     """The rows with `probability` from `model` (one call for all; None where a row has no features)."""
     with_features = [i for i, r in enumerate(part) if r["features"] is not None]
@@ -51,7 +45,7 @@ def out_of_fold(part: list[dict], names: tuple[str, ...], learner, folds: int = 
     out: list[dict] = [{} for _ in part]
     for k in range(folds):
         held = list(range(k, len(part), folds))
-        model = clone(learner).fit(*matrix([r for i, r in enumerate(part) if i % folds != k], names))
+        model = clone(learner).fit(*cal.matrix([r for i, r in enumerate(part) if i % folds != k], names))
         for i, row in zip(held, scored([part[i] for i in held], names, model), strict=True):
             out[i] = row
     return out
@@ -68,7 +62,7 @@ def main() -> None:
     args = parser.parse_args()
     names = FEATURES if args.features == "all" else BASE_FEATURES
     dev, test = rows(args.folder, args.model, "dev"), rows(args.folder, args.model, "test")
-    x, y = matrix(dev, names)
+    x, y = cal.matrix(dev, names)
     learners = {
         "logistic regression (shipped kind)": LogisticRegression(C=1.0, max_iter=1000),
         "gradient-boosted trees, depth 2, 100 trees": HistGradientBoostingClassifier(

@@ -80,7 +80,8 @@ TREES = {"max_depth": 3, "n_estimators": 200, "learning_rate": 0.05, "random_sta
 FOLDS = 5
 
 
-def _matrix(rows: list[dict], names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+def matrix(rows: list[dict], names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The judged rows with features as (X, y: whether the leader is right), for a learner to fit."""
     data = [r for r in rows if r["features"] is not None and judged(r)]
     x = np.array([[r["features"][n] for n in names] for r in data], dtype=float).reshape(len(data), len(names))
     y = np.array([r["right"] for r in data], dtype=int)
@@ -93,7 +94,7 @@ def fit(rows: list[dict], names: tuple[str, ...] = FEATURES) -> tuple[tuple[floa
     """Logistic regression of "the leader is right" on the named features, over the judged rows."""
     from sklearn.linear_model import LogisticRegression
 
-    model = LogisticRegression(C=1.0, max_iter=1000).fit(*_matrix(rows, names))
+    model = LogisticRegression(C=1.0, max_iter=1000).fit(*matrix(rows, names))
     return tuple(float(c) for c in model.coef_[0]), float(model.intercept_[0])
 
 
@@ -103,7 +104,7 @@ def fit_trees(rows: list[dict], names: tuple[str, ...] = FEATURES) -> bytes:
     from skl2onnx import to_onnx
     from sklearn.ensemble import GradientBoostingClassifier
 
-    x, y = _matrix(rows, names)
+    x, y = matrix(rows, names)
     model = GradientBoostingClassifier(**TREES).fit(x, y)
     return to_onnx(model, x[:1].astype(np.float32), options={"zipmap": False}).SerializeToString()
 
@@ -132,15 +133,23 @@ def fitted(rows: list[dict], names: tuple[str, ...], near_miss_max: float, no_ma
            bounded: list[dict] | None = None, fitted_on: dict | None = None, learner: str = "logistic") -> Calibration:
     """The decision fitted on `rows`, its thresholds chosen on `bounded` (default: the same rows). Trees fit
     their own rows closely, so their thresholds are chosen on out-of-fold probabilities (FOLDS folds)."""
+    return _fitted(rows, names, near_miss_max, no_match_max, bounded, fitted_on, learner)[0]
+
+
+def _fitted(rows: list[dict], names: tuple[str, ...], near_miss_max: float, no_match_max: float,
+            bounded: list[dict] | None, fitted_on: dict | None,
+            learner: str) -> tuple[Calibration, dict[int, dict] | None]:
+    """`fitted`, plus the trees' out-of-fold rows by id(row) (None for a line, whose own probabilities count)."""
     model = learned(rows, names, learner)
+    held = None
     if learner == "trees":
-        keep = {id(r) for r in (rows if bounded is None else bounded)}
-        scored = [row for r, row in zip(rows, out_of_fold(rows, names, learner), strict=True) if id(r) in keep]
+        held = {id(r): row for r, row in zip(rows, out_of_fold(rows, names, learner), strict=True)}
+        scored = [held[id(r)] for r in (rows if bounded is None else bounded)]
     else:
         scored = with_probabilities(rows if bounded is None else bounded, model)
     chosen = choose(scored, near_miss_max, no_match_max)
     return replace(model, answer_threshold=chosen["answer_threshold"],
-                   suggest_threshold=chosen["suggest_threshold"], fitted_on=fitted_on or {})
+                   suggest_threshold=chosen["suggest_threshold"], fitted_on=fitted_on or {}), held
 
 
 def calibrate(searcher: Searcher, benches: list[Path], split: str, names: tuple[str, ...], near_miss_max: float,
@@ -166,7 +175,7 @@ def calibrate(searcher: Searcher, benches: list[Path], split: str, names: tuple[
     every = [r for _, rows in parts.values() for r in rows]
     bounded = [r for kinds, rows in parts.values() if kinds for r in rows] or every
     retrieval_mode = "hybrid" if mode == "rerank" else mode
-    calibration = fitted(every, names, near_miss_max, no_match_max, bounded, {
+    calibration, held = _fitted(every, names, near_miss_max, no_match_max, bounded, {
         "benches": sorted(parts), "split": split, "retrieval_mode": retrieval_mode, "model": settings.rerank_model,
         "embed_model": settings.embed_model, "decide_depth": settings.decide_depth, "near_miss_max": near_miss_max,
         "no_match_max": no_match_max}, learner)
@@ -174,8 +183,6 @@ def calibrate(searcher: Searcher, benches: list[Path], split: str, names: tuple[
     report: dict = {"calibration": {"features": names, "learner": learner, "coef": calibration.coef,
                                     "intercept": calibration.intercept, **chosen}, "outcomes": {}}
     # Trees would look better on the rows they were fitted on than they are: report them out of fold.
-    held = {id(r): row for r, row in zip(every, out_of_fold(every, names, learner), strict=True)} \
-        if learner == "trees" else None
     report["outcomes_out_of_fold"] = held is not None
     for name, (_, rows) in parts.items():
         scored = [held[id(r)] for r in rows] if held is not None else with_probabilities(rows, calibration)
