@@ -12,7 +12,9 @@ retrieve stage (node_failover.SearchLoad: the client retries a search on another
 node leaves, a partial result is sent once more). After --before seconds the command itself runs
 (`python -m es_faq engine restart --rolling`, every node in turn, or --node N alone for a short
 check); --after seconds of load follow. A search fails when it raises and is partial when shards
-still failed after the retry. Prints JSON, with the load average before and after."""
+still failed after the retry. Prints JSON, with the load average when the drill starts
+(`load_at_start`, before the cluster or the search load: the machine's quietness), once the search
+load runs (`load_before`), and after."""
 
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ def main() -> None:
     parser.add_argument("--search-timeout", type=float, default=None)
     parser.add_argument("--keep-cluster", action="store_true")
     args = parser.parse_args()
+    load_at_start = os.getloadavg()  # before the drill starts anything: the machine's quietness
     settings = load_settings()
     if args.search_timeout:
         settings = settings.replace(search_timeout_s=args.search_timeout)
@@ -51,7 +54,8 @@ def main() -> None:
         bodies = prepare(settings, shards=3, replicas=1)
         load = SearchLoad(settings, ALIAS, bodies, args.clients).start()
         report: dict = {"clients": args.clients, "search_timeout_s": settings.search_timeout_s,
-                        "heap": settings.engine_heap, "drain": args.drain, "load_before": os.getloadavg()}
+                        "heap": settings.engine_heap, "drain": args.drain, "load_at_start": load_at_start,
+                        "load_before": os.getloadavg()}
         time.sleep(args.before)
         began = time.monotonic()
         command = [sys.executable, "-m", "es_faq", "engine", "restart", "--rolling"]
