@@ -18,10 +18,17 @@ from pathlib import Path
 from es_faq.config.load import load_settings
 from es_faq.evaluation import calibrate as cal
 from es_faq.evaluation.bench import ensure_bench_index, load_queries
-from es_faq.search.decide import BASE_FEATURES, FEATURES
+from es_faq.search import differ
+from es_faq.search.decide import BASE_FEATURES, DEFAULT_FEATURES, VECTOR_FEATURES
 from es_faq.search.pipeline import Searcher
 
-VARIANTS = {"retrieval + cross-encoder": BASE_FEATURES, "+ differences": FEATURES,
+VARIANTS = {"retrieval + cross-encoder": BASE_FEATURES, "+ differences": BASE_FEATURES + differ.FEATURES,
+            # The calibration's default: the embedder's verdict (vector score and margin) in, the leader's
+            # retrieval score (whose scale follows the knowledge base) out.
+            "default: cross-encoder + vector + retrieval margin": DEFAULT_FEATURES,
+            "cross-encoder + retrieval margin": ("pair_logit", "margin", "retrieval_margin"),
+            "cross-encoder + vector": ("pair_logit", "margin", *VECTOR_FEATURES),
+            "retrieval + cross-encoder + vector": BASE_FEATURES + VECTOR_FEATURES,
             # What the cross-encoder's work buys: the leader's logit alone is what decide_depth 1 computes
             # (1 candidate's texts instead of 3 candidates'), and no cross-encoder at all (decide_depth 0).
             "leader alone (decide_depth 1)": ("pair_logit", "retrieval_score", "retrieval_margin"),
@@ -77,7 +84,8 @@ def main() -> None:
                  for r in rows_of(searcher, bench_dir / name, "dev", args.out, held)]
         variants = [(name, names, []) for name, names in VARIANTS.items()]
         if extra:
-            variants.append((f"+ differences, fitted on diac+{'+'.join(args.fit_bench)}", FEATURES, extra))
+            variants.append((f"+ differences, fitted on diac+{'+'.join(args.fit_bench)}", VARIANTS["+ differences"],
+                             extra))
         for name, names, more in variants:
             for veto in (True, False):
                 # With the shipped answer_veto (rows record whether it stops them) and without it.

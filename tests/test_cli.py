@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from es_faq.search.decide import BASE_FEATURES
+from es_faq.search.decide import DEFAULT_FEATURES
 from tests.conftest import DEMO_FAQS, DEMO_QUERIES, _drop_alias_family
 
 
@@ -72,9 +72,9 @@ def test_calibrate_fits_the_decision_and_reports_each_bench(tmp_path, es):
         out = es_faq("calibrate", "--bench", str(bench), "--curve", str(tmp_path / "c"), check=True)
         report = json.loads(out.stdout)
         calibration = report["calibration"]
-        assert calibration["features"] == list(BASE_FEATURES)
+        assert calibration["features"] == list(DEFAULT_FEATURES)
         # A higher pair score: more often right.
-        assert len(calibration["coef"]) == len(BASE_FEATURES) and calibration["coef"][0] > 0
+        assert len(calibration["coef"]) == len(DEFAULT_FEATURES) and calibration["coef"][0] > 0
         assert 0 <= calibration["suggest_threshold"] <= calibration["answer_threshold"]
         outcome = report["outcomes"]["demo-bench"]
         assert outcome["queries"] == {"paraphrase": 41, "near_miss": 12, "no_match": 1}

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..config.settings import SEARCH_MODES, Settings
-from ..search.decide import BASE_FEATURES, FEATURE_SETS, LEARNERS
+from ..search.decide import DEFAULT_FEATURES, FEATURE_SETS, LEARNERS
 from .common import _emit, _store, pass_settings
 
 
@@ -103,7 +103,7 @@ def eval_pairs_cmd(settings: Settings, corpora: tuple[str, ...], model: str | No
               help="Most no-match queries that may be answered at all.")
 @click.option("--limit", type=int, default=None, help="Only the first N queries of each split.")
 @click.option("--write", is_flag=True, help="Write the fit and thresholds to onnx_models/<rerank_model>/decision.json.")
-@click.option("--features", default=",".join(BASE_FEATURES), show_default=True,
+@click.option("--features", default=",".join(DEFAULT_FEATURES), show_default=True,
               type=click.Choice(FEATURE_SETS), help="What the decision model sees (comma-separated).")
 @click.option("--curve", "curve_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write the curve over the answer threshold here (JSON and PNG).")

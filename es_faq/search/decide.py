@@ -32,12 +32,21 @@ from .retrieve import Hit
 
 ACTIONS = ("answer", "suggest", "no_match")
 BASE_FEATURES = ("pair_logit", "margin", "retrieval_score", "retrieval_margin")
-FEATURES = BASE_FEATURES + differ.FEATURES
-RETRIEVAL_FEATURES = ("retrieval_score", "retrieval_margin")
+# The embedder's own verdict: the vector side's score of the leader's best-matching question ((1 + cosine)
+# / 2, from the search's inner hits: no extra work) and its margin over the others'.
+VECTOR_FEATURES = ("vector_score", "vector_margin")
+FEATURES = BASE_FEATURES + VECTOR_FEATURES + differ.FEATURES
+RETRIEVAL_FEATURES = ("retrieval_score", "retrieval_margin", *VECTOR_FEATURES)
+# What `es-faq calibrate` fits on by default: the cross-encoder's and the embedder's verdicts with their
+# margins, and the retrieval margin; not the leader's retrieval score, whose BM25 part grows with the query's
+# length and the knowledge base's IDF, so that a calibration fitted on diac carries to other knowledge bases
+# (docs/benchmarks.md, "The embedder's verdict in the decision").
+DEFAULT_FEATURES = ("pair_logit", "margin", "retrieval_margin", *VECTOR_FEATURES)
 # What `es-faq calibrate --features` may fit on: everything; without the differences; the cross-encoder
-# alone (mode-independent); the leader alone (decide_depth 1).
+# alone (mode-independent); the leader alone (decide_depth 1); the default.
 FEATURE_SETS = (",".join(FEATURES), ",".join(BASE_FEATURES), "pair_logit,margin", "pair_logit,margin,retrieval_score",
-                "pair_logit,retrieval_score,retrieval_margin", ",".join(("pair_logit", "margin", *differ.FEATURES)))
+                "pair_logit,retrieval_score,retrieval_margin", ",".join(("pair_logit", "margin", *differ.FEATURES)),
+                ",".join(DEFAULT_FEATURES))
 NO_RUNNER_UP_MARGIN = 10.0  # a lone candidate leads by a wide margin (logits rarely span more)
 
 
@@ -146,6 +155,13 @@ def _margin(values: list[float]) -> float:
     return min(values[0] - max(values[1:]), NO_RUNNER_UP_MARGIN) if len(values) > 1 else NO_RUNNER_UP_MARGIN
 
 
+def vector_score(hit: Hit) -> float:
+    """The vector side's score of the hit's best-matching question; 0 (below any (1 + cosine) / 2) when the
+    vector side did not find it."""
+    score = hit.matched.get("vector", {}).get("score", hit.scores.get("vector"))
+    return float(score) if score is not None else 0.0
+
+
 def compared_text(hit: Hit, query: str) -> str:
     """The hit's question text the query is compared with: of those the cross-encoder read, the one sharing
     the most characters with the query. A near-miss imitates one question closely ("小橙借最少能借多少钱" /
@@ -158,13 +174,15 @@ def compared_text(hit: Hit, query: str) -> str:
 
 
 def features(head: list[Hit], query: str) -> dict[str, float]:
-    """FEATURES of a scored head in ranked order: the leader's cross-encoder logit and retrieval score,
-    each with its margin over the best of the others (negative when the leader is not the best), and
+    """FEATURES of a scored head in ranked order: the leader's cross-encoder logit, retrieval score and
+    vector score, each with its margin over the best of the others (negative when the leader is not the best), and
     what differs between `query` (as analysed) and the leader's closest question."""
     logits = [h.scores["cross_encoder"] for h in head]
     scores = [h.score for h in head]
+    vectors = [vector_score(h) for h in head]
     return {"pair_logit": logits[0], "margin": _margin(logits),
             "retrieval_score": scores[0], "retrieval_margin": _margin(scores),
+            "vector_score": vectors[0], "vector_margin": _margin(vectors),
             **differ.features(query, compared_text(head[0], query))}
 
 
