@@ -2,14 +2,18 @@
 queries, best of 3 passes (docs/benchmarks.md, "Model speed and quantization"). With --dynamic, each
 model whose fp32 export is in the model cache (a model trained here, right after `es-faq train embedder`)
 is also timed as a dynamic-INT8 copy of the same weights (onnxruntime's quantize_dynamic, made in a
-temporary folder), so the shipped static-INT8 file is compared with the alternative in one run.
+temporary folder), so the shipped static-INT8 file is compared with the alternative in one run. This VM's
+speed drifts by 10-15% from pass to pass, so the two files are timed in alternating passes (`--rounds`,
+default 10) and the median of each and of their per-round ratio reported.
 
     .venv/bin/python bench/query_embed_speed.py [--model bge-small-zh-v1.5-s8 --model embedder-zh] [--dynamic]
 """
 
 import argparse
 import json
+import os
 import random
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -20,22 +24,37 @@ from es_faq.models.quantize import quantize
 from es_faq.search.embed import Embedder
 
 
-def timed(embedder: Embedder, queries: list[str]) -> float:
-    for query in queries[:20]:  # warm-up
+def one_pass(embedder: Embedder, session, queries: list[str]) -> float:
+    """Queries a second over one pass of `queries`, one at a time, with this ONNX session."""
+    embedder.session = session
+    started = time.perf_counter()
+    for query in queries:
         embedder.encode([query], is_query=True)
-    best = 0.0
-    for _ in range(3):
-        started = time.perf_counter()
-        for query in queries:
-            embedder.encode([query], is_query=True)
-        best = max(best, len(queries) / (time.perf_counter() - started))
-    return round(best, 1)
+    return len(queries) / (time.perf_counter() - started)
+
+
+def alternating(embedder: Embedder, sessions: dict[str, object], queries: list[str], rounds: int) -> dict:
+    """Each session timed in `rounds` passes, the sessions alternating within a round: the medians, and of
+    each other session the median per-round ratio to the first."""
+    for session in sessions.values():
+        one_pass(embedder, session, queries[:20])  # warm-up
+    passes: dict[str, list[float]] = {name: [] for name in sessions}
+    for _ in range(rounds):
+        for name, session in sessions.items():
+            passes[name].append(one_pass(embedder, session, queries))
+    first = next(iter(passes))
+    return {"queries_per_s": {name: round(statistics.median(v), 1) for name, v in passes.items()},
+            "range": {name: [round(min(v), 1), round(max(v), 1)] for name, v in passes.items()},
+            "median_ratio_to_first": {
+                name: round(statistics.median(a / b for a, b in zip(v, passes[first], strict=True)), 3)
+                for name, v in passes.items() if name != first}}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", dest="models", action="append", default=None)
     parser.add_argument("--dynamic", action="store_true", help="also time a dynamic-INT8 copy of each fp32 export")
+    parser.add_argument("--rounds", type=int, default=10, help="alternating passes of each file")
     args = parser.parse_args()
     settings = load_settings().replace(onnx_threads=1)
     with (settings.bench_dir / "diac" / "queries.jsonl").open(encoding="utf-8") as fh:
@@ -43,16 +62,15 @@ def main() -> None:
     queries = [r["query"] for r in random.Random(13).sample(rows, 300)]
     for name in args.models or ["bge-small-zh-v1.5-s8", "embedder-zh"]:
         embedder = Embedder(settings, name)
-        prefix = bool(embedder.manifest.data.get("query_prefix"))
-        print(json.dumps({"model": name, "file": "shipped", "quantization": embedder.manifest.quantization,
-                          "prefix": prefix, "queries_per_s": timed(embedder, queries)}), flush=True)
+        sessions = {f"shipped ({embedder.manifest.quantization})": embedder.session}
         fp32 = settings.models_path / name / "model.onnx"  # a trained model's fp32 export, kept in the cache
-        if args.dynamic and fp32.exists() and "model_int8" in embedder.manifest.files:
-            with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp:
+            if args.dynamic and fp32.exists() and "model_int8" in embedder.manifest.files:
                 dynamic = quantize(fp32, Path(tmp) / "dynamic.onnx", "dynamic")
-                embedder.session = onnx_session(dynamic, settings)
-                print(json.dumps({"model": name, "file": "dynamic INT8 of the same fp32 weights",
-                                  "prefix": prefix, "queries_per_s": timed(embedder, queries)}), flush=True)
+                sessions["dynamic INT8 of the same fp32 weights"] = onnx_session(dynamic, settings)
+            print(json.dumps({"model": name, "prefix": bool(embedder.manifest.data.get("query_prefix")),
+                              "rounds": args.rounds, "load_at_start": os.getloadavg()[0],
+                              **alternating(embedder, sessions, queries, args.rounds)}, ensure_ascii=False), flush=True)
 
 
 if __name__ == "__main__":
