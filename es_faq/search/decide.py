@@ -164,8 +164,8 @@ def vector_score(hit: Hit) -> float:
 
 def compared_text(hit: Hit, query: str) -> str:
     """The hit's question text the query is compared with: of those the cross-encoder read, the one sharing
-    the most characters with the query. A near-miss imitates one question closely ("小橙借最少能借多少钱" /
-    "小橙借最多能借多少钱"), and that closest text is where its telling difference shows."""
+    the most characters with the query. A near-miss imitates one question closely ("怎么关闭自动还款" /
+    "怎么设置自动还款"), and that closest text is where its telling difference shows."""
     from .rerank import candidate_texts
 
     chars = set(query)
