@@ -1,5 +1,5 @@
 """Query embedding speed, batch 1, one ONNX thread: embedders named on the command line, 300 seeded diac
-queries, best of 3 passes (docs/benchmarks.md, "Model speed and quantization"). With --dynamic, each
+queries, the median of alternating passes (docs/benchmarks.md, "Model speed and quantization"). With --dynamic, each
 model whose fp32 export is in the model cache (a model trained here, right after `es-faq train embedder`)
 is also timed as a dynamic-INT8 copy of the same weights (onnxruntime's quantize_dynamic, made in a
 temporary folder), so the shipped static-INT8 file is compared with the alternative in one run. This VM's
