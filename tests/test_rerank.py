@@ -8,7 +8,7 @@ import pytest
 
 from es_faq.errors import ModelError
 from es_faq.models.manifest import MANIFEST_DIR, Manifest
-from es_faq.search.decide import BASE_FEATURES, DEFAULT_FEATURES, FEATURES, Calibration, decide, features
+from es_faq.search.decide import BASE_FEATURES, DEFAULT_FEATURES, FEATURES, Calibration, decide, features, scoring
 from es_faq.search.pipeline import Searcher
 from es_faq.search.rerank import Reranker, candidate_texts
 from es_faq.search.retrieve import Hit
@@ -252,6 +252,25 @@ def test_retrieval_features_tie_a_calibration_to_its_retrieval_mode(settings):
     assert decide(_scored(3.0, retrieval=(0.9,)), 1, settings, alone, "bm25").action == "answer"
 
 
+def test_retrieval_features_tie_a_calibration_to_the_fusion_it_was_fitted_with(settings):
+    """vector_boost scales the vector side's scores (the fused one and the inner hits' alike), lexical_boost
+    the fused one: a calibration recorded with other values only suggests, and says which setting moved and
+    what to run; a calibration that names no scoring (written before it was recorded) is checked on the mode."""
+    fitted = {"retrieval_mode": "hybrid", "scoring": {"fusion": "sum", "lexical_boost": 0.01, "vector_boost": 1.0}}
+    calibration = Calibration(("pair_logit", "vector_score"), (1.0, 10.0), -10.0, 0.5, 0.1, fitted)
+    hits = _scored(3.0, retrieval=(0.9,))
+    hits[0].matched["vector"] = {"text": "q", "score": 0.9}
+    same = settings.replace(fusion="sum", lexical_boost=0.01, vector_boost=1.0)
+    assert decide(hits, 1, same, calibration, "hybrid").action == "answer"
+    moved = decide(hits, 1, same.replace(vector_boost=2.0), calibration, "hybrid")
+    assert moved.action == "suggest" and "vector_boost 2.0 (fitted with 1.0)" in moved.reason
+    assert "calibrate --write" in moved.reason
+    other = decide(hits, 1, same.replace(fusion="rrf"), calibration, "hybrid")
+    assert other.action == "suggest" and "fusion rrf (fitted with sum)" in other.reason
+    unrecorded = Calibration(calibration.features, calibration.coef, -10.0, 0.5, 0.1, {"retrieval_mode": "hybrid"})
+    assert decide(hits, 1, same.replace(vector_boost=2.0), unrecorded, "hybrid").action == "answer"
+
+
 def test_the_shipped_decision_answers_a_clear_case_and_refuses_a_clear_miss(settings):
     """The shipped decision: a logistic regression on the default features (the cross-encoder's logit and
     margin, the embedder's vector score and margin, the retrieval margin; not the retrieval score, whose
@@ -262,6 +281,7 @@ def test_the_shipped_decision_answers_a_clear_case_and_refuses_a_clear_miss(sett
     shipped = Calibration.load(settings.rerank_model)
     assert shipped.learner == "logistic" and shipped.features == DEFAULT_FEATURES
     assert shipped.fitted_on["benches"] == ["diac"] and shipped.fitted_on["split"] == "dev"
+    assert shipped.fitted_on["scoring"] == scoring(settings) and shipped.applies_to("hybrid", settings)
     row = {"pair_logit": 0.43, "margin": 1.52, "retrieval_score": 1.099, "retrieval_margin": 0.043,
            "vector_score": 0.884, "vector_margin": 0.029}
     assert shipped.probability({**row, "pair_logit": 4.0, "margin": 5.0}) >= shipped.answer_threshold

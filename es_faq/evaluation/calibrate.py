@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..search.decide import FEATURES, Calibration, compared_text, features
+from ..search.decide import FEATURES, Calibration, compared_text, features, scoring
 from ..search.differ import compare
 from ..search.pipeline import Searcher
 
@@ -178,7 +178,7 @@ def calibrate(searcher: Searcher, benches: list[Path], split: str, names: tuple[
     calibration, held = _fitted(every, names, near_miss_max, no_match_max, bounded, {
         "benches": sorted(parts), "split": split, "retrieval_mode": retrieval_mode, "model": settings.rerank_model,
         "embed_model": settings.embed_model, "decide_depth": settings.decide_depth, "near_miss_max": near_miss_max,
-        "no_match_max": no_match_max}, learner)
+        "no_match_max": no_match_max, "scoring": scoring(settings)}, learner)
     chosen = {"answer_threshold": calibration.answer_threshold, "suggest_threshold": calibration.suggest_threshold}
     report: dict = {"calibration": {"features": names, "learner": learner, "coef": calibration.coef,
                                     "intercept": calibration.intercept, **chosen}, "outcomes": {}}

@@ -38,7 +38,7 @@ def evaluate(searcher: Searcher, bench: Path, split: str, mode: str, index: str,
     out["p50_ms"] = round(_percentile(latencies, 50), 2)
     out["p95_ms"] = round(_percentile(latencies, 95), 2)
     calibration = searcher.calibration if searcher.settings.decide_depth else None
-    if calibration is not None and calibration.applies_to("hybrid" if mode == "rerank" else mode):
+    if calibration is not None and calibration.applies_to("hybrid" if mode == "rerank" else mode, searcher.settings):
         answer, suggest = thresholds(searcher.settings, calibration)
         out["decision"] = outcomes(rows, answer, suggest)
     return out, rows

@@ -48,6 +48,15 @@ FEATURE_SETS = (",".join(FEATURES), ",".join(BASE_FEATURES), "pair_logit,margin"
                 "pair_logit,retrieval_score,retrieval_margin", ",".join(("pair_logit", "margin", *differ.FEATURES)),
                 ",".join(DEFAULT_FEATURES))
 NO_RUNNER_UP_MARGIN = 10.0  # a lone candidate leads by a wide margin (logits rarely span more)
+# The settings that scale the retrieval features, by fusion: a calibration fitted with other values reads
+# them wrongly (vector_boost scales the vector side's inner-hit scores too, lexical_boost the fused score).
+SCORING = {"sum": ("lexical_boost", "vector_boost"), "rrf": ("lexical_weight", "rrf_k"),
+           "weighted": ("lexical_weight",)}
+
+
+def scoring(settings: Settings) -> dict:
+    """The fusion and the settings that scale its scores, as `es-faq calibrate` records them."""
+    return {"fusion": settings.fusion, **{k: getattr(settings, k) for k in SCORING[settings.fusion]}}
 
 
 @dataclass(frozen=True)
@@ -145,10 +154,24 @@ class Calibration:
         """P(the leader is right) from a row of named features."""
         return float(self.probabilities(np.array([[values[name] for name in self.features]], dtype=float))[0])
 
-    def applies_to(self, retrieval_mode: str) -> bool:
-        """Retrieval scores mean something else in another mode than the one this was fitted in."""
-        uses_retrieval = bool(set(self.features) & set(RETRIEVAL_FEATURES))
-        return not uses_retrieval or self.fitted_on.get("retrieval_mode", "hybrid") == retrieval_mode
+    def mismatch(self, retrieval_mode: str, settings: Settings | None = None) -> str:
+        """Why this calibration does not apply to searches of this mode with these settings ("" when it does):
+        retrieval scores mean something else in another mode, or with another fusion or boost, than the ones
+        it was fitted with (calibrations written before the fusion was recorded are checked on the mode)."""
+        if not set(self.features) & set(RETRIEVAL_FEATURES):
+            return ""
+        fitted = self.fitted_on.get("retrieval_mode", "hybrid")
+        if fitted != retrieval_mode:
+            return f"the decision is calibrated on {fitted} retrieval scores, not {retrieval_mode}"
+        recorded = self.fitted_on.get("scoring")
+        if settings is None or retrieval_mode != "hybrid" or not recorded:
+            return ""
+        now = scoring(settings)
+        changed = [f"{k} {now.get(k)} (fitted with {v})" for k, v in recorded.items() if now.get(k) != v]
+        return f"the decision is calibrated on other retrieval scores: {', '.join(changed)}" if changed else ""
+
+    def applies_to(self, retrieval_mode: str, settings: Settings | None = None) -> bool:
+        return not self.mismatch(retrieval_mode, settings)
 
 
 def _margin(values: list[float]) -> float:
@@ -213,9 +236,8 @@ def decide(hits: list[Hit], depth: int, settings: Settings, calibration: Calibra
     if calibration is None:
         return said("suggest", f"{settings.rerank_model} has no decision calibration: only suggest "
                     "(run `es-faq calibrate --write`)")
-    if not calibration.applies_to(retrieval_mode):
-        return said("suggest", f"the decision is calibrated on {calibration.fitted_on.get('retrieval_mode')} "
-                    f"retrieval scores, not {retrieval_mode}: only suggest")
+    if why_not := calibration.mismatch(retrieval_mode, settings):
+        return said("suggest", f"{why_not}: only suggest (run `es-faq calibrate --write` with these settings)")
     probability = calibration.probability(values)
     answer, suggest = thresholds(settings, calibration)
     p = round(probability, 4)
