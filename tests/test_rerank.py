@@ -66,6 +66,19 @@ def test_runs_sorted_by_length_keep_each_pair_in_its_place(rerank_settings):
     assert all(np.array_equal(s, np.array(alone, dtype=np.float32)) for s in scores.values()), scores
 
 
+def test_both_orders_average_the_two_logits_of_each_pair(rerank_settings, reranker):
+    """rerank_both_orders scores (query, text) and (text, query) and keeps their mean: the model is
+    not symmetric, so the two orders differ, and the mean lies between them."""
+    query, texts = "可以推迟还款吗", ["怎么延期还款", "提前还款有手续费吗"]
+    forward = reranker.score_ordered([(query, t) for t in texts])
+    backward = reranker.score_ordered([(t, query) for t in texts])
+    assert not np.array_equal(forward, backward)
+    assert rerank_settings.rerank_both_orders  # the default
+    np.testing.assert_allclose(reranker.score(query, texts), (forward + backward) / 2, rtol=0, atol=1e-6)
+    one_order = Reranker(rerank_settings.replace(rerank_both_orders=False))
+    assert np.array_equal(one_order.score(query, texts), forward)
+
+
 def test_candidate_texts_are_the_standard_and_matched_questions():
     hit = Hit("f1", "标准问", "", "", 1.0, {"lexical": {"text": "相似问"}, "vector": {"text": "标准问"}})
     assert candidate_texts(hit) == ["标准问", "相似问"]
@@ -104,16 +117,16 @@ def _answered_without_gold(searcher, demo_alias) -> list[str]:
 
 
 def test_absent_gold_is_rarely_answered_with_the_calibrated_defaults(searcher, demo_alias):
-    """Measured 2026-12-03 with the shipped defaults (embedder-zh, the decision on the default features): 2 of
-    the 44 demo paraphrases are answered when their FAQ is hidden (小橙借申请提交了，审核一般要等多久能出结果 and
-    小橙借最短可以借多久; 3 with the calibration on the four base features), in line with the 2-3% no-match false
-    answers on diac test (docs/benchmarks.md, "The decision"). A floor with one query of room for another
-    CPU's INT8 arithmetic."""
+    """Measured 2026-12-03 (sixth session) with the shipped defaults (each pair read both ways, the leader
+    alone): 3 of the 44 demo paraphrases are answered when their FAQ is hidden (请问小橙花不想用了，怎么把它停掉,
+    小橙借申请提交了，审核一般要等多久能出结果, 小橙借最短可以借多久; 2 with one order over the top 3), in line
+    with the 3-4% no-match false answers on diac test (docs/benchmarks.md, "Both orders"). A floor with one
+    query of room for another CPU's INT8 arithmetic."""
     answered = _answered_without_gold(searcher, demo_alias)
-    assert len(answered) <= 3, answered
+    assert len(answered) <= 4, answered
 
 
-@pytest.mark.xfail(strict=True, reason="not met yet (issue 19): 2 of 44 demo paraphrases are answered with their "
+@pytest.mark.xfail(strict=True, reason="not met yet (issue 19): 3 of 44 demo paraphrases are answered with their "
                    "FAQ hidden, with the wrong FAQ")
 def test_absent_gold_is_never_answered_with_the_calibrated_defaults(searcher, demo_alias):
     """The goal: with its FAQ hidden, no demo paraphrase is answered."""
@@ -133,17 +146,17 @@ def _demo_decisions(searcher, demo_alias):
 
 
 def test_the_demo_decides_at_least_as_well_as_measured(searcher, demo_alias):
-    """Shipped defaults on the demo (docs/benchmarks.md, "The demo"): 28 of its 44 paraphrases answered with
+    """Shipped defaults on the demo (docs/benchmarks.md, "The demo"): 27 of its 44 paraphrases answered with
     their FAQ and 1 of its 9 near-misses (怎么关闭自动还款) answered with the FAQ it imitates, measured
-    2026-12-03 with embedder-zh and the decision on the default features (23 and 1 on the four base
-    features; the previous cross-encoder answered 1 paraphrase). A floor with a little room for another
+    2026-12-03 (sixth session) with each pair read both ways and the leader alone (28 and 1 with one order
+    over the top 3; the first cross-encoder answered 1 paraphrase). A floor with a little room for another
     CPU's INT8 arithmetic."""
     answered, paraphrases, leaks = _demo_decisions(searcher, demo_alias)
     assert len(answered) >= 26, answered
     assert len(leaks) <= 2, leaks
 
 
-@pytest.mark.xfail(strict=True, reason="not met yet (issue 19): 28 of 44 demo paraphrases answered, 1 of 9 "
+@pytest.mark.xfail(strict=True, reason="not met yet (issue 19): 27 of 44 demo paraphrases answered, 1 of 9 "
                    "near-misses answered with its look-alike (怎么关闭自动还款 -> 怎么设置自动还款？)")
 def test_the_demo_answers_its_paraphrases_and_none_of_its_near_misses(searcher, demo_alias):
     """The goal, a new user's first tries: 9 in 10 of the demo's paraphrases answered with their FAQ,
@@ -152,19 +165,27 @@ def test_the_demo_answers_its_paraphrases_and_none_of_its_near_misses(searcher, 
     assert len(answered) >= 0.9 * len(paraphrases) and not leaks
 
 
+# What a calibration fitted with the default pair scoring records (the logit of each pair in both orders).
+BOTH = {"scoring": {"rerank_both_orders": True}}
+
+
 def _scored(*logits, retrieval=(0.9, 0.8, 0.7)):
     return [Hit(f"f{i}", "q", "", "", r, scores={"cross_encoder": x})
             for i, (x, r) in enumerate(zip(logits, retrieval, strict=False))]
 
 
 def test_the_decision_features_are_the_leaders_scores_and_margins():
-    values = features(_scored(3.0, 1.0, 2.5), "q")
+    values = features(_scored(3.0, 1.0, 2.5), "q", depth=3)
     assert {k: values[k] for k in BASE_FEATURES} == pytest.approx(
         {"pair_logit": 3.0, "margin": 0.5, "retrieval_score": 0.9, "retrieval_margin": 0.1})
     assert set(values) == set(FEATURES)
     # A lone candidate leads by the cap; the cross-encoder may prefer another hit (a negative margin).
-    assert features(_scored(2.0), "q")["margin"] == 10.0 and features(_scored(40.0, -40.0), "q")["margin"] == 10.0
-    assert features(_scored(1.0, 3.0), "q")["margin"] == -2.0
+    assert features(_scored(2.0), "q")["margin"] == 10.0 and features(_scored(40.0, -40.0), "q", 2)["margin"] == 10.0
+    assert features(_scored(1.0, 3.0), "q", depth=2)["margin"] == -2.0
+    # The logit margin is over the first `depth` hits (those the cross-encoder scored); the retrieval margin
+    # over the top 3 whatever the depth (decide_depth 1 scores the leader alone).
+    leader_alone = features(_scored(3.0, 1.0, 2.5), "q", depth=1)
+    assert leader_alone["margin"] == 10.0 and leader_alone["retrieval_margin"] == pytest.approx(0.1)
 
 
 def test_the_embedders_verdict_is_the_vector_sides_score_of_each_hit():
@@ -188,7 +209,7 @@ def test_the_differences_are_read_against_the_leaders_closest_question(settings)
     leader = Hit("f0", "借款多久到账", "", "", 0.9, matched=matched, scores={"cross_encoder": 3.0})
     values = features([leader], "借款3天了还没到账")
     assert values["diff_number"] == 1.0
-    calibration = Calibration(("pair_logit", "diff_number"), (1.0, -5.0), 0.0, 0.8, 0.3, {})
+    calibration = Calibration(("pair_logit", "diff_number"), (1.0, -5.0), 0.0, 0.8, 0.3, BOTH)
     decision = decide([leader], 1, settings, calibration, query="借款3天了还没到账")
     assert decision.action == "no_match" and decision.differences == ("differs in a number: 3 vs 5",)
     assert "differs in a number: 3 vs 5" in decision.reason
@@ -202,7 +223,7 @@ def test_a_negation_or_an_antonym_vetoes_an_answer(settings):
     off by default)."""
     assert settings.answer_veto == ""
     settings = settings.replace(answer_veto="negation,antonym")
-    calibration = Calibration(("pair_logit",), (1.0,), 0.0, 0.8, 0.3, {})
+    calibration = Calibration(("pair_logit",), (1.0,), 0.0, 0.8, 0.3, BOTH)
     leader = Hit("f0", "怎么设置自动还款？", "", "", 0.9, scores={"cross_encoder": 6.0})
     vetoed = decide([leader], 1, settings, calibration, query="怎么关闭自动还款")
     assert vetoed.action == "suggest" and vetoed.probability > 0.8
@@ -226,7 +247,7 @@ LOGIT_ONLY = ("pair_logit", "margin")
 
 def test_decision_thresholds_apply_to_the_calibrated_probability(settings):
     # P = sigmoid(logit + margin - 3): 3.0 with margin 2.0 gives 0.88; 3.0 with 0.5 gives 0.62.
-    calibration = Calibration(LOGIT_ONLY, (1.0, 1.0), -3.0, 0.8, 0.3, {})
+    calibration = Calibration(LOGIT_ONLY, (1.0, 1.0), -3.0, 0.8, 0.3, BOTH)
     assert decide(_scored(3.0, 1.0), 3, settings, calibration).action == "answer"
     close = decide(_scored(3.0, 2.5), 3, settings, calibration)
     assert close.action == "suggest" and close.probability == pytest.approx(0.6225, abs=1e-4)
@@ -243,12 +264,12 @@ def test_decision_thresholds_apply_to_the_calibrated_probability(settings):
 
 def test_retrieval_features_tie_a_calibration_to_its_retrieval_mode(settings):
     calibration = Calibration(("pair_logit", "retrieval_score"), (1.0, 10.0), -10.0, 0.5, 0.1,
-                              {"retrieval_mode": "hybrid"})
+                              {"retrieval_mode": "hybrid", **BOTH})
     assert decide(_scored(3.0, retrieval=(0.9,)), 1, settings, calibration, "hybrid").action == "answer"
     other = decide(_scored(3.0, retrieval=(0.9,)), 1, settings, calibration, "bm25")
     assert other.action == "suggest" and "calibrated on hybrid" in other.reason
     # One on the cross-encoder alone applies to every mode.
-    alone = Calibration(LOGIT_ONLY, (1.0, 0.0), 0.0, 0.5, 0.1, {"retrieval_mode": "hybrid"})
+    alone = Calibration(LOGIT_ONLY, (1.0, 0.0), 0.0, 0.5, 0.1, {"retrieval_mode": "hybrid", **BOTH})
     assert decide(_scored(3.0, retrieval=(0.9,)), 1, settings, alone, "bm25").action == "answer"
 
 
@@ -256,7 +277,8 @@ def test_retrieval_features_tie_a_calibration_to_the_fusion_it_was_fitted_with(s
     """vector_boost scales the vector side's scores (the fused one and the inner hits' alike), lexical_boost
     the fused one: a calibration recorded with other values only suggests, and says which setting moved and
     what to run; a calibration that names no scoring (written before it was recorded) is checked on the mode."""
-    fitted = {"retrieval_mode": "hybrid", "scoring": {"fusion": "sum", "lexical_boost": 0.01, "vector_boost": 1.0}}
+    fitted = {"retrieval_mode": "hybrid", "scoring": {"fusion": "sum", "lexical_boost": 0.01, "vector_boost": 1.0,
+                                                      "rerank_both_orders": True}}
     calibration = Calibration(("pair_logit", "vector_score"), (1.0, 10.0), -10.0, 0.5, 0.1, fitted)
     hits = _scored(3.0, retrieval=(0.9,))
     hits[0].matched["vector"] = {"text": "q", "score": 0.9}
@@ -268,20 +290,40 @@ def test_retrieval_features_tie_a_calibration_to_the_fusion_it_was_fitted_with(s
     other = decide(hits, 1, same.replace(fusion="rrf"), calibration, "hybrid")
     assert other.action == "suggest" and "fusion rrf (fitted with sum)" in other.reason
     unrecorded = Calibration(calibration.features, calibration.coef, -10.0, 0.5, 0.1, {"retrieval_mode": "hybrid"})
-    assert decide(hits, 1, same.replace(vector_boost=2.0), unrecorded, "hybrid").action == "answer"
+    assert decide(hits, 1, same.replace(vector_boost=2.0, rerank_both_orders=False), unrecorded,
+                  "hybrid").action == "answer"
+
+
+def test_a_calibration_holds_only_for_the_pair_scoring_it_was_fitted_with(settings):
+    """The logits of pairs scored in both orders are means of two logits, and the logit margin is over the
+    first decide_depth candidates: a calibration fitted otherwise only suggests, in any retrieval mode. One
+    written before rerank_both_orders was recorded was fitted on one order (and on its recorded depth)."""
+    hits = _scored(3.0, 1.0, 0.5)
+    one_order = Calibration(LOGIT_ONLY, (1.0, 0.0), 0.0, 0.5, 0.1,
+                            {"decide_depth": 3, "scoring": {"fusion": "sum", "rerank_both_orders": False}})
+    assert decide(hits, 3, settings.replace(rerank_both_orders=False, decide_depth=3), one_order).action == "answer"
+    both = decide(hits, 3, settings.replace(rerank_both_orders=True, decide_depth=3), one_order, "bm25")
+    assert both.action == "suggest" and "rerank_both_orders True (fitted with False)" in both.reason
+    legacy = Calibration(LOGIT_ONLY, (1.0, 0.0), 0.0, 0.5, 0.1, {"decide_depth": 3})
+    shallower = decide(hits, 1, settings.replace(rerank_both_orders=False, decide_depth=1), legacy)
+    assert shallower.action == "suggest" and "decide_depth 1 (fitted with 3)" in shallower.reason
+    # Without the logit margin among the features the depth does not matter.
+    logit = Calibration(("pair_logit",), (1.0,), 0.0, 0.5, 0.1, {"decide_depth": 3, **BOTH})
+    assert decide(hits, 1, settings.replace(decide_depth=1), logit).action == "answer"
 
 
 def test_the_shipped_decision_answers_a_clear_case_and_refuses_a_clear_miss(settings):
-    """The shipped decision: a logistic regression on the default features (the cross-encoder's logit and
-    margin, the embedder's vector score and margin, the retrieval margin; not the retrieval score, whose
-    scale follows the knowledge base), fitted on diac dev with the shipped search; a diac test query's
-    features with a high logit and a wide margin are answered, with a low logit they are not even suggested.
+    """The shipped decision: a logistic regression on the default features (the cross-encoder's logit of the
+    leader, each pair read both ways; the embedder's vector score and margin; the retrieval margin; not the
+    retrieval score, whose scale follows the knowledge base), fitted on diac dev with the shipped search; a
+    diac test query's features with a high logit are answered, with a low logit they are not even suggested.
     (Trees, `--learner trees`, answered more of diac test but half as many of the demo's paraphrases:
     docs/benchmarks.md.)"""
     shipped = Calibration.load(settings.rerank_model)
     assert shipped.learner == "logistic" and shipped.features == DEFAULT_FEATURES
     assert shipped.fitted_on["benches"] == ["diac"] and shipped.fitted_on["split"] == "dev"
-    assert shipped.fitted_on["scoring"] == scoring(settings) and shipped.applies_to("hybrid", settings)
+    assert shipped.fitted_on["scoring"] == scoring(settings, shipped.features)
+    assert shipped.applies_to("hybrid", settings) and shipped.fitted_on["scoring"]["rerank_both_orders"]
     row = {"pair_logit": 0.43, "margin": 1.52, "retrieval_score": 1.099, "retrieval_margin": 0.043,
            "vector_score": 0.884, "vector_margin": 0.029}
     assert shipped.probability({**row, "pair_logit": 4.0, "margin": 5.0}) >= shipped.answer_threshold

@@ -127,6 +127,9 @@ class Settings:
     rerank_max_tokens: int = 80  # query + question; 95% of corpus pairs and diac pairs fit (docs/training.md)
     # Question texts a candidate is scored on (standard, then the matched ones); 0: all (up to 3).
     rerank_texts: int = 0
+    # Score each pair in both orders, (query, text) and (text, query), and average the two logits: twice
+    # the pairs, and the decision's diac test coverage 0.546 -> 0.627 (docs/benchmarks.md, "Both orders").
+    rerank_both_orders: bool = True
     # Where `models pull` finds the faq-bench directory a trained model's recipe names.
     bench_dir: Path = REPO_ROOT.parent / "shared" / "data" / "faq-bench"
     # Labelled question pairs (text1<TAB>text2<TAB>label) the cross-encoder trains and is evaluated on.
@@ -138,14 +141,14 @@ class Settings:
     # here on CPU did not beat it on bq dev (docs/benchmarks.md), so reranking is opt-in.
     search_mode: str = "hybrid"
     # The decision (es_faq/search/decide.py): the cross-encoder scores the top decide_depth candidates and
-    # a calibrated model turns the leader's logit and margin with the retrieval scores into P(right);
+    # a calibrated model turns the leader's logit with the retrieval and vector margins into P(right);
     # `answer` at or above answer_threshold, `suggest` at or above suggest_threshold, else
     # `no_match`. Unset thresholds come from onnx_models/<rerank_model>/decision.json (`es-faq
-    # calibrate --write`, diac and bq dev). 3, not 1: with the shipped calibration on diac and bq,
-    # scoring the leader alone covered 0.27 of diac dev paraphrases against 0.38 (docs/benchmarks.md,
-    # "How many candidates the cross-encoder reads"). 0 turns the cross-encoder off: every search
+    # calibrate --write`, diac dev). 1: with each pair scored in both orders (rerank_both_orders) the
+    # leader's logit alone covered 0.626 of diac test paraphrases against 0.627 with the top 3 scored, for a
+    # third of the pairs (docs/benchmarks.md, "Both orders"). 0 turns the cross-encoder off: every search
     # then only suggests.
-    decide_depth: int = 3
+    decide_depth: int = 1
     # Kinds of difference (comma-separated; es_faq/search/differ.py) between the query and the leading FAQ's
     # closest question that stop an answer whatever P(right) says: the search suggests instead and says
     # why. "negation,antonym" catches questions turned into their opposite ("怎么关闭自动还款" / "怎么设置

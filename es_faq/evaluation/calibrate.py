@@ -52,7 +52,7 @@ def collect(searcher: Searcher, index: str, queries: list[dict], mode: str, held
         rows.append({"kind": kind, "top": top, "right": rank == 1, "rank": rank,
                      "near_miss_hit": top in set(row.get("near_miss", ())),
                      "in_suggestions": rank is not None and rank <= SUGGEST_DEPTH,
-                     "features": features(head, result.analysis.text) if head else None,
+                     "features": features(hits, result.analysis.text, len(head)) if head else None,
                      # The most telling kind of difference between the query and the leader's question.
                      "difference": (kinds or ["none"])[0] if head else None,
                      # Whether a difference of the answer_veto kinds stops an answer whatever P(right) says.
@@ -178,7 +178,7 @@ def calibrate(searcher: Searcher, benches: list[Path], split: str, names: tuple[
     calibration, held = _fitted(every, names, near_miss_max, no_match_max, bounded, {
         "benches": sorted(parts), "split": split, "retrieval_mode": retrieval_mode, "model": settings.rerank_model,
         "embed_model": settings.embed_model, "decide_depth": settings.decide_depth, "near_miss_max": near_miss_max,
-        "no_match_max": no_match_max, "scoring": scoring(settings)}, learner)
+        "no_match_max": no_match_max, "scoring": scoring(settings, names)}, learner)
     chosen = {"answer_threshold": calibration.answer_threshold, "suggest_threshold": calibration.suggest_threshold}
     report: dict = {"calibration": {"features": names, "learner": learner, "coef": calibration.coef,
                                     "intercept": calibration.intercept, **chosen}, "outcomes": {}}

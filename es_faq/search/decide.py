@@ -41,22 +41,33 @@ RETRIEVAL_FEATURES = ("retrieval_score", "retrieval_margin", *VECTOR_FEATURES)
 # margins, and the retrieval margin; not the leader's retrieval score, whose BM25 part grows with the query's
 # length and the knowledge base's IDF, so that a calibration fitted on diac carries to other knowledge bases
 # (docs/benchmarks.md, "The embedder's verdict in the decision").
-DEFAULT_FEATURES = ("pair_logit", "margin", "retrieval_margin", *VECTOR_FEATURES)
+# No logit margin: with each pair scored in both orders the leader's logit alone decides as well (diac test
+# coverage 0.626 against 0.627 with it), so the decision holds at decide_depth 1, a third of the pairs.
+DEFAULT_FEATURES = ("pair_logit", "retrieval_margin", *VECTOR_FEATURES)
 # What `es-faq calibrate --features` may fit on: everything; without the differences; the cross-encoder
 # alone (mode-independent); the leader alone (decide_depth 1); the default.
 FEATURE_SETS = (",".join(FEATURES), ",".join(BASE_FEATURES), "pair_logit,margin", "pair_logit,margin,retrieval_score",
                 "pair_logit,retrieval_score,retrieval_margin", ",".join(("pair_logit", "margin", *differ.FEATURES)),
                 ",".join(DEFAULT_FEATURES))
 NO_RUNNER_UP_MARGIN = 10.0  # a lone candidate leads by a wide margin (logits rarely span more)
+# The retrieval and vector margins are read over this many hits whatever decide_depth is (they cost nothing).
+MARGIN_DEPTH = 3
 # The settings that scale the retrieval features, by fusion: a calibration fitted with other values reads
 # them wrongly (vector_boost scales the vector side's inner-hit scores too, lexical_boost the fused score).
 SCORING = {"sum": ("lexical_boost", "vector_boost"), "rrf": ("lexical_weight", "rrf_k"),
            "weighted": ("lexical_weight",)}
 
 
-def scoring(settings: Settings) -> dict:
-    """The fusion and the settings that scale its scores, as `es-faq calibrate` records them."""
-    return {"fusion": settings.fusion, **{k: getattr(settings, k) for k in SCORING[settings.fusion]}}
+PAIR_SCORING = ("rerank_both_orders", "decide_depth")
+
+
+def scoring(settings: Settings, names: tuple[str, ...] = FEATURES) -> dict:
+    """The settings that shape the features `names`, as `es-faq calibrate` records them: the fusion and what
+    scales its scores; whether a pair's logit is the mean of both orders; decide_depth where the logit margin
+    is a feature (it is the margin over the first decide_depth candidates)."""
+    out = {"fusion": settings.fusion, **{k: getattr(settings, k) for k in SCORING[settings.fusion]},
+           "rerank_both_orders": settings.rerank_both_orders}
+    return {**out, "decide_depth": settings.decide_depth} if "margin" in names else out
 
 
 @dataclass(frozen=True)
@@ -156,19 +167,23 @@ class Calibration:
 
     def mismatch(self, retrieval_mode: str, settings: Settings | None = None) -> str:
         """Why this calibration does not apply to searches of this mode with these settings ("" when it does):
-        retrieval scores mean something else in another mode, or with another fusion or boost, than the ones
-        it was fitted with (calibrations written before the fusion was recorded are checked on the mode)."""
-        if not set(self.features) & set(RETRIEVAL_FEATURES):
-            return ""
+        retrieval scores mean something else in another mode, or with another fusion or boost, and the logits
+        with the pairs scored in other orders or the margin over another depth, than the ones it was fitted
+        with (a calibration written before the fusion was recorded is checked on the mode alone)."""
+        uses_retrieval = bool(set(self.features) & set(RETRIEVAL_FEATURES))
         fitted = self.fitted_on.get("retrieval_mode", "hybrid")
-        if fitted != retrieval_mode:
+        if uses_retrieval and fitted != retrieval_mode:
             return f"the decision is calibrated on {fitted} retrieval scores, not {retrieval_mode}"
-        recorded = self.fitted_on.get("scoring")
-        if settings is None or retrieval_mode != "hybrid" or not recorded:
+        if settings is None:
             return ""
-        now = scoring(settings)
-        changed = [f"{k} {now.get(k)} (fitted with {v})" for k, v in recorded.items() if now.get(k) != v]
-        return f"the decision is calibrated on other retrieval scores: {', '.join(changed)}" if changed else ""
+        # Before they were recorded, every calibration was fitted on one order and on its own decide_depth.
+        recorded = {"rerank_both_orders": False, **({"decide_depth": self.fitted_on["decide_depth"]}
+                                                     if "margin" in self.features and "decide_depth" in self.fitted_on
+                                                     else {}), **(self.fitted_on.get("scoring") or {})}
+        now = scoring(settings, self.features)
+        checked = [k for k in recorded if k in PAIR_SCORING or (uses_retrieval and retrieval_mode == "hybrid")]
+        changed = [f"{k} {now.get(k)} (fitted with {recorded[k]})" for k in checked if now.get(k) != recorded[k]]
+        return f"the decision is calibrated on other scores: {', '.join(changed)}" if changed else ""
 
     def applies_to(self, retrieval_mode: str, settings: Settings | None = None) -> bool:
         return not self.mismatch(retrieval_mode, settings)
@@ -196,17 +211,19 @@ def compared_text(hit: Hit, query: str) -> str:
     return max(texts, key=lambda t: (len(chars & set(t)) / max(1, len(chars | set(t))), t == hit.question))
 
 
-def features(head: list[Hit], query: str) -> dict[str, float]:
-    """FEATURES of a scored head in ranked order: the leader's cross-encoder logit, retrieval score and
-    vector score, each with its margin over the best of the others (negative when the leader is not the best), and
-    what differs between `query` (as analysed) and the leader's closest question."""
-    logits = [h.scores["cross_encoder"] for h in head]
-    scores = [h.score for h in head]
-    vectors = [vector_score(h) for h in head]
+def features(hits: list[Hit], query: str, depth: int = 1) -> dict[str, float]:
+    """FEATURES of hits in ranked order whose first `depth` carry scores["cross_encoder"]: the leader's
+    cross-encoder logit with its margin over the other scored hits', its retrieval and vector scores with their
+    margins over the best of the others in the top MARGIN_DEPTH (each negative when the leader is not the best),
+    and what differs between `query` (as analysed) and the leader's closest question."""
+    logits = [h.scores["cross_encoder"] for h in hits[:max(1, depth)]]
+    top = hits[:MARGIN_DEPTH]
+    scores = [h.score for h in top]
+    vectors = [vector_score(h) for h in top]
     return {"pair_logit": logits[0], "margin": _margin(logits),
             "retrieval_score": scores[0], "retrieval_margin": _margin(scores),
             "vector_score": vectors[0], "vector_margin": _margin(vectors),
-            **differ.features(query, compared_text(head[0], query))}
+            **differ.features(query, compared_text(hits[0], query))}
 
 
 def thresholds(settings: Settings, calibration: Calibration) -> tuple[float, float]:
@@ -224,7 +241,7 @@ def decide(hits: list[Hit], depth: int, settings: Settings, calibration: Calibra
         return Decision("no_match", "no candidate FAQ")
     if depth == 0:
         return Decision("suggest", "the cross-encoder decision is off (decide_depth = 0): only suggest")
-    values = features(hits[:depth], query)
+    values = features(hits, query, depth)
     found = differ.compare(query, compared_text(hits[0], query))
     differences = tuple(d.describe() for d in found)
     veto = next((d for d in found if d.kind in settings.veto_kinds), None)

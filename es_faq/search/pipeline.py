@@ -15,7 +15,7 @@ from ..engine.client import make_client
 from ..errors import InvalidInput
 from .analyze import Analysis, Analyzer
 from .correct import Corrector
-from .decide import Calibration, Decision, decide
+from .decide import MARGIN_DEPTH, Calibration, Decision, decide
 from .dictionary import DictionaryStore
 from .embed import Embedder
 from .fuse import fuse
@@ -163,7 +163,9 @@ class Searcher:
         settings = self.settings
         reranking = mode == "rerank"
         retrieval = "hybrid" if reranking else mode
-        depth = max(k, settings.rerank_depth if reranking else 0, settings.decide_depth)
+        # The decision reads the retrieval and vector margins over the top MARGIN_DEPTH, whatever k asks for.
+        depth = max(k, settings.rerank_depth if reranking else 0, settings.decide_depth,
+                    MARGIN_DEPTH if settings.decide_depth else 0)
         timer = Timer()
         index = index or settings.index_alias
         with timer("analyze"):

@@ -43,7 +43,16 @@ class Reranker(OnnxModel):
         return self.score_pairs([(query, t) for t in texts])
 
     def score_pairs(self, pairs: list[tuple[str, str]]) -> np.ndarray:
-        """One logit per (text, text) pair. Tokenised once, sorted by length and run in batches of
+        """One logit per (text, text) pair; with rerank_both_orders (the default) the mean of the logits of
+        (a, b) and (b, a), all scored in one batched run: the model was never taught that the two orders
+        mean the same, and their mean decides better than either (docs/benchmarks.md, "Both orders")."""
+        if not self.settings.rerank_both_orders or not pairs:
+            return self.score_ordered(pairs)
+        both = self.score_ordered(pairs + [(b, a) for a, b in pairs])
+        return (both[:len(pairs)] + both[len(pairs):]) / 2
+
+    def score_ordered(self, pairs: list[tuple[str, str]]) -> np.ndarray:
+        """One logit per (text, text) pair as ordered. Tokenised once, sorted by length and run in batches of
         rerank_batch_size, each padded only to its own longest pair: one query's candidates differ
         in length, and padding them all to the longest wasted a third of the work on diac
         (docs/benchmarks.md, "The cross-encoder: fewer, better-packed pairs"). The static-INT8 model
