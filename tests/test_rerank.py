@@ -118,15 +118,16 @@ def _answered_without_gold(searcher, demo_alias) -> list[str]:
 
 def test_absent_gold_is_rarely_answered_with_the_calibrated_defaults(searcher, demo_alias):
     """Measured 2026-12-03 (sixth session) with the shipped defaults (each pair read both ways, the leader
-    alone): 3 of the 44 demo paraphrases are answered when their FAQ is hidden (请问小橙花不想用了，怎么把它停掉,
-    小橙借申请提交了，审核一般要等多久能出结果, 小橙借最短可以借多久; 2 with one order over the top 3), in line
-    with the 3-4% no-match false answers on diac test (docs/benchmarks.md, "Both orders"). A floor with one
-    query of room for another CPU's INT8 arithmetic."""
+    alone, lexical_boost 0.002): 4 of the 44 demo paraphrases are answered when their FAQ is hidden
+    (请问小橙花不想用了，怎么把它停掉, 小橙借申请提交了，审核一般要等多久能出结果, 小橙借最少能借多少钱,
+    小橙借最短可以借多久; 3 at lexical_boost 0.01, 2 with one order over the top 3), in line with the 4-5%
+    no-match false answers on diac test (docs/benchmarks.md, "Both orders"). A floor with one query of room
+    for another CPU's INT8 arithmetic."""
     answered = _answered_without_gold(searcher, demo_alias)
-    assert len(answered) <= 4, answered
+    assert len(answered) <= 5, answered
 
 
-@pytest.mark.xfail(strict=True, reason="not met yet (issue 19): 3 of 44 demo paraphrases are answered with their "
+@pytest.mark.xfail(strict=True, reason="not met yet (issue 19): 4 of 44 demo paraphrases are answered with their "
                    "FAQ hidden, with the wrong FAQ")
 def test_absent_gold_is_never_answered_with_the_calibrated_defaults(searcher, demo_alias):
     """The goal: with its FAQ hidden, no demo paraphrase is answered."""
@@ -148,8 +149,8 @@ def _demo_decisions(searcher, demo_alias):
 def test_the_demo_decides_at_least_as_well_as_measured(searcher, demo_alias):
     """Shipped defaults on the demo (docs/benchmarks.md, "The demo"): 27 of its 44 paraphrases answered with
     their FAQ and 1 of its 9 near-misses (怎么关闭自动还款) answered with the FAQ it imitates, measured
-    2026-12-03 (sixth session) with each pair read both ways and the leader alone (28 and 1 with one order
-    over the top 3; the first cross-encoder answered 1 paraphrase). A floor with a little room for another
+    2026-12-03 (sixth session) with each pair read both ways, the leader alone and lexical_boost 0.002 (the
+    same at 0.01; 28 and 1 with one order over the top 3; the first cross-encoder answered 1 paraphrase). A floor with a little room for another
     CPU's INT8 arithmetic."""
     answered, paraphrases, leaks = _demo_decisions(searcher, demo_alias)
     assert len(answered) >= 26, answered
