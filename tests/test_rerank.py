@@ -150,8 +150,8 @@ def test_the_demo_decides_at_least_as_well_as_measured(searcher, demo_alias):
     """Shipped defaults on the demo (docs/benchmarks.md, "The demo"): 27 of its 44 paraphrases answered with
     their FAQ and 1 of its 9 near-misses (怎么关闭自动还款) answered with the FAQ it imitates, measured
     2026-12-03 (sixth session) with each pair read both ways, the leader alone and lexical_boost 0.002 (the
-    same at 0.01; 28 and 1 with one order over the top 3; the first cross-encoder answered 1 paraphrase). A floor with a little room for another
-    CPU's INT8 arithmetic."""
+    same at 0.01; 28 and 1 with one order over the top 3; the first cross-encoder answered 1 paraphrase). A
+    floor with a little room for another CPU's INT8 arithmetic."""
     answered, paraphrases, leaks = _demo_decisions(searcher, demo_alias)
     assert len(answered) >= 26, answered
     assert len(leaks) <= 2, leaks
