@@ -253,6 +253,9 @@ def test_decision_thresholds_apply_to_the_calibrated_probability(settings):
     close = decide(_scored(3.0, 2.5), 3, settings, calibration)
     assert close.action == "suggest" and close.probability == pytest.approx(0.6225, abs=1e-4)
     assert (close.pair_score, close.margin) == (3.0, 0.5)
+    # Scored alone (decide_depth 1) the leader has no margin to report.
+    logit = Calibration(("pair_logit",), (1.0,), -3.0, 0.8, 0.3, BOTH)
+    assert decide(_scored(3.0, 2.5), 1, settings, logit).margin is None
     assert decide(_scored(-1.0, -3.0), 3, settings, calibration).action == "no_match"
     assert decide([], 3, settings, calibration).action == "no_match"
     # Settings override the calibrated thresholds; inf never answers.

@@ -246,9 +246,11 @@ def decide(hits: list[Hit], depth: int, settings: Settings, calibration: Calibra
     differences = tuple(d.describe() for d in found)
     veto = next((d for d in found if d.kind in settings.veto_kinds), None)
 
+    # The logit margin means something only with a runner-up scored; alone (decide_depth 1) it is null.
+    margin = round(values["margin"], 4) if len(hits[:depth]) > 1 else None
+
     def said(action: str, reason: str, probability: float | None = None) -> Decision:
-        return Decision(action, reason, probability, round(values["pair_logit"], 4), round(values["margin"], 4),
-                        differences)
+        return Decision(action, reason, probability, round(values["pair_logit"], 4), margin, differences)
 
     if calibration is None:
         return said("suggest", f"{settings.rerank_model} has no decision calibration: only suggest "
