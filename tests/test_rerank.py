@@ -326,7 +326,7 @@ def test_the_shipped_decision_answers_a_clear_case_and_refuses_a_clear_miss(sett
     shipped = Calibration.load(settings.rerank_model)
     assert shipped.learner == "logistic" and shipped.features == DEFAULT_FEATURES
     assert shipped.fitted_on["benches"] == ["diac"] and shipped.fitted_on["split"] == "dev"
-    assert shipped.fitted_on["scoring"] == scoring(settings, shipped.features)
+    assert shipped.fitted_on["scoring"] == scoring(settings)
     assert shipped.applies_to("hybrid", settings) and shipped.fitted_on["scoring"]["rerank_both_orders"]
     row = {"pair_logit": 0.43, "margin": 1.52, "retrieval_score": 1.099, "retrieval_margin": 0.043,
            "vector_score": 0.884, "vector_margin": 0.029}

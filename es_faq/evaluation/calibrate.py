@@ -178,7 +178,7 @@ def calibrate(searcher: Searcher, benches: list[Path], split: str, names: tuple[
     calibration, held = _fitted(every, names, near_miss_max, no_match_max, bounded, {
         "benches": sorted(parts), "split": split, "retrieval_mode": retrieval_mode, "model": settings.rerank_model,
         "embed_model": settings.embed_model, "decide_depth": settings.decide_depth, "near_miss_max": near_miss_max,
-        "no_match_max": no_match_max, "scoring": scoring(settings, names)}, learner)
+        "no_match_max": no_match_max, "scoring": scoring(settings)}, learner)
     chosen = {"answer_threshold": calibration.answer_threshold, "suggest_threshold": calibration.suggest_threshold}
     report: dict = {"calibration": {"features": names, "learner": learner, "coef": calibration.coef,
                                     "intercept": calibration.intercept, **chosen}, "outcomes": {}}

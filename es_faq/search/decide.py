@@ -58,16 +58,12 @@ SCORING = {"sum": ("lexical_boost", "vector_boost"), "rrf": ("lexical_weight", "
            "weighted": ("lexical_weight",)}
 
 
-PAIR_SCORING = ("rerank_both_orders", "decide_depth")
-
-
-def scoring(settings: Settings, names: tuple[str, ...] = FEATURES) -> dict:
-    """The settings that shape the features `names`, as `es-faq calibrate` records them: the fusion and what
-    scales its scores; whether a pair's logit is the mean of both orders; decide_depth where the logit margin
-    is a feature (it is the margin over the first decide_depth candidates)."""
-    out = {"fusion": settings.fusion, **{k: getattr(settings, k) for k in SCORING[settings.fusion]},
-           "rerank_both_orders": settings.rerank_both_orders}
-    return {**out, "decide_depth": settings.decide_depth} if "margin" in names else out
+def scoring(settings: Settings) -> dict:
+    """What shapes the features, as `es-faq calibrate` records it in fitted_on.scoring: the fusion and the
+    settings that scale its scores, and whether a pair's logit is the mean of both orders. (decide_depth,
+    over which the logit margin is taken, is recorded beside it in fitted_on.)"""
+    return {"fusion": settings.fusion, **{k: getattr(settings, k) for k in SCORING[settings.fusion]},
+            "rerank_both_orders": settings.rerank_both_orders}
 
 
 @dataclass(frozen=True)
@@ -176,13 +172,14 @@ class Calibration:
             return f"the decision is calibrated on {fitted} retrieval scores, not {retrieval_mode}"
         if settings is None:
             return ""
-        # Before they were recorded, every calibration was fitted on one order and on its own decide_depth.
-        recorded = {"rerank_both_orders": False, **({"decide_depth": self.fitted_on["decide_depth"]}
-                                                     if "margin" in self.features and "decide_depth" in self.fitted_on
-                                                     else {}), **(self.fitted_on.get("scoring") or {})}
-        now = scoring(settings, self.features)
-        checked = [k for k in recorded if k in PAIR_SCORING or (uses_retrieval and retrieval_mode == "hybrid")]
+        # A calibration written before rerank_both_orders was recorded was fitted on one order.
+        recorded = {"rerank_both_orders": False, **(self.fitted_on.get("scoring") or {})}
+        checked = [k for k in recorded if k == "rerank_both_orders" or (uses_retrieval and retrieval_mode == "hybrid")]
+        now = scoring(settings)
         changed = [f"{k} {now.get(k)} (fitted with {recorded[k]})" for k in checked if now.get(k) != recorded[k]]
+        depth = self.fitted_on.get("decide_depth")
+        if "margin" in self.features and depth is not None and depth != settings.decide_depth:
+            changed.append(f"decide_depth {settings.decide_depth} (fitted with {depth})")
         return f"the decision is calibrated on other scores: {', '.join(changed)}" if changed else ""
 
     def applies_to(self, retrieval_mode: str, settings: Settings | None = None) -> bool:
