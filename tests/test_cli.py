@@ -143,3 +143,20 @@ def test_models_export_fails_cleanly_without_hub_or_optimum(tmp_path):
     assert "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1].startswith("error: ")  # optimum may log its own line first
     assert "optimum" in out.stderr or "BAAI/bge-small-zh-v1.5" in out.stderr
+
+
+def test_eval_with_judgements_counts_a_judged_no_match_as_a_paraphrase(tmp_path, es):
+    bench = _bench_with_kinds(tmp_path)
+    judged = tmp_path / "judged.jsonl"
+    judged.write_text(json.dumps({"qid": "no1", "faq_id": "demo-001", "judgement": "same"}) + "\n")
+    try:
+        out = es_faq("eval", "--bench", str(bench), "--judgements", str(judged), check=True)
+        row = json.loads(out.stdout)
+        assert row["paraphrases"] == 45 and row["decision"]["queries"] == {"paraphrase": 45, "near_miss": 9,
+                                                                            "no_match": 0}
+        assert row["judgements"]["relabelled"] == 1 and len(row["judgements"]["sha256"]) == 64
+        judged.write_text(json.dumps({"qid": "no1", "faq_id": "demo-999", "judgement": "same"}) + "\n")
+        out = es_faq("eval", "--bench", str(bench), "--judgements", str(judged))
+        assert out.returncode != 0 and "line 1: no FAQ 'demo-999'" in out.stderr and "Traceback" not in out.stderr
+    finally:
+        _drop_alias_family(es, "bench-demo-bench")

@@ -48,22 +48,29 @@ def search(settings: Settings, query: str, k: int | None, mode: str | None, inde
               help="Also write the rows to this file (JSON lines).")
 @click.option("--curve", "curve_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write the decision's curve over the answer threshold here (JSON and PNG, one per mode).")
+@click.option("--judgements", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A person's judgements of (query, FAQ) pairs, JSON lines (bench/judgements/): a query judged "
+                   "\"same\" as an FAQ counts it as relevant. The row says how many queries they relabelled.")
 @pass_settings
 def eval_cmd(settings: Settings, bench: Path, split: str, mode: str, limit: int | None, json_out: Path | None,
-             curve_dir: Path | None) -> None:
+             curve_dir: Path | None, judgements: Path | None) -> None:
     """Index the bench (re-used while unchanged), run the split's queries, print one JSON row per mode:
     recall and MRR on paraphrases, and what the decision does to each kind of query."""
     from ..evaluation import calibrate as cal
     from ..evaluation.bench import ensure_bench_index, load_queries
     from ..evaluation.evaluate import evaluate
+    from ..models.files import sha256_of
     from ..search.pipeline import Searcher
 
     searcher = Searcher(settings)
-    queries = load_queries(bench, split, limit)
+    queries = load_queries(bench, split, limit, judgements)
     alias = ensure_bench_index(searcher, bench)
     summaries = []
     for m in SEARCH_MODES if mode == "all" else (mode,):
         summary, rows = evaluate(searcher, bench, split, m, alias, queries, progress=True)
+        if judgements:
+            summary["judgements"] = {"file": str(judgements), "sha256": sha256_of(judgements),
+                                     "relabelled": sum("judged" in q for q in queries)}
         if curve_dir and "decision" in summary:
             chosen = {k: summary["decision"][k] for k in ("answer_threshold", "suggest_threshold")}
             title = f"{bench.resolve().name} {split}, mode {m}: the decision over the answer threshold"

@@ -15,15 +15,71 @@ from ..search.pipeline import Searcher
 DEFAULT_EMBED_MODEL = Settings.__dataclass_fields__["embed_model"].default
 
 
-def load_queries(bench: Path, split: str, limit: int | None = None) -> list[dict]:
+# What a person can say about a (query, FAQ) pair the bench's labels are silent or wrong about: "same"
+# (the FAQ answers the query), "different" or "unclear" (looked at, left as the bench has it).
+JUDGEMENTS = ("same", "different", "unclear")
+
+
+def load_queries(bench: Path, split: str, limit: int | None = None, judgements: Path | None = None) -> list[dict]:
+    """The split's queries; with `judgements`, each query judged "same" as an FAQ counts that FAQ as
+    relevant (a no-match or near-miss query so judged becomes a paraphrase of it)."""
     path = bench / "queries.jsonl"
     if not path.exists():
         raise DataError(f"{path} not found; --bench must be a faq-bench directory (faqs.jsonl + queries.jsonl)")
     rows = [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]
+    if judgements is not None:
+        rows = apply_judgements(rows, read_judgements(judgements, bench, {r["qid"] for r in rows}))
     rows = [r for r in rows if split == "all" or r.get("split") == split]
     if not rows:
         raise DataError(f"no queries with split {split!r} in {path}")
     return rows[:limit] if limit else rows
+
+
+def read_judgements(path: Path, bench: Path, qids: set[str]) -> list[dict]:
+    """A judgements file's lines ({"qid", "faq_id", "judgement"} and any notes), each checked against the bench."""
+    if not path.is_file():
+        raise DataError(f"{path} not found; --judgements takes a JSON-lines file of "
+                        '{"qid": ..., "faq_id": ..., "judgement": "same|different|unclear"}')
+    faq_ids = {json.loads(line)["id"] for line in (bench / "faqs.jsonl").open(encoding="utf-8") if line.strip()}
+    out = []
+    for number, line in enumerate(path.open(encoding="utf-8"), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}, line {number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno}); fix the line") from None
+        if not isinstance(row, dict) or not {"qid", "faq_id", "judgement"} <= row.keys():
+            raise DataError(f"{where}: needs qid, faq_id and judgement")
+        if row["judgement"] not in JUDGEMENTS:
+            raise DataError(f"{where}: judgement {row['judgement']!r} is not one of {', '.join(JUDGEMENTS)}")
+        if row["qid"] not in qids:
+            raise DataError(f"{where}: no query {row['qid']!r} in {bench / 'queries.jsonl'}; "
+                            "were these judgements made for another bench?")
+        if row["faq_id"] not in faq_ids:
+            raise DataError(f"{where}: no FAQ {row['faq_id']!r} in {bench / 'faqs.jsonl'}; "
+                            "were these judgements made for another bench?")
+        out.append(row)
+    return out
+
+
+def apply_judgements(rows: list[dict], judgements: list[dict]) -> list[dict]:
+    same: dict[str, set[str]] = {}
+    for j in judgements:
+        if j["judgement"] == "same":
+            same.setdefault(j["qid"], set()).add(j["faq_id"])
+    out = []
+    for row in rows:
+        faqs = same.get(row["qid"])
+        if faqs:
+            row = {**row, "relevant": sorted(set(row.get("relevant", ())) | faqs), "judged": sorted(faqs)}
+            if row.get("kind") in ("no_match", "near_miss"):
+                row["kind"] = "paraphrase"
+            if row.get("near_miss"):
+                row["near_miss"] = [f for f in row["near_miss"] if f not in faqs]
+        out.append(row)
+    return out
 
 
 def ensure_bench_index(searcher: Searcher, bench: Path, progress: bool = True) -> str:
