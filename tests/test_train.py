@@ -202,6 +202,26 @@ def test_an_interrupted_run_resumes_to_the_same_weights(settings, tiny_pairs, ti
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
 
 
+def test_a_step_can_read_each_pair_both_ways_under_its_one_label():
+    from es_faq.train.cross_encoder import step_inputs
+    from es_faq.train.pairs import Pair
+
+    pairs = [Pair("怎么还款", "如何还钱", 1, "t"), Pair("怎么退款", "怎么退货", 0, "t")]
+    assert step_inputs(pairs, [1, 0], False) == ([("怎么退款", "怎么退货"), ("怎么还款", "如何还钱")], [1, 0])
+    texts, targets = step_inputs(pairs, [1, 0], True)
+    assert texts == [("怎么退款", "怎么退货"), ("怎么还款", "如何还钱"),
+                     ("怎么退货", "怎么退款"), ("如何还钱", "怎么还款")]
+    assert [pairs[i].label for i in targets] == [0, 1, 0, 1]
+
+
+def test_a_both_orders_run_trains_on_twice_the_sequences(settings, tiny_pairs, tmp_path):
+    from es_faq.train.cross_encoder import fit, recipe_of
+
+    record = fit(settings.replace(pairs_dir=tiny_pairs), recipe_of(**{**TINY_RECIPE, "both_orders": True}),
+                 tmp_path / "both", progress=False)
+    assert record["steps"] == 6 and record["recipe"]["both_orders"] is True
+
+
 def test_a_run_refuses_another_recipe(settings, tiny_pairs, tiny_run):
     from es_faq.train.cross_encoder import fit, recipe_of
 

@@ -113,6 +113,8 @@ def train() -> None:
               help="Update the word embeddings too (slower a step on CPU).")
 @click.option("--init", default=None, help="A shipped cross-encoder to continue from (e.g. reranker-zh) instead of "
               "bge-small-zh-v1.5.")
+@click.option("--both-orders", "both_orders", flag_value=True, default=None,
+              help="Train on each pair read both ways, (a, b) and (b, a), in the same step (2 x batch-size sequences).")
 @click.option("--eval-every", type=click.IntRange(1), default=None, help="Steps between dev evaluations.")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=None, help="Steps between checkpoints.")
 @pass_settings

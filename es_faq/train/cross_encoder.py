@@ -57,6 +57,10 @@ DEFAULTS = {
     # avx512_bf16 gain nothing: --no-bf16.
     "bf16": True,
     "freeze_word_embeddings": True,  # 15% faster a step on CPU; the pairs cover a small part of the vocabulary
+    # Each pair of a step also read the other way round, with the same label: (a, b) and (b, a) ask the same
+    # thing, which a model trained on one order only learns by chance (serving reads both: rerank_both_orders).
+    # A step then holds 2 x batch_size sequences.
+    "both_orders": False,
     "seed": 13,
     # A shipped cross-encoder to continue from (its INT8 weights, dequantized: es_faq/train/base.py), heads
     # included; None starts from bge-small-zh-v1.5 with fresh heads.
@@ -170,6 +174,14 @@ def batches(pairs: list[Pair], batch_size: int, seed: int) -> list[list[int]]:
     return out
 
 
+def step_inputs(pairs: list[Pair], batch: list[int], both_orders: bool) -> tuple[list[tuple[str, str]], list[int]]:
+    """A step's (text, text) sequences and the pair index whose label each one takes."""
+    texts = [(pairs[i].text1, pairs[i].text2) for i in batch]
+    if not both_orders:
+        return texts, list(batch)
+    return texts + [(b, a) for a, b in texts], list(batch) * 2
+
+
 def predict(model, tokenizer, pairs: list[Pair], batch_size: int = 128, bf16: bool = False) -> np.ndarray:
     import torch
 
@@ -237,11 +249,11 @@ def fit(settings: Settings, recipe: dict, run_dir: Path, progress: bool = True,
         epoch, index = divmod(step, per_epoch)
         if order[0] != epoch:
             order = (epoch, batches(pairs, recipe["batch_size"], recipe["seed"] + epoch))
-        batch = order[1][index]
-        features = encode(tokenizer, [(pairs[i].text1, pairs[i].text2) for i in batch], dev)
+        texts, targets = step_inputs(pairs, order[1][index], recipe["both_orders"])
+        features = encode(tokenizer, texts, dev)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
             logits = model(**features).logits[:, 0]
-        return loss_fn(logits.float(), labels[batch].to(dev))
+        return loss_fn(logits.float(), labels[targets].to(dev))
 
     seconds = run_steps(run_dir, model, optimizer, schedule, total, step_loss, evaluate_dev,
                         checkpoint_every=recipe["checkpoint_every"], eval_every=recipe["eval_every"],
