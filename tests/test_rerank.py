@@ -390,3 +390,28 @@ def fake_reranker(settings, tmp_path):
 def test_model_with_the_wrong_output_shape_fails_at_load(settings, fake_reranker):
     with pytest.raises(ModelError, match="one logit per pair"):
         Reranker(settings, fake_reranker)
+
+
+def test_a_calibration_holds_only_for_the_weights_it_was_fitted_on(settings):
+    """A model retrained or shipped under the same name keeps the old decision.json beside it: those searches
+    only suggest, and say why, until `es-faq calibrate --write`."""
+    fitted = {"retrieval_mode": "hybrid", **BOTH, "model": "reranker-zh", "weights_sha256": "a" * 64}
+    stale = Calibration(("pair_logit",), (1.0,), -3.0, 0.8, 0.3, fitted, weights_sha256="b" * 64)
+    assert "fitted on other weights of reranker-zh (sha256 aaaaaaaaaaaa, not bbbbbbbbbbbb)" in stale.mismatch(
+        "hybrid", settings)
+    decision = decide(_scored(9.0), 1, settings, stale)
+    assert decision.action == "suggest" and "calibrate --write" in decision.reason
+    assert Calibration(("pair_logit",), (1.0,), -3.0, 0.8, 0.3, fitted, weights_sha256="a" * 64).applies_to(
+        "hybrid", settings)
+    # Written before the weights were recorded, or for a model not yet shipped: nothing to compare.
+    assert not Calibration(("pair_logit",), (1.0,), -3.0, 0.8, 0.3, {**fitted, "weights_sha256": None},
+                           weights_sha256="b" * 64).mismatch("hybrid", settings)
+
+
+def test_the_shipped_decision_was_fitted_on_the_shipped_weights(settings):
+    shipped = Calibration.load(settings.rerank_model)
+    assert shipped.weights_sha256 == Manifest.load(settings.rerank_model).files["model_int8"]["sha256"]
+    assert shipped.fitted_on["weights_sha256"] == shipped.weights_sha256
+    assert shipped.applies_to("hybrid", settings)
+    # The file records the weights it was fitted on, never the loaded ones' field.
+    assert "weights_sha256" not in json.loads(Calibration.path(settings.rerank_model).read_text(encoding="utf-8"))

@@ -177,6 +177,7 @@ def calibrate(searcher: Searcher, benches: list[Path], split: str, names: tuple[
     retrieval_mode = "hybrid" if mode == "rerank" else mode
     calibration, held = _fitted(every, names, near_miss_max, no_match_max, bounded, {
         "benches": sorted(parts), "split": split, "retrieval_mode": retrieval_mode, "model": settings.rerank_model,
+        "weights_sha256": searcher.reranker.manifest.weights_sha256,
         "embed_model": settings.embed_model, "decide_depth": settings.decide_depth, "near_miss_max": near_miss_max,
         "no_match_max": no_match_max, "scoring": scoring(settings)}, learner)
     chosen = {"answer_threshold": calibration.answer_threshold, "suggest_threshold": calibration.suggest_threshold}

@@ -48,6 +48,13 @@ class Manifest:
     def file(self, settings: Settings, role: str) -> Path:
         return settings.models_path / self.name / self.data["files"][role]["path"]
 
+    @property
+    def weights_sha256(self) -> str | None:
+        """The pinned sha256 of the model's weights (its INT8 file, else its only one): which model this
+        name means now; None for a trained model not yet shipped (its files are pinned by its recipe)."""
+        files = self.data.get("files", {})
+        return (files.get("model_int8") or files.get("model") or {}).get("sha256")
+
 
 def list_manifests() -> list[Manifest]:
     return [Manifest.load(p.stem) for p in sorted(MANIFEST_DIR.glob("*.json"))]

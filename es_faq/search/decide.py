@@ -26,7 +26,7 @@ import numpy as np
 
 from ..config.settings import Settings
 from ..errors import ModelError
-from ..models.manifest import MANIFEST_DIR
+from ..models.manifest import MANIFEST_DIR, Manifest
 from . import differ
 from .retrieve import Hit
 
@@ -96,6 +96,9 @@ class Calibration:
     fitted_on: dict
     learner: str = "logistic"
     trees: bytes | None = field(default=None, repr=False)
+    # The pinned sha256 of the model's weights as loaded now (not saved): a calibration whose fitted_on
+    # names other weights (a model retrained or shipped under the same name) does not apply.
+    weights_sha256: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.learner not in LEARNERS or (self.learner == "trees") != (self.trees is not None):
@@ -136,12 +139,12 @@ class Calibration:
                 raise ModelError(f"{trees_path} is missing or is not the model {path} was written with (sha256 "
                                  f"differs): restore it from the repository or run `es-faq calibrate --write` again")
         return cls(names, tuple(data.get("coef", ())), data.get("intercept", 0.0), data["answer_threshold"],
-                   data["suggest_threshold"], data.get("fitted_on", {}), learner, trees)
+                   data["suggest_threshold"], data.get("fitted_on", {}), learner, trees, _weights_sha256(path, model))
 
     def save(self, model: str) -> Path:
         path = self.path(model)
         path.parent.mkdir(parents=True, exist_ok=True)
-        data = {k: v for k, v in asdict(self).items() if k != "trees"}
+        data = {k: v for k, v in asdict(self).items() if k not in ("trees", "weights_sha256")}
         if self.trees is not None:
             (path.parent / TREES_FILE).write_bytes(self.trees)
             data["trees"] = {"path": TREES_FILE, "sha256": hashlib.sha256(self.trees).hexdigest()}
@@ -166,6 +169,10 @@ class Calibration:
         retrieval scores mean something else in another mode, or with another fusion or boost, and the logits
         with the pairs scored in other orders or the margin over another depth, than the ones it was fitted
         with (a calibration written before the fusion was recorded is checked on the mode alone)."""
+        fitted_weights = self.fitted_on.get("weights_sha256")
+        if fitted_weights and self.weights_sha256 and fitted_weights != self.weights_sha256:
+            return (f"the decision was fitted on other weights of {self.fitted_on.get('model', 'this model')} "
+                    f"(sha256 {fitted_weights[:12]}, not {self.weights_sha256[:12]})")
         uses_retrieval = bool(set(self.features) & set(RETRIEVAL_FEATURES))
         fitted = self.fitted_on.get("retrieval_mode", "hybrid")
         if uses_retrieval and fitted != retrieval_mode:
@@ -184,6 +191,13 @@ class Calibration:
 
     def applies_to(self, retrieval_mode: str, settings: Settings | None = None) -> bool:
         return not self.mismatch(retrieval_mode, settings)
+
+
+def _weights_sha256(decision: Path, model: str) -> str | None:
+    """The pinned weights of the model whose directory holds `decision` (None without a manifest beside it)."""
+    manifest = decision.parent.parent / f"{model}.json"
+    return Manifest(model, json.loads(manifest.read_text(encoding="utf-8"))).weights_sha256 \
+        if manifest.exists() else None
 
 
 def _margin(values: list[float]) -> float:
