@@ -75,7 +75,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     report = []
     for model in args.model:
-        settings = load_settings().replace(rerank_model=model)
+        # Every pair in both orders (as `es-faq calibrate` fits): bench/order_band.py replays the shortcut.
+        settings = load_settings().replace(rerank_model=model, decide_order_band=1.0)
         bench_dir = args.bench_dir or settings.bench_dir
         searcher = Searcher(settings)
         diac = bench_dir / "diac"

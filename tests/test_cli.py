@@ -160,3 +160,21 @@ def test_eval_with_judgements_counts_a_judged_no_match_as_a_paraphrase(tmp_path,
         assert out.returncode != 0 and "line 1: no FAQ 'demo-999'" in out.stderr and "Traceback" not in out.stderr
     finally:
         _drop_alias_family(es, "bench-demo-bench")
+
+
+def test_calibration_reads_both_orders_whatever_the_order_band(tmp_path, es, settings, embedder, analyzer):
+    """The decision is fitted on every pair read both ways: a search's one-order shortcut (decide_order_band)
+    is judged against that fit, so it must not leak into the rows the fit learns from."""
+    from es_faq.evaluation.calibrate import calibrate
+    from es_faq.search.pipeline import Searcher
+
+    bench = _bench_with_kinds(tmp_path, "dev")
+    fits = {}
+    try:
+        for band in (0.0, 1.0):
+            searcher = Searcher(settings.replace(decide_order_band=band), es, embedder, analyzer)
+            calibration, _ = calibrate(searcher, [bench], "dev", DEFAULT_FEATURES, 0.05, 0.02)
+            fits[band] = (calibration.coef, calibration.intercept, calibration.answer_threshold)
+    finally:
+        _drop_alias_family(es, "bench-demo-bench")
+    assert fits[0.0] == fits[1.0]

@@ -76,3 +76,10 @@ def test_the_probe_waits_as_long_as_a_search_unless_set_shorter():
         with pytest.raises(ConfigError, match=f"engine_probe_timeout_s={wrong}: set it above 0 and at most "
                                               r"search_timeout_s \(2\), or leave it unset"):
             load_settings({"ES_FAQ_ENGINE_PROBE_TIMEOUT_S": wrong})
+
+
+@pytest.mark.parametrize("band", ["-0.1", "1.5"])
+def test_the_order_band_is_a_distance_in_probability(band):
+    assert load_settings({"ES_FAQ_DECIDE_ORDER_BAND": "0.3"}).decide_order_band == 0.3
+    with pytest.raises(ConfigError, match=f"decide_order_band={float(band)}: a distance in P\\(right\\) from 0 to 1"):
+        load_settings({"ES_FAQ_DECIDE_ORDER_BAND": band})

@@ -135,7 +135,8 @@ def test_a_search_shows_every_stage_side_by_side(browser, server, demo_alias):
     assert why == {"probability": f"{api['decision']['probability']:.3f}",
                    "pair_score": f"{api['decision']['pair_score']:.2f}",
                    # decide_depth 1 scores the first hit alone: no runner-up, no margin
-                   "margin": "—" if api["decision"]["margin"] is None else f"{api['decision']['margin']:.2f}"}
+                   "margin": "—" if api["decision"]["margin"] is None else f"{api['decision']['margin']:.2f}",
+                   "orders": str(api["decision"]["orders"])}  # 1, or 2 where P(right) came near a threshold
     assert "?q=" in browser.current_url  # the search can be shared as a link
 
     browser.find_element(By.ID, "copy-request").click()

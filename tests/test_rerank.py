@@ -8,7 +8,16 @@ import pytest
 
 from es_faq.errors import ModelError
 from es_faq.models.manifest import MANIFEST_DIR, Manifest
-from es_faq.search.decide import BASE_FEATURES, DEFAULT_FEATURES, FEATURES, Calibration, decide, features, scoring
+from es_faq.search.decide import (
+    BASE_FEATURES,
+    DEFAULT_FEATURES,
+    FEATURES,
+    Calibration,
+    decide,
+    features,
+    scoring,
+    thresholds,
+)
 from es_faq.search.pipeline import Searcher
 from es_faq.search.rerank import Reranker, candidate_texts
 from es_faq.search.retrieve import Hit
@@ -77,6 +86,37 @@ def test_both_orders_average_the_two_logits_of_each_pair(rerank_settings, rerank
     np.testing.assert_allclose(reranker.score(query, texts), (forward + backward) / 2, rtol=0, atol=1e-6)
     one_order = Reranker(rerank_settings.replace(rerank_both_orders=False))
     assert np.array_equal(one_order.score(query, texts), forward)
+
+
+def test_the_reverse_order_is_read_only_near_a_threshold(rerank_searcher, demo_alias):
+    """decide_order_band: the decision reads (query, question) first and the reverse only where P(right) from
+    that one order is within the band of a threshold; there it decides exactly as reading both always does,
+    and elsewhere it decides on the one order's logit."""
+    settings = rerank_searcher.settings
+    assert settings.rerank_both_orders and 0 < settings.decide_order_band < 1  # the defaults
+
+    def with_band(band: float) -> Searcher:
+        return Searcher(settings.replace(decide_order_band=band), rerank_searcher.client, rerank_searcher.embedder,
+                        rerank_searcher.analyzer, rerank_searcher.reranker)
+
+    shortcut, always = with_band(settings.decide_order_band), with_band(1.0)
+    assert shortcut.calibration is not None
+    limits = thresholds(settings, shortcut.calibration)
+    orders = []
+    for row in _demo_queries() + _demo_queries("near_miss"):
+        short = shortcut.search(row["query"], 5, index=demo_alias)
+        full = always.search(row["query"], 5, index=demo_alias).decision
+        assert full.orders == 2
+        orders.append(short.decision.orders)
+        if short.decision.orders == 2:
+            assert short.decision == full
+            continue
+        assert all(abs(short.decision.probability - t) >= settings.decide_order_band for t in limits)
+        texts = candidate_texts(short.hits[0])
+        forward = shortcut.reranker.score_ordered([(short.analysis.text, t) for t in texts])
+        assert short.decision.pair_score == round(float(forward.max()), 4)
+    # The demo has queries on both sides of the band.
+    assert orders.count(1) and orders.count(2), orders
 
 
 def test_candidate_texts_are_the_standard_and_matched_questions():

@@ -130,6 +130,12 @@ class Settings:
     # Score each pair in both orders, (query, text) and (text, query), and average the two logits: twice
     # the pairs, and the decision's diac test coverage 0.546 -> 0.627 (docs/benchmarks.md, "Both orders").
     rerank_both_orders: bool = True
+    # With rerank_both_orders, the decision reads the leader's pairs in one order, (query, question), and reads
+    # the reverse as well only when P(right) from that one order lies within this of the answer or the suggest
+    # threshold; further away, one order decides as both would have (diac dev: 0.25% of decisions differ at
+    # 0.15, and the reverse is read for about a third of the queries). 1: always both orders. Calibration
+    # (`es-faq calibrate`) always reads both (docs/benchmarks.md, "Reading the reverse order only near a threshold").
+    decide_order_band: float = 0.15
     # Where `models pull` finds the faq-bench directory a trained model's recipe names.
     bench_dir: Path = REPO_ROOT.parent / "shared" / "data" / "faq-bench"
     # Labelled question pairs (text1<TAB>text2<TAB>label) the cross-encoder trains and is evaluated on.
@@ -305,6 +311,9 @@ class Settings:
                               "empty")
         if not 0 <= self.decide_depth <= 50:
             raise ConfigError(f"decide_depth={self.decide_depth}: must be from 0 (no cross-encoder) to 50")
+        if not 0.0 <= self.decide_order_band <= 1.0:
+            raise ConfigError(f"decide_order_band={self.decide_order_band}: a distance in P(right) from 0 to 1 (1: "
+                              "read both orders of every pair)")
         if not 0 <= self.rerank_texts <= 3:
             raise ConfigError(f"rerank_texts={self.rerank_texts}: must be from 1 to 3 texts a candidate, or 0 for all")
         if self.onnx_threads < 0:

@@ -163,6 +163,10 @@ def calibrate(searcher: Searcher, benches: list[Path], split: str, names: tuple[
     from .bench import ensure_bench_index, load_queries
 
     settings = searcher.settings
+    if settings.decide_order_band < 1:
+        # Fitted on both orders of every pair: the one-order shortcut (decide_order_band) is judged against it.
+        settings = settings.replace(decide_order_band=1.0)
+        searcher = Searcher(settings, searcher.client, searcher.embedder, searcher.analyzer, searcher.reranker)
     mode = settings.search_mode
     parts = {}
     for bench in benches:

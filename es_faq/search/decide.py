@@ -74,6 +74,9 @@ class Decision:
     pair_score: float | None = None  # the leader's cross-encoder logit
     margin: float | None = None  # over the runner-up's logit
     differences: tuple[str, ...] = ()  # between the query and the leader's closest question ("a number: 3 vs 5")
+    # Orders the cross-encoder read the leader's pairs in: 2 (both, averaged), 1 (one: P(right) was far from
+    # both thresholds, decide_order_band, or rerank_both_orders is off); None when no cross-encoder ran.
+    orders: int | None = None
 
     def as_dict(self) -> dict:
         return {**asdict(self), "differences": list(self.differences)}
@@ -242,6 +245,15 @@ def thresholds(settings: Settings, calibration: Calibration) -> tuple[float, flo
     answer = calibration.answer_threshold if settings.answer_threshold is None else settings.answer_threshold
     suggest = calibration.suggest_threshold if settings.suggest_threshold is None else settings.suggest_threshold
     return answer, suggest
+
+
+def near_a_threshold(decision: Decision, settings: Settings, calibration: Calibration) -> bool:
+    """Whether P(right) from one order is within decide_order_band of a threshold, where reading the reverse
+    order too could change the action (or there is no P(right) to go by)."""
+    if decision.probability is None:
+        return True
+    band = settings.decide_order_band
+    return any(abs(decision.probability - t) < band for t in thresholds(settings, calibration))
 
 
 def decide(hits: list[Hit], depth: int, settings: Settings, calibration: Calibration | None,

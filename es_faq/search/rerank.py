@@ -76,12 +76,23 @@ class Reranker(OnnxModel):
         """New hits, each with scores["cross_encoder"]: the best logit over its question texts, all
         pairs of the query in one batched run."""
         texts = [candidate_texts(h, self.settings.rerank_texts) for h in hits]
-        flat = self.score(query, [t for group in texts for t in group])
+        return self.with_logits(hits, self.score(query, [t for group in texts for t in group]))
+
+    def text_logits(self, query: str, hits: list[Hit], reverse: bool = False) -> np.ndarray:
+        """One order's logits, flat, one per candidate text of each hit: (query, text), or (text, query) with
+        reverse. The decision reads the reverse only when the first order leaves it near a threshold."""
+        texts = [t for h in hits for t in candidate_texts(h, self.settings.rerank_texts)]
+        return self.score_ordered([(t, query) if reverse else (query, t) for t in texts])
+
+    def with_logits(self, hits: list[Hit], flat: np.ndarray) -> list[Hit]:
+        """New hits, each with scores["cross_encoder"]: the best of its candidate texts' logits in `flat` (one
+        per text, in candidate_texts order, hit after hit)."""
         out, start = [], 0
-        for hit, group in zip(hits, texts, strict=True):
-            logit = round(float(flat[start:start + len(group)].max()), 4)
+        for hit in hits:
+            count = len(candidate_texts(hit, self.settings.rerank_texts))
+            logit = round(float(flat[start:start + count].max()), 4)
             out.append(replace(hit, scores={**hit.scores, "cross_encoder": logit}))
-            start += len(group)
+            start += count
         return out
 
     def rerank(self, query: str, hits: list[Hit], retrieval_weight: float = 0.0) -> list[Hit]:
