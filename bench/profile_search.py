@@ -4,7 +4,8 @@
 
 Serves N searches (default 300) through the real Flask app (test client: no sockets, no gunicorn),
 with the query log on, under cProfile, and prints the time per request in each part of the path:
-the search stages, the request's JSON and metrics, the query log's queueing, and the rest.
+the search stages, the request's JSON and metrics, the query log's queueing, and the rest; and how
+many searches read the leader's pairs in both orders (decide_order_band).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from es_faq.config.load import load_settings
 # Functions whose cumulative time is one part of the path (pstats keys: file, line, name).
 PARTS = {"analyze": ("analyze.py", "analyze"), "embed": ("embed.py", "encode"),
          "request (dsl)": ("retrieve.py", "search_request"), "engine round trip": ("retrieve.py", "execute"),
-         "cross-encoder": ("rerank.py", "score_hits"), "decide": ("decide.py", "decide"),
+         "cross-encoder": ("rerank.py", "score_ordered"), "decide": ("decide.py", "decide"),
          "result to JSON": ("pipeline.py", "as_dict"), "query log (queueing)": ("querylog.py", "log_search"),
          "metrics": ("metrics.py", "observe_stages"), "whole request": ("app.py", "wsgi_app")}
 
@@ -40,8 +41,11 @@ def main() -> None:
     profile = cProfile.Profile()
     started = time.perf_counter()
     profile.enable()
+    orders = []
     for query in queries:
-        assert client.post("/v1/search", json={"query": query}).status_code == 200
+        response = client.post("/v1/search", json={"query": query})
+        assert response.status_code == 200
+        orders.append(response.get_json()["decision"]["orders"])
     profile.disable()
     wall = time.perf_counter() - started
     stats = pstats.Stats(profile)
@@ -50,7 +54,9 @@ def main() -> None:
         for part, (wanted_file, wanted_name) in PARTS.items():
             if file.endswith(wanted_file) and name == wanted_name:
                 rows[part] = rows.get(part, 0.0) + cumulative
-    print(json.dumps({"requests": len(queries), "wall_ms_per_request": round(wall / len(queries) * 1000, 2),
+    # How many searches read each pair in both orders (decide_order_band), one, or had no cross-encoder.
+    print(json.dumps({"requests": len(queries), "decision_orders": {str(k): orders.count(k) for k in (1, 2, None)},
+                      "wall_ms_per_request": round(wall / len(queries) * 1000, 2),
                       **{part: round(seconds / len(queries) * 1000, 2) for part, seconds in rows.items()}}))
     # Note: the Flask app's own __call__ is in flask/app.py; "whole request" is the WSGI app there.
     stats.sort_stats("tottime").print_stats(15)
