@@ -157,17 +157,17 @@ def _answered_without_gold(searcher, demo_alias) -> list[str]:
 
 
 def test_absent_gold_is_rarely_answered_with_the_calibrated_defaults(searcher, demo_alias):
-    """Measured 2026-12-04 (seventh session) with the shipped defaults (the cross-encoder trained on both
-    orders, each pair read both ways, the leader alone): 3 of the 44 demo paraphrases are answered when their
-    FAQ is hidden (请问小橙花不想用了，怎么把它停掉, 小橙借申请提交了，审核一般要等多久能出结果, 小橙借最短可以借多久;
-    4 in the sixth session, 2 with one order over the top 3), in line with the 4% no-match false answers on
-    diac test (docs/benchmarks.md, "A cross-encoder trained on both orders"). A floor with one query of room
-    for another CPU's INT8 arithmetic."""
+    """Measured 2026-12-04 (eighth session) with the shipped defaults (the cross-encoder's third run, the leader
+    alone, the reverse order read near a threshold): 4 of the 44 demo paraphrases are answered when their FAQ
+    is hidden (请问换了新号码，账号绑定的手机怎么更新, 请问小橙花不想用了，怎么把它停掉, 小橙借申请提交了，审核一般要等多久能出结果,
+    小橙借最短可以借多久; 3 in the seventh session, 4 in the sixth, 2 with one order over the top 3), in line with
+    the 4% no-match false answers on diac test (docs/benchmarks.md, "A second epoch both ways"). A floor with
+    one query of room for another CPU's INT8 arithmetic."""
     answered = _answered_without_gold(searcher, demo_alias)
-    assert len(answered) <= 4, answered
+    assert len(answered) <= 5, answered
 
 
-@pytest.mark.xfail(strict=True, reason="not met yet (issue 19): 3 of 44 demo paraphrases are answered with their "
+@pytest.mark.xfail(strict=True, reason="not met yet (issue 19): 4 of 44 demo paraphrases are answered with their "
                    "FAQ hidden, with the wrong FAQ")
 def test_absent_gold_is_never_answered_with_the_calibrated_defaults(searcher, demo_alias):
     """The goal: with its FAQ hidden, no demo paraphrase is answered."""
@@ -187,17 +187,17 @@ def _demo_decisions(searcher, demo_alias):
 
 
 def test_the_demo_decides_at_least_as_well_as_measured(searcher, demo_alias):
-    """Shipped defaults on the demo (docs/benchmarks.md, "The demo"): 27 of its 44 paraphrases answered with
-    their FAQ and none of its 9 near-misses answered with the FAQ it imitates, measured 2026-12-04 (seventh
-    session) with the cross-encoder trained on both orders (27 and 1 leak, 怎么关闭自动还款, in the sixth; 28 and
-    1 with one order over the top 3; the first cross-encoder answered 1 paraphrase). A floor with a little
-    room for another CPU's INT8 arithmetic."""
+    """Shipped defaults on the demo (docs/benchmarks.md, "The demo"): 28 of its 44 paraphrases answered with
+    their FAQ and none of its 9 near-misses answered with the FAQ it imitates, measured 2026-12-04 (eighth
+    session) with the cross-encoder's third run (27 and none in the seventh; 27 and 1 leak, 怎么关闭自动还款, in the
+    sixth; the first cross-encoder answered 1 paraphrase). A floor with a little room for another CPU's INT8
+    arithmetic."""
     answered, paraphrases, leaks = _demo_decisions(searcher, demo_alias)
-    assert len(answered) >= 26, answered
+    assert len(answered) >= 27, answered
     assert len(leaks) <= 1, leaks
 
 
-@pytest.mark.xfail(strict=True, reason="not met yet (issue 19): 27 of 44 demo paraphrases answered (no near-miss "
+@pytest.mark.xfail(strict=True, reason="not met yet (issue 19): 28 of 44 demo paraphrases answered (no near-miss "
                    "answered with its look-alike since the seventh session)")
 def test_the_demo_answers_its_paraphrases_and_none_of_its_near_misses(searcher, demo_alias):
     """The goal, a new user's first tries: 9 in 10 of the demo's paraphrases answered with their FAQ,

@@ -132,7 +132,7 @@ class Settings:
     rerank_both_orders: bool = True
     # With rerank_both_orders, the decision reads the leader's pairs in one order, (query, question), and reads
     # the reverse as well only when P(right) from that one order lies within this of the answer or the suggest
-    # threshold; further away, one order decides as both would have (diac dev: 0.25% of decisions differ at
+    # threshold; further away, one order decides as both would have (diac dev: 0.19% of actions differ at
     # 0.15, and the reverse is read for about a third of the queries). 1: always both orders. Calibration
     # (`es-faq calibrate`) always reads both (docs/benchmarks.md, "Reading the reverse order only near a threshold").
     decide_order_band: float = 0.15
