@@ -160,7 +160,8 @@ def test_absent_gold_is_rarely_answered_with_the_calibrated_defaults(searcher, d
     """Measured 2026-12-04 (eighth session) with the shipped defaults (the cross-encoder's third run, the leader
     alone, the reverse order read near a threshold): 4 of the 44 demo paraphrases are answered when their FAQ
     is hidden (请问换了新号码，账号绑定的手机怎么更新, 请问小橙花不想用了，怎么把它停掉,
-    小橙借申请提交了，审核一般要等多久能出结果, 小橙借最短可以借多久; 3 in the seventh session, 4 in the sixth, 2 with one order over the top 3), in line with
+    小橙借申请提交了，审核一般要等多久能出结果, 小橙借最短可以借多久; 3 in the seventh
+    session, 4 in the sixth, 2 with one order over the top 3), in line with
     the 4% no-match false answers on diac test (docs/benchmarks.md, "A second epoch both ways"). A floor with
     one query of room for another CPU's INT8 arithmetic."""
     answered = _answered_without_gold(searcher, demo_alias)
