@@ -351,3 +351,39 @@ def test_mined_negatives_never_hold_the_gold_faq(searcher, demo_alias):
     by_text = {f.question: f.id for f in read_jsonl(DEMO / "faqs.jsonl")}
     gold = {t: g.faq.id for g in groups for t in [*g.faq.texts, *g.paraphrases]}
     assert all(by_text[p.text2] != gold[p.text1] for p in pairs)
+
+
+def test_a_student_keeps_the_layers_asked_learns_from_its_teacher_and_exports(settings, tiny_pairs, tmp_path):
+    """`layers` cuts the encoder (a pair then costs half as much with 2 of 4 layers); `teacher` mixes the shipped
+    model's both-order logits into the targets, scored once and kept with the run; the export loads as a reranker."""
+    from transformers import BertForSequenceClassification
+
+    from es_faq.train.cross_encoder import build_pairs, export_reranker, fit, recipe_of
+
+    tiny = settings.replace(pairs_dir=tiny_pairs)
+    student = {**TINY_RECIPE, "init": "reranker-zh", "layers": [0, 3], "teacher": "reranker-zh"}
+    taught = fit(tiny, recipe_of(**{**student, "distill_weight": 1.0}), tmp_path / "taught", progress=False)
+    labelled = fit(tiny, recipe_of(**{**student, "distill_weight": 0.0}), tmp_path / "labelled", progress=False)
+    assert taught["steps"] == labelled["steps"] == 6
+    model = BertForSequenceClassification.from_pretrained(tmp_path / "taught" / "final")
+    assert model.config.num_hidden_layers == len(model.bert.encoder.layer) == 2
+    other = BertForSequenceClassification.from_pretrained(tmp_path / "labelled" / "final")
+    assert not torch.equal(model.classifier.weight, other.classifier.weight)  # the targets differ, so do the weights
+    cached = np.load(next((tmp_path / "taught").glob("teacher-*.npy")))
+    pairs = build_pairs(tiny, recipe_of(**student), tmp_path / "taught", progress=False)
+    teacher = Reranker(settings.replace(rerank_both_orders=True), "reranker-zh")
+    assert cached.shape == (len(pairs),)
+    assert np.allclose(cached[:5], teacher.score_pairs([(p.text1, p.text2) for p in pairs[:5]]), atol=1e-5)
+    with pytest.raises(ModelError, match="layer indices from 0 to 3"):
+        fit(tiny, recipe_of(**{**student, "layers": [0, 4]}), tmp_path / "bad", progress=False)
+    name = f"test-ce-student-{uuid.uuid4().hex[:6]}"
+    try:
+        export_reranker(tiny, name, tmp_path / "taught", calibration_size=32)
+        scores = Reranker(settings, name).score("可以推迟还款吗", ["怎么延期还款", "怎么修改收货地址"])
+        assert scores.shape == (2,) and np.isfinite(scores).all()
+        terms = {t["corpus"] for t in Manifest.load(name).training_data}
+        assert {"tiny", "bq", "atec", "chip2019", "diac"} <= terms  # the teacher's data terms come along
+    finally:
+        (MANIFEST_DIR / f"{name}.json").unlink(missing_ok=True)
+        shutil.rmtree(MANIFEST_DIR / name, ignore_errors=True)
+        shutil.rmtree(settings.models_path / name, ignore_errors=True)

@@ -86,6 +86,15 @@ def models_export(settings: Settings, model_id: str, int8: bool, output: Path | 
 
 
 # --- train ------------------------------------------------------------------------------------------
+def _layer_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        return [int(part) for part in value.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give encoder layer indices separated by commas, e.g. 0,3") from None
+
+
 @click.group()
 def train() -> None:
     """Fine-tune the reranker or the embedder on a faq-bench directory (needs the [train] extra)."""
@@ -115,6 +124,12 @@ def train() -> None:
               "bge-small-zh-v1.5.")
 @click.option("--both-orders", "both_orders", flag_value=True, default=None,
               help="Train on each pair read both ways, (a, b) and (b, a), in the same step (2 x batch-size sequences).")
+@click.option("--layers", callback=_layer_list, default=None,
+              help="Keep only these encoder layers of the starting model, e.g. 0,3: a smaller, faster cross-encoder.")
+@click.option("--teacher", default=None, help="A shipped cross-encoder (e.g. reranker-zh) whose logits the run learns "
+              "from besides the labels (distillation; see --distill-weight).")
+@click.option("--distill-weight", type=click.FloatRange(0, 1), default=None,
+              help="Share of the teacher in each target: (1 - w) x label + w x sigmoid(teacher logit). Default 0.5.")
 @click.option("--eval-every", type=click.IntRange(1), default=None, help="Steps between dev evaluations.")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=None, help="Steps between checkpoints.")
 @pass_settings

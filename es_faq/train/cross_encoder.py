@@ -65,6 +65,13 @@ DEFAULTS = {
     # A shipped cross-encoder to continue from (its INT8 weights, dequantized: es_faq/train/base.py), heads
     # included; None starts from bge-small-zh-v1.5 with fresh heads.
     "init": None,
+    # A smaller model: keep only these encoder layers (indices into init's or the base's), e.g. [0, 3] halves
+    # the cost of a pair (docs/training.md, "A two-layer student"). None keeps every layer.
+    "layers": None,
+    # A shipped cross-encoder whose logits (the mean of both orders, as the decision reads them) the run learns
+    # from besides the labels: the target is (1 - distill_weight) x label + distill_weight x sigmoid(its logit).
+    "teacher": None,
+    "distill_weight": 0.5,
     "eval_every": 1000,
     "checkpoint_every": 200,
 }
@@ -214,6 +221,8 @@ def fit(settings: Settings, recipe: dict, run_dir: Path, progress: bool = True,
         model, tokenizer_file = load_trained(settings, recipe["init"], BertForSequenceClassification, num_labels=1)
     else:
         model, tokenizer_file = load_base(settings, BertForSequenceClassification, num_labels=1)
+    if recipe["layers"]:
+        keep_layers(model, recipe["layers"])
     tokenizer = load_tokenizer(tokenizer_file, recipe["max_tokens"])
     tokenizer.enable_padding(pad_to_multiple_of=8)  # few distinct shapes: oneDNN reuses its kernels
     # The word embeddings (10.8M of 24M weights) may stay as bge trained them (freeze_word_embeddings).
@@ -232,6 +241,9 @@ def fit(settings: Settings, recipe: dict, run_dir: Path, progress: bool = True,
                                    {"params": head, "lr": head_lr}], weight_decay=0.01)
     schedule = get_linear_schedule_with_warmup(optimizer, max(1, int(total * recipe["warmup"])), total)
     labels = torch.tensor([p.label for p in pairs], dtype=torch.float32)
+    if recipe["teacher"]:
+        soft = torch.sigmoid(torch.from_numpy(teacher_logits(settings, recipe["teacher"], pairs, run_dir, progress)))
+        labels = (1 - recipe["distill_weight"]) * labels + recipe["distill_weight"] * soft
     loss_fn = torch.nn.BCEWithLogitsLoss()
     bf16 = recipe["bf16"]
 
@@ -262,6 +274,45 @@ def fit(settings: Settings, recipe: dict, run_dir: Path, progress: bool = True,
         return None
     return finish(model, run_dir / FINAL, {"recipe": recipe, "pairs": len(pairs), "steps": total},
                   seconds, started, _count_sources(pairs), evaluate_dev())
+
+
+def keep_layers(model, layers: list[int]) -> None:
+    """Cut `model`'s encoder down to `layers` (indices of its own layers, in the order given)."""
+    import torch
+
+    encoder = model.bert.encoder
+    count = len(encoder.layer)
+    if not layers or any(not 0 <= i < count for i in layers) or len(set(layers)) != len(layers):
+        raise ModelError(f"layers={layers}: give distinct encoder layer indices from 0 to {count - 1}")
+    encoder.layer = torch.nn.ModuleList(encoder.layer[i] for i in layers)
+    model.config.num_hidden_layers = len(layers)
+
+
+def teacher_logits(settings: Settings, teacher: str, pairs: list[Pair], run_dir: Path,
+                   progress: bool = True) -> np.ndarray:
+    """The shipped `teacher`'s logit of each pair, the mean of both orders (what the decision reads), scored
+    once with its ONNX file and kept in the run directory under the teacher's weights and the pairs."""
+    from tqdm import tqdm
+
+    from ..search.rerank import Reranker
+
+    model = Reranker(settings.replace(rerank_both_orders=True), teacher)
+    key = _digest({"teacher": teacher, "weights": model.manifest.weights_sha256,
+                   "pairs": hashlib.sha256("\n".join(f"{p.text1}\t{p.text2}" for p in pairs).encode()).hexdigest()})
+    cache = run_dir / f"teacher-{key}.npy"
+    if cache.exists():
+        return np.load(cache)
+    chunk = 512
+    out = np.empty(len(pairs), dtype=np.float32)
+    with tqdm(total=len(pairs), desc=f"{teacher} scoring the pairs", unit="pair", disable=not progress) as bar:
+        for start in range(0, len(pairs), chunk):
+            rows = pairs[start:start + chunk]
+            out[start:start + len(rows)] = model.score_pairs([(p.text1, p.text2) for p in rows])
+            bar.update(len(rows))
+    partial = cache.with_suffix(".part.npy")
+    np.save(partial, out)
+    partial.rename(cache)
+    return out
 
 
 def _count_sources(pairs: list[Pair]) -> dict:

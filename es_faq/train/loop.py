@@ -110,11 +110,12 @@ def training_data(recipe: dict) -> list[dict]:
 
 
 def with_init_data(parts: list[dict], recipe: dict) -> list[dict]:
-    """A model continued from another learned from that one's data too, under its terms."""
-    if not recipe.get("init"):
-        return parts
+    """A model continued from another (init), or taught by one (teacher), learned from that one's data too,
+    under its terms."""
     from ..models.manifest import Manifest
 
-    inherited = Manifest.load(recipe["init"]).data.get("training_data", [])
-    seen = {(p["corpus"], p["kind"]) for p in parts}
-    return parts + [p for p in inherited if (p["corpus"], p["kind"]) not in seen]
+    out = list(parts)
+    for source in dict.fromkeys(recipe[key] for key in ("init", "teacher") if recipe.get(key)):
+        seen = {(p["corpus"], p["kind"]) for p in out}
+        out += [p for p in Manifest.load(source).data.get("training_data", []) if (p["corpus"], p["kind"]) not in seen]
+    return out
