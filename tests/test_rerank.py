@@ -119,6 +119,24 @@ def test_the_reverse_order_is_read_only_near_a_threshold(rerank_searcher, demo_a
     assert orders.count(1) and orders.count(2), orders
 
 
+def test_a_search_reads_the_leaders_differences_once(rerank_searcher, demo_alias, monkeypatch):
+    """The differences depend on the leader's texts, not on the logits: a search that reads the reverse order
+    decides twice but compares the query with the leader's question once, and says what it found."""
+    from es_faq.search import differ
+
+    calls = []
+    real = differ.compare
+    monkeypatch.setattr(differ, "compare", lambda query, text: calls.append((query, text)) or real(query, text))
+    orders = set()
+    for row in _demo_queries()[:8] + _demo_queries("near_miss")[:8]:
+        calls.clear()
+        result = rerank_searcher.search(row["query"], 5, index=demo_alias)
+        orders.add(result.decision.orders)
+        assert len(calls) == 1 and calls[0][1] in candidate_texts(result.hits[0])
+        assert result.decision.differences == tuple(d.describe() for d in real(*calls[0]))
+    assert orders == {1, 2}
+
+
 def test_candidate_texts_are_the_standard_and_matched_questions():
     hit = Hit("f1", "标准问", "", "", 1.0, {"lexical": {"text": "相似问"}, "vector": {"text": "标准问"}})
     assert candidate_texts(hit) == ["标准问", "相似问"]

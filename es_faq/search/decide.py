@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -225,11 +226,18 @@ def compared_text(hit: Hit, query: str) -> str:
     return max(texts, key=lambda t: (len(chars & set(t)) / max(1, len(chars | set(t))), t == hit.question))
 
 
-def features(hits: list[Hit], query: str, depth: int = 1) -> dict[str, float]:
+def leader_differences(hits: list[Hit], query: str) -> list[differ.Difference]:
+    """What differs between `query` and the leader's closest question (none without a leader)."""
+    return differ.compare(query, compared_text(hits[0], query)) if hits else []
+
+
+def features(hits: list[Hit], query: str, depth: int = 1,
+             found: Sequence[differ.Difference] | None = None) -> dict[str, float]:
     """FEATURES of hits in ranked order whose first `depth` carry scores["cross_encoder"]: the leader's
     cross-encoder logit with its margin over the other scored hits', its retrieval and vector scores with their
     margins over the best of the others in the top MARGIN_DEPTH (each negative when the leader is not the best),
-    and what differs between `query` (as analysed) and the leader's closest question."""
+    and what differs between `query` (as analysed) and the leader's closest question (`found`, when the caller
+    has read them: leader_differences)."""
     logits = [h.scores["cross_encoder"] for h in hits[:max(1, depth)]]
     top = hits[:MARGIN_DEPTH]
     scores = [h.score for h in top]
@@ -237,7 +245,7 @@ def features(hits: list[Hit], query: str, depth: int = 1) -> dict[str, float]:
     return {"pair_logit": logits[0], "margin": _margin(logits),
             "retrieval_score": scores[0], "retrieval_margin": _margin(scores),
             "vector_score": vectors[0], "vector_margin": _margin(vectors),
-            **differ.features(query, compared_text(hits[0], query))}
+            **differ.features(query, compared_text(hits[0], query), found)}
 
 
 def thresholds(settings: Settings, calibration: Calibration) -> tuple[float, float]:
@@ -257,15 +265,16 @@ def near_a_threshold(decision: Decision, settings: Settings, calibration: Calibr
 
 
 def decide(hits: list[Hit], depth: int, settings: Settings, calibration: Calibration | None,
-           retrieval_mode: str = "hybrid", query: str = "") -> Decision:
+           retrieval_mode: str = "hybrid", query: str = "",
+           found: Sequence[differ.Difference] | None = None) -> Decision:
     """The action for hits in final order whose top `depth` carry scores["cross_encoder"]; `query` is the
-    analysed query text the differences are read against."""
+    analysed query text the differences are read against (`found`: leader_differences, when already read)."""
     if not hits:
         return Decision("no_match", "no candidate FAQ")
     if depth == 0:
         return Decision("suggest", "the cross-encoder decision is off (decide_depth = 0): only suggest")
-    values = features(hits, query, depth)
-    found = differ.compare(query, compared_text(hits[0], query))
+    found = leader_differences(hits, query) if found is None else found
+    values = features(hits, query, depth, found)
     differences = tuple(d.describe() for d in found)
     veto = next((d for d in found if d.kind in settings.veto_kinds), None)
 

@@ -11,6 +11,7 @@ category means the same in training, in the decision and in `es-faq eval`.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from functools import lru_cache
@@ -202,10 +203,10 @@ def _share(words: set[str], of: set[str]) -> float:
     return sum(idf(w) for w in words) / total if total else 0.0
 
 
-def features(query: str, text: str) -> dict[str, float]:
+def features(query: str, text: str, found: Sequence[Difference] | None = None) -> dict[str, float]:
     """FEATURES of a (query, question) pair: 1.0 where a kind differs, and the IDF-weighted share of each
-    side's content words that the other side lacks."""
-    kinds = {d.kind for d in compare(query, text)}
+    side's content words that the other side lacks; `found` is compare(query, text) when already read."""
+    kinds = {d.kind for d in (compare(query, text) if found is None else found)}
     q, t = _content(tokens(query)), _content(tokens(text))
     q_only, t_only = _only(q, text), _only(t, query)
     return {"diff_number": float("number" in kinds), "diff_negation": float("negation" in kinds),

@@ -15,7 +15,7 @@ from ..engine.client import make_client
 from ..errors import InvalidInput
 from .analyze import Analysis, Analyzer
 from .correct import Corrector
-from .decide import MARGIN_DEPTH, Calibration, Decision, decide, near_a_threshold
+from .decide import MARGIN_DEPTH, Calibration, Decision, decide, leader_differences, near_a_threshold
 from .dictionary import DictionaryStore
 from .embed import Embedder
 from .fuse import fuse
@@ -236,17 +236,18 @@ class Searcher:
         head, rest = hits[:depth], hits[depth:]
         orders = 2 if settings.rerank_both_orders else 1
         calibration = self.calibration
+        found = leader_differences(hits, text)  # the scores do not change them: read once
         if any("cross_encoder" not in h.scores for h in head):
             if orders == 2 and settings.decide_order_band < 1 and calibration is not None:
                 # One order first; the reverse only where it could change the action (decide_order_band).
                 forward = self.reranker.text_logits(text, head)
                 first = self.reranker.with_logits(head, forward)
-                decision = decide(first + rest, depth, settings, calibration, retrieval, text)
+                decision = decide(first + rest, depth, settings, calibration, retrieval, text, found)
                 if not near_a_threshold(decision, settings, calibration):
                     return first + rest, replace(decision, orders=1)
                 head = self.reranker.with_logits(head, (forward + self.reranker.text_logits(text, head, True)) / 2)
             else:
                 head = self.reranker.score_hits(text, head)
         hits = head + rest
-        decision = decide(hits, depth, settings, calibration, retrieval, text)
+        decision = decide(hits, depth, settings, calibration, retrieval, text, found)
         return hits, replace(decision, orders=orders) if head else decision
