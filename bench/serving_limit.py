@@ -32,7 +32,7 @@ import psutil
 
 from es_faq.config.load import load_settings
 from es_faq.search.pipeline import Searcher
-from es_faq.search.rerank import candidate_texts
+from es_faq.search.rerank import DECISION_SIDES, candidate_texts
 
 ROOT = Path(__file__).resolve().parent.parent
 LOAD = ROOT / "bench" / "load"
@@ -115,7 +115,7 @@ def record(searcher: Searcher, alias: str, queries: list[str], folder: Path) -> 
     settings = searcher.settings
     lines, pairs = [], []
     for query in queries:
-        result = searcher.search(query, explain=False)
+        result = searcher.search(query, matches=False)  # as the API sends it (no debug)
         body = result.request
         if settings.fusion == "sum":
             lines.append(f"POST\t/{alias}/_search\t{json.dumps(body, ensure_ascii=False)}")
@@ -123,7 +123,7 @@ def record(searcher: Searcher, alias: str, queries: list[str], folder: Path) -> 
             ndjson = "".join(json.dumps(x, ensure_ascii=False) + "\\n" for side in body.values() for x in ({}, side))
             lines.append(f"POST\t/{alias}/_msearch\t{ndjson}")
         head = result.hits[:settings.decide_depth]
-        pairs.append((result.analysis.text, [t for h in head for t in candidate_texts(h)]))
+        pairs.append((result.analysis.text, [t for h in head for t in candidate_texts(h, sides=DECISION_SIDES)]))
     path = folder / "engine-requests.tsv"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path, [p for p in pairs if p[1]]

@@ -219,10 +219,10 @@ def compared_text(hit: Hit, query: str) -> str:
     """The hit's question text the query is compared with: of those the cross-encoder read, the one sharing
     the most characters with the query. A near-miss imitates one question closely ("怎么关闭自动还款" /
     "怎么设置自动还款"), and that closest text is where its telling difference shows."""
-    from .rerank import candidate_texts
+    from .rerank import DECISION_SIDES, candidate_texts
 
     chars = set(query)
-    texts = candidate_texts(hit) or [hit.question]
+    texts = candidate_texts(hit, sides=DECISION_SIDES) or [hit.question]
     return max(texts, key=lambda t: (len(chars & set(t)) / max(1, len(chars | set(t))), t == hit.question))
 
 

@@ -19,7 +19,7 @@ from .decide import MARGIN_DEPTH, Calibration, Decision, decide, leader_differen
 from .dictionary import DictionaryStore
 from .embed import Embedder
 from .fuse import fuse
-from .rerank import Reranker
+from .rerank import DECISION_SIDES, MATCH_SIDES, Reranker
 from .retrieve import Hit, RetrievalQuery, Shards, execute, execute_sides, search_request, side_requests
 from .vocabulary import Correctors, VocabularyStore
 
@@ -175,10 +175,11 @@ class Searcher:
             vector = None
             if retrieval != "bm25" and analysis.text:
                 vector = self.embedder.encode([analysis.text], is_query=True)[0].tolist()
-        # The cross-encoder reads the matched questions; so does explain.
-        wanted = RetrievalQuery(analysis.tokens, vector, depth, category,
-                                matches or reranking or explain or settings.decide_depth > 0,
-                                analysis.expansions, exclude)
+        # Match details: both sides' best questions for the caller, reranking and explain; the decision alone
+        # reads the vector side's (DECISION_SIDES), so only that side's are asked for then.
+        shown = matches or reranking or explain
+        wanted = RetrievalQuery(analysis.tokens, vector, depth, category, shown or settings.decide_depth > 0,
+                                analysis.expansions, exclude, MATCH_SIDES if shown else DECISION_SIDES)
         request, hits, lists, shards = self._retrieve(retrieval, wanted, index, timer)
         stages: dict[str, list[dict]] = {}
         if explain:
@@ -240,14 +241,15 @@ class Searcher:
         if any("cross_encoder" not in h.scores for h in head):
             if orders == 2 and settings.decide_order_band < 1 and calibration is not None:
                 # One order first; the reverse only where it could change the action (decide_order_band).
-                forward = self.reranker.text_logits(text, head)
-                first = self.reranker.with_logits(head, forward)
+                forward = self.reranker.text_logits(text, head, sides=DECISION_SIDES)
+                first = self.reranker.with_logits(head, forward, DECISION_SIDES)
                 decision = decide(first + rest, depth, settings, calibration, retrieval, text, found)
                 if not near_a_threshold(decision, settings, calibration):
                     return first + rest, replace(decision, orders=1)
-                head = self.reranker.with_logits(head, (forward + self.reranker.text_logits(text, head, True)) / 2)
+                reverse = self.reranker.text_logits(text, head, True, DECISION_SIDES)
+                head = self.reranker.with_logits(head, (forward + reverse) / 2, DECISION_SIDES)
             else:
-                head = self.reranker.score_hits(text, head)
+                head = self.reranker.score_hits(text, head, DECISION_SIDES)
         hits = head + rest
         decision = decide(hits, depth, settings, calibration, retrieval, text, found)
         return hits, replace(decision, orders=orders) if head else decision

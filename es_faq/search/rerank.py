@@ -1,7 +1,8 @@
 """Stage: rerank the fused candidates with an ONNX cross-encoder (query, question) -> relevance logit.
 
 A candidate FAQ is scored on each question text that matched it (its standard question plus the
-best lexical and best vector question) and keeps its best score, as retrieval does.
+best lexical and best vector question; the decision reads the vector side's alone) and keeps its best
+score, as retrieval does.
 """
 
 from __future__ import annotations
@@ -15,11 +16,18 @@ from ..errors import ModelError
 from ..models.onnx import OnnxModel, onnx_inputs
 from .retrieve import Hit
 
+# The sides whose best-matching question a hit is judged on: both for reranking and the doctor; the vector
+# side's alone for the decision, whose search then asks the engine for the vector side's match details only
+# (the lexical side's best question adds a text to 0.7% of diac leaders and none of atec's, and its inner hits
+# cost about 1 ms of the engine's CPU a search: docs/benchmarks.md, "The decision reads the vector side's match").
+MATCH_SIDES = ("lexical", "vector")
+DECISION_SIDES = ("vector",)
 
-def candidate_texts(hit: Hit, limit: int = 0) -> list[str]:
-    """The question texts a hit is judged on: standard first, then the matched ones, no repeats;
+
+def candidate_texts(hit: Hit, limit: int = 0, sides: tuple[str, ...] = MATCH_SIDES) -> list[str]:
+    """The question texts a hit is judged on: standard first, then the matched ones of `sides`, no repeats;
     the first `limit` of them when limit > 0 (rerank_texts)."""
-    texts = [hit.question, *(m.get("text") for m in hit.matched.values())]
+    texts = [hit.question, *(hit.matched[side].get("text") for side in sides if side in hit.matched)]
     unique = list(dict.fromkeys(t for t in texts if t))
     return unique[:limit] if limit > 0 else unique
 
@@ -72,24 +80,25 @@ class Reranker(OnnxModel):
             out[rows] = logits[:, 0]
         return out
 
-    def score_hits(self, query: str, hits: list[Hit]) -> list[Hit]:
-        """New hits, each with scores["cross_encoder"]: the best logit over its question texts, all
-        pairs of the query in one batched run."""
-        texts = [candidate_texts(h, self.settings.rerank_texts) for h in hits]
-        return self.with_logits(hits, self.score(query, [t for group in texts for t in group]))
+    def score_hits(self, query: str, hits: list[Hit], sides: tuple[str, ...] = MATCH_SIDES) -> list[Hit]:
+        """New hits, each with scores["cross_encoder"]: the best logit over its question texts (those
+        matched on `sides`), all pairs of the query in one batched run."""
+        texts = [candidate_texts(h, self.settings.rerank_texts, sides) for h in hits]
+        return self.with_logits(hits, self.score(query, [t for group in texts for t in group]), sides)
 
-    def text_logits(self, query: str, hits: list[Hit], reverse: bool = False) -> np.ndarray:
+    def text_logits(self, query: str, hits: list[Hit], reverse: bool = False,
+                    sides: tuple[str, ...] = MATCH_SIDES) -> np.ndarray:
         """One order's logits, flat, one per candidate text of each hit: (query, text), or (text, query) with
         reverse. The decision reads the reverse only when the first order leaves it near a threshold."""
-        texts = [t for h in hits for t in candidate_texts(h, self.settings.rerank_texts)]
+        texts = [t for h in hits for t in candidate_texts(h, self.settings.rerank_texts, sides)]
         return self.score_ordered([(t, query) if reverse else (query, t) for t in texts])
 
-    def with_logits(self, hits: list[Hit], flat: np.ndarray) -> list[Hit]:
+    def with_logits(self, hits: list[Hit], flat: np.ndarray, sides: tuple[str, ...] = MATCH_SIDES) -> list[Hit]:
         """New hits, each with scores["cross_encoder"]: the best of its candidate texts' logits in `flat` (one
         per text, in candidate_texts order, hit after hit)."""
         out, start = [], 0
         for hit in hits:
-            count = len(candidate_texts(hit, self.settings.rerank_texts))
+            count = len(candidate_texts(hit, self.settings.rerank_texts, sides))
             logit = round(float(flat[start:start + count].max()), 4)
             out.append(replace(hit, scores={**hit.scores, "cross_encoder": logit}))
             start += count

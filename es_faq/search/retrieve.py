@@ -93,10 +93,15 @@ class RetrievalQuery:
     matches: bool = True
     synonyms: Sequence[str] = ()  # query-side expansion: the stored text is never rewritten with synonyms
     exclude: Sequence[str] = ()
+    match_sides: Sequence[str] = ("lexical", "vector")  # whose match details `matches` asks for
 
 
 def _inner_hits(name: str) -> dict:
     return {"name": name, "size": 1, "_source": ["questions.text"]}
+
+
+def _matches(query: RetrievalQuery, side: str) -> bool:
+    return query.matches and side in query.match_sides
 
 
 def _filters(query: RetrievalQuery) -> list[Query]:
@@ -114,7 +119,7 @@ def _lexical(query: RetrievalQuery, settings: Settings) -> Query:
         match = Q("bool", should=[match, Q("match", **{"questions.tokens": {
             "query": " ".join(query.synonyms), "boost": settings.synonym_boost}})])
     return Q("nested", path="questions", score_mode="max", query=match,
-             **({"inner_hits": _inner_hits("lexical")} if query.matches else {}))
+             **({"inner_hits": _inner_hits("lexical")} if _matches(query, "lexical") else {}))
 
 
 def search_request(mode: str, query: RetrievalQuery, settings: Settings) -> Search:
@@ -133,7 +138,7 @@ def search_request(mode: str, query: RetrievalQuery, settings: Settings) -> Sear
             # The DSL types one query; Elasticsearch also takes the list, as the body always had it.
             filter=[f.to_dict() for f in filters],  # type: ignore[arg-type]
             boost=settings.vector_boost if hybrid else 1.0,
-            inner_hits=_inner_hits("vector") if query.matches else None)
+            inner_hits=_inner_hits("vector") if _matches(query, "vector") else None)
         if settings.knn_rescore_oversample:
             # The DSL's knn() takes no rescore_vector (elasticsearch 9.2): set on the section it added.
             search._knn[-1]["rescore_vector"] = {"oversample": settings.knn_rescore_oversample}
