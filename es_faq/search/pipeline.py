@@ -19,8 +19,8 @@ from .decide import MARGIN_DEPTH, Calibration, Decision, decide, leader_differen
 from .dictionary import DictionaryStore
 from .embed import Embedder
 from .fuse import fuse
-from .rerank import DECISION_SIDES, MATCH_SIDES, Reranker
-from .retrieve import Hit, RetrievalQuery, Shards, execute, execute_sides, search_request, side_requests
+from .rerank import DECISION_SIDES, Reranker
+from .retrieve import MATCH_SIDES, Hit, RetrievalQuery, Shards, execute, execute_sides, search_request, side_requests
 from .vocabulary import Correctors, VocabularyStore
 
 

@@ -14,13 +14,12 @@ import numpy as np
 from ..config.settings import Settings
 from ..errors import ModelError
 from ..models.onnx import OnnxModel, onnx_inputs
-from .retrieve import Hit
+from .retrieve import MATCH_SIDES, Hit
 
-# The sides whose best-matching question a hit is judged on: both for reranking and the doctor; the vector
-# side's alone for the decision, whose search then asks the engine for the vector side's match details only
+# The sides whose best-matching question a hit is judged on: both (MATCH_SIDES) for reranking and the doctor;
+# the vector side's alone for the decision, whose search then asks the engine for the vector side's match details only
 # (the lexical side's best question adds a text to 0.7% of diac leaders and none of atec's, and its inner hits
 # cost about 1 ms of the engine's CPU a search: docs/benchmarks.md, "The decision reads the vector side's match").
-MATCH_SIDES = ("lexical", "vector")
 DECISION_SIDES = ("vector",)
 
 

@@ -78,6 +78,10 @@ class Hits(list[Hit]):
     shards: Shards = Shards()
 
 
+# The two sides of a hybrid search, each of which can name the question that matched a hit best (inner hits).
+MATCH_SIDES = ("lexical", "vector")
+
+
 @dataclass(frozen=True)
 class RetrievalQuery:
     """What retrieval needs of one analysed query, whatever the mode.
@@ -93,7 +97,7 @@ class RetrievalQuery:
     matches: bool = True
     synonyms: Sequence[str] = ()  # query-side expansion: the stored text is never rewritten with synonyms
     exclude: Sequence[str] = ()
-    match_sides: Sequence[str] = ("lexical", "vector")  # whose match details `matches` asks for
+    match_sides: Sequence[str] = MATCH_SIDES  # whose match details `matches` asks for
 
 
 def _inner_hits(name: str) -> dict:
