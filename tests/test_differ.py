@@ -2,7 +2,7 @@
 
 import pytest
 
-from es_faq.search.differ import FEATURES, compare, explain, features
+from es_faq.search.differ import FEATURES, compare, explain, features, statement
 
 
 @pytest.mark.parametrize(("query", "text", "kind", "said"), [
@@ -55,3 +55,21 @@ def test_a_number_written_in_characters_is_the_same_number():
 def test_words_glued_by_the_segmenter_are_not_counted_as_missing():
     # jieba cuts "员工工资" whole in one text and "员工 ... 工资" in the other: no word is missing.
     assert features("公司欠员工工资怎么办", "员工欠公司工资怎么办")["query_only_idf"] == 0.0
+
+
+@pytest.mark.parametrize(("query", "text"), [
+    ("小橙花能不能晚点还", "小橙花怎么延期还款"),  # jieba: 能 / 不能
+    ("小橙花晚还几天会不会上征信", "逾期会影响征信吗"),  # 会 / 不会
+    ("积分是不是每年都会清零", "积分会清零吗"),
+    ("有没有人工提额", "可以人工提额吗"),
+    ("可不可以提前还", "可以提前还吗"),
+])
+def test_a_yes_no_question_asked_as_a_not_a_is_no_negation(query, text):
+    assert "negation" not in [d.kind for d in compare(query, text)]
+    assert features(query, text)["diff_negation"] == 0.0
+
+
+def test_a_negation_beside_a_not_a_is_still_a_negation():
+    assert statement("小橙花能不能晚点还") == "小橙花能晚点还"
+    assert [d.kind for d in compare("还没发货能不能取消订单", "已发货能取消订单吗")][0] == "negation"
+    assert explain("能不能不还款", "能还款吗")[0] == "differs in a negation: 不 vs -"

@@ -36,6 +36,12 @@ def test_each_category_edits_what_it_names(generator, category, text, expected):
         assert edited == expected
 
 
+def test_negation_reads_a_not_a_as_the_question_it_asks():
+    # jieba cuts "能不能" into 能 / 不能: taking "不能" away must not leave "能能退款吗".
+    edited = Generator(["小橙花能不能退款"] * 3).edit("negation", "小橙花能不能退款", random.Random(1))
+    assert edited == "小橙花不能退款"
+
+
 @pytest.mark.parametrize("text", ["夫妻和子女的财产怎么分",  # joined by 和: symmetric, not a swap
                                   "蚂蚁花呗怎么还款",  # one noun phrase of two nouns
                                   "什么时候可以开通贷款功能"])  # 时候 only frames the question

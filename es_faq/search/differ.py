@@ -55,6 +55,9 @@ ASYMMETRIC = frozenset({"给", "向", "对", "欠", "被", "起诉", "告", "借
 KINDS = DIFFERENCE_KINDS
 FEATURES = ("diff_number", "diff_negation", "diff_antonym", "diff_temporal", "diff_order", "query_only_idf",
             "text_only_idf")
+# A yes-no question asked as "A不A" or "A没A" ("能不能", "会不会", "有没有", "可不可以") holds no negation; jieba cuts
+# some of them ("能 / 不能") so that a negation word would show. statement() reads them as "A".
+_A_NOT_A = re.compile(r"([\u3400-\u9fff])[不没]\1")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?|[零一二两三四五六七八九十百千万]+(?=[个年月天日次岁倍周元块号级期%])")
 _CN = {"零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _CONTENT = re.compile(r"[\u3400-\u9fffA-Za-z0-9]")
@@ -100,6 +103,16 @@ def idf(word: str) -> float:
     return table.get(word, median)
 
 
+def statement(text: str) -> str:
+    """`text` with each "A不A" question form read as "A" ("小橙花能不能晚点还" -> "小橙花能晚点还")."""
+    return _A_NOT_A.sub(r"\1", text)
+
+
+def negations(text: str) -> list[str]:
+    """The negation words of `text`, its "A不A" question forms left out."""
+    return [w for w in tokens(statement(text)) if w in NEGATIONS]
+
+
 def _numbers(text: str) -> list[str]:
     out = []
     for m in _NUMBER.finditer(text):
@@ -126,8 +139,7 @@ def compare(query: str, text: str) -> list[Difference]:
     qn, tn = _numbers(query), _numbers(text)
     if qn and tn and sorted(qn) != sorted(tn):
         out.append(Difference("number", " ".join(qn), " ".join(tn)))
-    q_neg = [w for w in q if w in NEGATIONS]
-    t_neg = [w for w in t if w in NEGATIONS]
+    q_neg, t_neg = negations(query), negations(text)
     if len(q_neg) % 2 != len(t_neg) % 2:
         out.append(Difference("negation", " ".join(q_neg), " ".join(t_neg)))
     qs, ts = set(q), set(t)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from ..search.differ import ANTONYM_PAIRS, ASYMMETRIC, TEMPORAL_GROUPS
+from ..search.differ import ANTONYM_PAIRS, ASYMMETRIC, TEMPORAL_GROUPS, statement
 from .pairs import Pair
 
 NEGATIVE = ("entity", "negation", "antonym", "temporal", "number", "asymmetry", "swap", "insertion")
@@ -128,7 +128,8 @@ class Generator:
         return _join([*toks[:i], new, *toks[i + 1:]])
 
     def negation(self, text: str, rng: random.Random) -> str | None:
-        toks = tokens(text)
+        # "能不能" asks, it does not negate: edit the statement ("能退款吗"), or "能不能" would become "能能".
+        toks = tokens(statement(text))
         negated = [i for i, t in enumerate(toks) if t.word in _NEGATED]
         if negated:  # take the negation away ("不能退款吗" -> "能退款吗")
             i = rng.choice(negated)
