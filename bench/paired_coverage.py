@@ -48,22 +48,13 @@ def main() -> None:
     if len(a) != len(b) or any(x["kind"] != y["kind"] for x, y in zip(a, b, strict=True)):
         raise SystemExit("the two folders' test rows are not the same queries in the same order")
 
-    def outcome(row: dict, at: dict) -> float:
-        """1 where the row counts for its kind's rate: a right answer (paraphrase) or a false one (the others)."""
-        said = cal.answers(row, at["answer"])
-        if row["kind"] == "paraphrase":
-            return float(said and row["right"])
-        if row["kind"] == "near_miss":
-            return float(said and row["near_miss_hit"])
-        return float(said)
-
     rng = np.random.default_rng(args.seed)
     out: dict = {"first": str(args.first), "second": str(args.second), "thresholds": [a_at, b_at]}
     for kind, rate in (("paraphrase", "coverage"), ("near_miss", "near_miss_false_answer_rate"),
                        ("no_match", "no_match_false_answer_rate")):
         index = [i for i, r in enumerate(a) if r["kind"] == kind]
-        x = np.array([outcome(a[i], a_at) for i in index])
-        y = np.array([outcome(b[i], b_at) for i in index])
+        x = np.array([cal.counts(a[i], a_at["answer"]) for i in index], dtype=float)
+        y = np.array([cal.counts(b[i], b_at["answer"]) for i in index], dtype=float)
         draws = rng.integers(0, len(index), size=(args.resamples, len(index)))
         change = (y[draws] - x[draws]).mean(axis=1)
         out[rate] = {"queries": len(index), "first": round(float(x.mean()), 4), "second": round(float(y.mean()), 4),
@@ -72,11 +63,14 @@ def main() -> None:
                      "gained": int(((y == 1) & (x == 0)).sum()), "lost": int(((y == 0) & (x == 1)).sum())}
     # Each model's own thresholds set its operating point; the frontier says whether it gained coverage at the same
     # false-answer rates (every answer threshold of a grid, both models, on test).
-    out["frontier"] = [{"answer_threshold": t, **{side: [cal.outcomes(rows_, t, min(t, at["suggest"]))[k] for k in
-                                                         ("coverage", "near_miss_false_answer_rate",
-                                                          "no_match_false_answer_rate")]
-                                                  for side, rows_, at in (("first", a, a_at), ("second", b, b_at))}}
-                       for t in (0.6, 0.65, 0.7, 0.72, 0.74, 0.76, 0.78, 0.8, 0.85)]
+    reported = ("coverage", "near_miss_false_answer_rate", "no_match_false_answer_rate")
+    out["frontier"] = []
+    for t in (0.6, 0.65, 0.7, 0.72, 0.74, 0.76, 0.78, 0.8, 0.85):
+        point: dict = {"answer_threshold": t}
+        for side, decided_rows, at in (("first", a, a_at), ("second", b, b_at)):
+            found = cal.outcomes(decided_rows, t, min(t, at["suggest"]))
+            point[side] = [found[k] for k in reported]
+        out["frontier"].append(point)
     print(json.dumps(out, ensure_ascii=False, indent=1))
 
 

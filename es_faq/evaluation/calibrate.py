@@ -67,6 +67,15 @@ def answers(row: dict, answer: float, key: str = "probability") -> bool:
     return row[key] is not None and row[key] >= answer and not row.get("vetoed")
 
 
+def counts(row: dict, answer: float, key: str = "probability") -> bool:
+    """Whether the row counts toward its kind's rate at this threshold: a paraphrase answered with its FAQ
+    (coverage), a near-miss answered with its look-alike, a no-match answered at all (false answers)."""
+    if not answers(row, answer, key):
+        return False
+    return row["right"] if row["kind"] == "paraphrase" else row["near_miss_hit"] if row["kind"] == "near_miss" \
+        else True
+
+
 def judged(row: dict) -> bool:
     """Whether answering this row with its leader is known right or wrong: a near-miss answered with
     some other FAQ may be right (it can be equivalent to another FAQ), so it is counted neither way."""
@@ -212,11 +221,10 @@ def outcomes(rows: list[dict], answer: float, suggest: float, key: str = "probab
     judged_answers = [r for r in answered if judged(r)]
     return {
         "answer_threshold": answer, "suggest_threshold": suggest,
-        "coverage": share([r for r in answered if r["kind"] == "paraphrase" and r["right"]], para),
+        "coverage": share([r for r in para if counts(r, answer, key)], para),
         "wrong_faq_rate": share([r for r in answered if r["kind"] == "paraphrase" and not r["right"]], para),
-        "near_miss_false_answer_rate": share([r for r in answered if r["kind"] == "near_miss" and r["near_miss_hit"]],
-                                             near),
-        "no_match_false_answer_rate": share([r for r in answered if r["kind"] == "no_match"], none),
+        "near_miss_false_answer_rate": share([r for r in near if counts(r, answer, key)], near),
+        "no_match_false_answer_rate": share([r for r in none if counts(r, answer, key)], none),
         "answer_precision": (round(sum(r["right"] for r in judged_answers) / len(judged_answers), 4)
                              if judged_answers else None),
         "answered": share(answered, rows),
@@ -318,4 +326,4 @@ def write_curve(points: list[dict], chosen: dict, title: str, stem: Path) -> dic
 
 
 __all__ = ["collect", "fit", "fit_trees", "out_of_fold", "choose", "fitted", "calibrate", "outcomes", "curve",
-           "with_probabilities", "write_curve"]
+           "with_probabilities", "write_curve", "counts"]
