@@ -1,5 +1,8 @@
 """fp32 against dynamic and static INT8 for the cross-encoder: speed, accuracy and batch stability.
 
+Static INT8 is measured in both layouts (`MATMUL_OUTPUTS`): float MatMul outputs (`int8-static`, what
+exports write) and the earlier layout that quantizes them again (`int8-static-int8-outputs`).
+
     python bench/quantization.py reranker-zh [--pairs 2000]
 
 Needs a finished run (`es-faq train reranker NAME`) and the [train] extra. Writes both INT8 files
@@ -21,7 +24,7 @@ import numpy as np
 
 from es_faq.config.load import load_settings
 from es_faq.models.onnx import load_tokenizer, onnx_inputs, onnx_session
-from es_faq.models.quantize import QUANTIZATIONS, quantize
+from es_faq.models.quantize import MATMUL_OUTPUTS, QUANTIZATIONS, quantize
 from es_faq.train.cross_encoder import build_pairs
 from es_faq.train.pair_eval import metrics
 from es_faq.train.pairs import corpus_file, read_pairs
@@ -44,9 +47,14 @@ def main() -> None:
     calibration = build_pairs(settings, recipe, run_dir, progress=False)
     calibration = [calibration[i] for i in np.random.default_rng(recipe["seed"]).choice(len(calibration), 512)]
     variants = {"fp32": model_dir / "model.onnx"}
+    pairs = [(p.text1, p.text2) for p in calibration]
     for method in QUANTIZATIONS:
         variants[f"int8-{method}"] = quantize(model_dir / "model.onnx", model_dir / f"bench-int8-{method}.onnx",
-                                              method, tokenizer, [(p.text1, p.text2) for p in calibration])
+                                              method, tokenizer, pairs)
+    for outputs in MATMUL_OUTPUTS[1:]:
+        name = f"int8-static-{outputs}-outputs"
+        variants[name] = quantize(model_dir / "model.onnx", model_dir / f"bench-{name}.onnx", "static", tokenizer,
+                                  pairs, matmul_outputs=outputs)
     dev = {c: read_pairs(corpus_file(settings.pairs_dir, c, "dev"), c, args.pairs, seed=11) for c in ("bq", "afqmc")}
     mixed = dev["bq"][:10] + dev["afqmc"][:10]
     for name, path in variants.items():

@@ -4,9 +4,13 @@ model whose fp32 export is in the model cache (a model trained here, right after
 is also timed as a dynamic-INT8 copy of the same weights (onnxruntime's quantize_dynamic, made in a
 temporary folder), so the shipped static-INT8 file is compared with the alternative in one run. This VM's
 speed drifts by 10-15% from pass to pass, so the two files are timed in alternating passes (`--rounds`,
-default 10) and the median of each and of their per-round ratio reported.
+default 10) and the median of each and of their per-round ratio reported. With --static, a static-INT8
+copy in the layout exports write today (float MatMul outputs; calibrated as `es-faq models quantize` does)
+is timed too, so a file shipped in the earlier layout (outputs quantized again) is compared with it. A
+derived model's fp32 is its source's file (`bge-small-zh-v1.5-s8` from `bge-small-zh-v1.5`).
 
-    .venv/bin/python bench/query_embed_speed.py [--model bge-small-zh-v1.5-s8 --model embedder-zh] [--dynamic]
+    .venv/bin/python bench/query_embed_speed.py [--model bge-small-zh-v1.5-s8 --model embedder-zh] \
+        [--dynamic] [--static]
 """
 
 import argparse
@@ -19,9 +23,30 @@ import time
 from pathlib import Path
 
 from es_faq.config.load import load_settings
-from es_faq.models.onnx import onnx_session
-from es_faq.models.quantize import quantize
+from es_faq.models.manifest import Manifest
+from es_faq.models.onnx import load_tokenizer, onnx_session
+from es_faq.models.quantize import calibration_texts, quantize
 from es_faq.search.embed import Embedder
+
+
+def fp32_file(settings, manifest: Manifest) -> Path | None:
+    """The fp32 weights behind a shipped INT8 embedder: a trained model's export kept in the cache, or the
+    file of the model it was derived from."""
+    trained = settings.models_path / manifest.name / "model.onnx"
+    if trained.exists():
+        return trained
+    source = manifest.source.get("derived", {}).get("from")
+    return Manifest.load(source).file(settings, "model") if source else None
+
+
+def static_copy(settings, manifest: Manifest, fp32: Path, out: Path) -> Path:
+    """A static-INT8 copy of `fp32` in today's layout, calibrated as `derive_static` does."""
+    bench = settings.bench_dir
+    texts = calibration_texts([bench / "diac" / "faqs.jsonl", bench / "atec" / "faqs.jsonl"], 256, 13)
+    if manifest.data.get("query_prefix"):
+        texts = texts + [manifest.query_prefix + t for t in texts[:128]]
+    tokenizer = load_tokenizer(manifest.file(settings, "tokenizer"), settings.embed_max_tokens)
+    return quantize(fp32, out, "static", tokenizer, texts, ranges="percentile", length=settings.embed_max_tokens)
 
 
 def one_pass(embedder: Embedder, session, queries: list[str]) -> float:
@@ -54,6 +79,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", dest="models", action="append", default=None)
     parser.add_argument("--dynamic", action="store_true", help="also time a dynamic-INT8 copy of each fp32 export")
+    parser.add_argument("--static", action="store_true",
+                        help="also time a static-INT8 copy with float MatMul outputs (today's layout)")
     parser.add_argument("--rounds", type=int, default=10, help="alternating passes of each file")
     args = parser.parse_args()
     settings = load_settings().replace(onnx_threads=1)
@@ -63,9 +90,12 @@ def main() -> None:
     for name in args.models or ["bge-small-zh-v1.5-s8", "embedder-zh"]:
         embedder = Embedder(settings, name)
         sessions = {f"shipped ({embedder.manifest.quantization})": embedder.session}
-        fp32 = settings.models_path / name / "model.onnx"  # a trained model's fp32 export, kept in the cache
+        fp32 = fp32_file(settings, embedder.manifest)
         with tempfile.TemporaryDirectory() as tmp:
-            if args.dynamic and fp32.exists() and "model_int8" in embedder.manifest.files:
+            if args.static and fp32:
+                static = static_copy(settings, embedder.manifest, fp32, Path(tmp) / "static.onnx")
+                sessions["static INT8, float MatMul outputs, of the same fp32 weights"] = onnx_session(static, settings)
+            if args.dynamic and fp32:
                 dynamic = quantize(fp32, Path(tmp) / "dynamic.onnx", "dynamic")
                 sessions["dynamic INT8 of the same fp32 weights"] = onnx_session(dynamic, settings)
             print(json.dumps({"model": name, "prefix": bool(embedder.manifest.data.get("query_prefix")),

@@ -46,7 +46,39 @@ def test_quantize_ships_a_static_int8_embedder_whose_vectors_ignore_batch_mates(
         texts = ["花呗可以推迟还吗", "借呗提额", "我想退货"]
         together = static.encode(texts, batch_size=32)
         assert np.array_equal(together, np.vstack([static.encode([t], batch_size=1) for t in texts]))
-        assert ((together * fp32.encode(texts)).sum(axis=1) > 0.9).all()
+        reference = fp32.encode(texts)
+        assert ((together * reference).sum(axis=1) > 0.9).all()
+        assert manifest.source["derived"]["matmul_outputs"] == "float"
+        _float_outputs_beat_int8_outputs(cache, static, manifest, questions, texts, reference, tmp_path)
     finally:
         shutil.rmtree(MANIFEST_DIR / name, ignore_errors=True)
         (MANIFEST_DIR / f"{name}.json").unlink(missing_ok=True)
+
+
+def _float_outputs_beat_int8_outputs(settings, static, manifest, calibration, texts, reference, tmp_path):
+    """The shipped layout leaves every MatMul's output in float (nothing quantizes it again), and its
+    vectors lie closer to fp32's than the earlier layout's, calibrated alike."""
+    import onnx
+
+    from es_faq.models.onnx import load_tokenizer, onnx_session
+    from es_faq.models.quantize import quantize
+
+    def requantized_matmuls(path) -> int:
+        graph = onnx.load(str(path)).graph
+        matmul_outputs = {n.output[0] for n in graph.node if n.op_type == "MatMul"}
+        return sum(1 for n in graph.node if n.op_type == "QuantizeLinear" and n.input[0] in matmul_outputs)
+
+    assert requantized_matmuls(manifest.file(settings, "model")) == 0
+    tokenizer = load_tokenizer(manifest.file(settings, "tokenizer"), settings.embed_max_tokens)
+    earlier = quantize(Manifest.load("bge-small-zh-v1.5").file(settings, "model"), tmp_path / "int8.onnx", "static",
+                       tokenizer, calibration, ranges="percentile", length=settings.embed_max_tokens,
+                       matmul_outputs="int8")
+    assert requantized_matmuls(earlier) > 0
+    shipped_session = static.session
+    static.session = onnx_session(earlier, settings)
+    try:
+        vectors = static.encode(texts, batch_size=32)
+    finally:
+        static.session = shipped_session
+    float_layout = (static.encode(texts, batch_size=32) * reference).sum(axis=1)
+    assert float_layout.mean() > (vectors * reference).sum(axis=1).mean(), float_layout

@@ -240,6 +240,7 @@ def test_export_quantizes_and_loads(settings, tiny_pairs, tiny_run, quantization
         record = export_reranker(settings.replace(pairs_dir=tiny_pairs), name, tiny_run[0], quantization,
                                  calibration_size=32)
         assert record["quantization"] == quantization
+        assert record.get("matmul_outputs") == ("float" if quantization == "static" else None)
         manifest = Manifest.load(name)
         assert manifest.task == "reranker" and set(manifest.files) == {"model", "model_int8", "tokenizer"}
         assert manifest.training_data == [{"corpus": "tiny", "kind": "pairs", "terms": "unknown: check before use"}]

@@ -23,9 +23,20 @@ from .onnx import load_tokenizer, onnx_inputs
 
 QUANTIZATIONS = ("static", "dynamic")
 RANGES = ("minmax", "percentile")
+# What a static MatMul hands on. "float": its inputs are quantized with the fixed scales, its output
+# stays float, and onnxruntime runs it as one MatMulIntegerToFloat (an int8 GEMM with a float result).
+# "int8" (the layout before 2026-12-05): the output is quantized again, onnxruntime runs QLinearMatMul
+# and a DequantizeLinear after it, and the rounding of every output adds error. Both are batch-independent;
+# "float" is closer to fp32 and faster (docs/benchmarks.md, "Static INT8 with float outputs").
+MATMUL_OUTPUTS = ("float", "int8")
 # MatMul weights per channel, and the embedding table (Gather), which is most of a small BERT's bytes.
 QUANTIZED_OPS = ["MatMul", "Gather"]
 CALIBRATION_BATCH = 16
+
+
+def layout(method: str) -> dict:
+    """How `quantize(method=...)` lays a model out, for a training record."""
+    return {"quantization": method, **({"matmul_outputs": MATMUL_OUTPUTS[0]} if method == "static" else {})}
 
 
 class _Calibration:
@@ -41,13 +52,14 @@ class _Calibration:
 
 
 def quantize(fp32: Path, out: Path, method: str, tokenizer=None, calibration: Sequence = (),
-             ranges: str = "minmax", length: int = 64) -> Path:
+             ranges: str = "minmax", length: int = 64, matmul_outputs: str = "float") -> Path:
     """An INT8 copy of `fp32` at `out`; `static` needs the tokenizer and calibration texts or pairs.
 
     `ranges` is how static activation ranges are set: `minmax` (the shipped reranker-zh), or
     `percentile` (99.99th, which ignores rare outliers: bge-small-zh vectors at cosine 0.979 to
     fp32 against 0.964 with minmax; docs/benchmarks.md, "The embedder: static INT8"). Percentile
-    histograms need inputs of one shape, so its calibration batches are padded to `length` tokens."""
+    histograms need inputs of one shape, so its calibration batches are padded to `length` tokens.
+    `matmul_outputs` is what a static MatMul hands on (MATMUL_OUTPUTS)."""
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,
@@ -66,13 +78,16 @@ def quantize(fp32: Path, out: Path, method: str, tokenizer=None, calibration: Se
         raise ModelError("static quantization needs a tokenizer and calibration inputs")
     if ranges not in RANGES:
         raise ModelError(f"activation ranges {ranges!r}: choose {' or '.join(RANGES)}")
-    options: dict = {}
+    if matmul_outputs not in MATMUL_OUTPUTS:
+        raise ModelError(f"MatMul outputs {matmul_outputs!r}: choose {' or '.join(MATMUL_OUTPUTS)}")
+    extra: dict = {"OpTypesToExcludeOutputQuantization": ["MatMul"]} if matmul_outputs == "float" else {}
     if ranges == "percentile":
         tokenizer.enable_truncation(length)
         tokenizer.enable_padding(length=length)
-        options = {"calibrate_method": CalibrationMethod.Percentile, "extra_options": {"CalibPercentile": 99.99}}
+        options = {"calibrate_method": CalibrationMethod.Percentile,
+                   "extra_options": {**extra, "CalibPercentile": 99.99}}
     else:
-        options = {"calibrate_method": CalibrationMethod.MinMax}
+        options = {"calibrate_method": CalibrationMethod.MinMax, "extra_options": extra}
     prepared = out.with_name(out.stem + ".prepared.onnx")
     quant_pre_process(_with_opset(fp32, out.with_name(out.stem + ".opset.onnx")), prepared, skip_symbolic_shape=True)
     try:
@@ -143,10 +158,10 @@ def derive_static(settings: Settings, source: str, name: str, calibration: Seque
     data = {**{k: v for k, v in base.data.items() if k not in ("files", "source", "name")}, "name": name,
             "task": "embedding" if base.data.get("task") == "base" else base.data["task"],
             "description": f"{source} made static INT8 (QDQ, per-channel MatMul + "
-                           "Gather) by es-faq, so a vector does not depend on its batch-mates",
+                           "Gather, float MatMul outputs) by es-faq, so a vector does not depend on its batch-mates",
             "quantization": "int8-static",
             "source": {"repo": name, "derived": {"from": source, "method": "static", "ranges": "percentile 99.99",
-                                                 "ops": QUANTIZED_OPS,
+                                                 "ops": QUANTIZED_OPS, "matmul_outputs": "float",
                                                  "calibration": [f"{p.parent.name}/{p.name}" for p in calibration],
                                                  "calibration_texts": len(texts), "seed": seed}},
             "files": files}

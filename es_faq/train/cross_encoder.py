@@ -20,7 +20,7 @@ import numpy as np
 
 from ..config.settings import Settings
 from ..errors import ModelError
-from ..models.quantize import quantize
+from ..models.quantize import layout, quantize
 from .base import load_base, load_trained
 from .loop import device, encode, install, register, training_data, with_init_data
 from .pair_eval import metrics
@@ -347,7 +347,7 @@ def export_reranker(settings: Settings, name: str, run_dir: Path, quantization: 
                                        [(p.text1, p.text2) for p in calibration])
         return files
 
-    record = install(settings, name, export, tokenizer_file, lambda: {**trained, "quantization": quantization})
+    record = install(settings, name, export, tokenizer_file, lambda: {**trained, **layout(quantization)})
     register(name, {"task": "reranker",
                     "description": "cross-encoder fine-tuned by `es-faq train reranker` from bge-small-zh-v1.5 on "
                                    "labelled Chinese question pairs; its logit says whether two questions ask the same",

@@ -257,7 +257,7 @@ def export_embedder(settings: Settings, name: str, run_dir: Path, calibration_si
     from ..models.export import onnx_export
     from ..models.manifest import Manifest
     from ..models.onnx import load_tokenizer
-    from ..models.quantize import quantize
+    from ..models.quantize import layout, quantize
 
     final = run_dir / FINAL
     if not (final / "training.json").exists():
@@ -276,7 +276,7 @@ def export_embedder(settings: Settings, name: str, run_dir: Path, calibration_si
                                        ranges="percentile", length=settings.embed_max_tokens)
         return files
 
-    record = install(settings, name, export, tokenizer_file, lambda: {**trained, "quantization": "static"})
+    record = install(settings, name, export, tokenizer_file, lambda: {**trained, **layout("static")})
     register(name, {"task": "embedding",
                     "description": "bi-encoder fine-tuned by `es-faq train embedder` from "
                                    f"{recipe.get('init') or 'bge-small-zh-v1.5'} "
