@@ -5,8 +5,9 @@ Record the candidates once from a live index (hybrid, the top --depth hits with 
 Then time them, on any machine (no Elasticsearch needed: the GPU one-shot runs this part):
     .venv/bin/python bench/rerank_speed.py time /tmp/rerank-pairs.jsonl --variant int8-static --texts 0
 Prints p50/p95 ms per query, pairs per query and pairs/s, with the provider that ran it. Variants:
-`int8-static` (the shipped file), `int8-dynamic`, `fp32` (files bench/quantization.py leaves in the
-model's cache folder, if present).
+`int8-static` (the model's own INT8 file, in the layout it was exported with), and files bench/quantization.py
+leaves in the model's cache folder: `int8-static-float-outputs`, `int8-static-int8-outputs` (the two static
+layouts of `es_faq/models/quantize.py`, calibrated alike), `int8-dynamic`, `fp32`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from pathlib import Path
 from es_faq.config.load import load_settings
 from es_faq.search.rerank import Reranker, candidate_texts
 
-VARIANT_FILES = {"int8-static": None, "int8-dynamic": "bench-int8-dynamic.onnx", "fp32": "model.onnx"}
+VARIANT_FILES = {"int8-static": None, "int8-static-float-outputs": "bench-int8-static.onnx",
+                 "int8-static-int8-outputs": "bench-int8-static-int8-outputs.onnx",
+                 "int8-dynamic": "bench-int8-dynamic.onnx", "fp32": "model.onnx"}
 
 
 def record(alias: str, bench: Path, out: Path, depth: int, limit: int) -> None:
