@@ -8,8 +8,9 @@ exports write) and the earlier layout that quantizes them again (`int8-static-in
 Needs a finished run (`es-faq train reranker NAME`) and the [train] extra. Writes both INT8 files
 next to the exported fp32 model in the cache, scores the same dev pairs with each, and prints one
 JSON row per variant: pair accuracy and ROC-AUC on bq and afqmc dev samples (threshold 0 on the
-logit), the largest change of a pair's logit between scoring it alone and in a batch of 20 mixed
-pairs, and pairs/s at batch 1, 3 (the decision's head) and 20 (full reranking) on this machine.
+logit) and how far its logits lie from fp32's (largest and mean absolute change), the largest change
+of a pair's logit between scoring it alone and in a batch of 20 mixed pairs, and pairs/s at batch 1,
+3 (the decision's head) and 20 (full reranking) on this machine.
 """
 
 from __future__ import annotations
@@ -57,13 +58,17 @@ def main() -> None:
                                   pairs, matmul_outputs=outputs)
     dev = {c: read_pairs(corpus_file(settings.pairs_dir, c, "dev"), c, args.pairs, seed=11) for c in ("bq", "afqmc")}
     mixed = dev["bq"][:10] + dev["afqmc"][:10]
+    reference: dict[str, np.ndarray] = {}  # fp32's logits, the first variant's
     for name, path in variants.items():
         session = onnx_session(path, settings)
         row: dict = {"variant": name, "file_mb": round(path.stat().st_size / 1e6, 1)}
         for corpus, pairs in dev.items():
             logits = np.concatenate([run(session, tokenizer, pairs[i:i + 64]) for i in range(0, len(pairs), 64)])
             m = metrics(logits, np.array([p.label for p in pairs]), 0.0)
-            row[corpus] = {"accuracy": m["accuracy"], "auc": m["auc"]}
+            reference.setdefault(corpus, logits)
+            row[corpus] = {"accuracy": m["accuracy"], "auc": m["auc"],
+                           "max_change_from_fp32": round(float(np.abs(logits - reference[corpus]).max()), 3),
+                           "mean_change_from_fp32": round(float(np.abs(logits - reference[corpus]).mean()), 4)}
         together = run(session, tokenizer, mixed)
         alone = np.array([run(session, tokenizer, [p])[0] for p in mixed])
         row["max_batch_change"] = float(np.abs(together - alone).max())
