@@ -24,8 +24,8 @@ from pathlib import Path
 
 from es_faq.config.load import load_settings
 from es_faq.models.manifest import Manifest
-from es_faq.models.onnx import load_tokenizer, onnx_session
-from es_faq.models.quantize import calibration_texts, quantize
+from es_faq.models.onnx import onnx_session
+from es_faq.models.quantize import embedder_calibration, quantize, quantize_embedder
 from es_faq.search.embed import Embedder
 
 
@@ -40,13 +40,10 @@ def fp32_file(settings, manifest: Manifest) -> Path | None:
 
 
 def static_copy(settings, manifest: Manifest, fp32: Path, out: Path) -> Path:
-    """A static-INT8 copy of `fp32` in today's layout, calibrated as `derive_static` does."""
+    """A static-INT8 copy of `fp32` in today's layout, calibrated as `es-faq models quantize` does by default."""
     bench = settings.bench_dir
-    texts = calibration_texts([bench / "diac" / "faqs.jsonl", bench / "atec" / "faqs.jsonl"], 256, 13)
-    if manifest.data.get("query_prefix"):
-        texts = texts + [manifest.query_prefix + t for t in texts[:128]]
-    tokenizer = load_tokenizer(manifest.file(settings, "tokenizer"), settings.embed_max_tokens)
-    return quantize(fp32, out, "static", tokenizer, texts, ranges="percentile", length=settings.embed_max_tokens)
+    texts = embedder_calibration(manifest, [bench / "diac" / "faqs.jsonl", bench / "atec" / "faqs.jsonl"], 256, 13)
+    return quantize_embedder(settings, manifest, fp32, out, texts)
 
 
 def one_pass(embedder: Embedder, session, queries: list[str]) -> float:

@@ -18,20 +18,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+from paired_coverage import rows  # bench/, the script's own folder: the cached rows read one way
 
 from es_faq.evaluation import calibrate as cal
 from es_faq.search.decide import DEFAULT_FEATURES
 
 BOUNDS = (0.05, 0.02)
 RATES = ("coverage", "near_miss_false_answer_rate", "no_match_false_answer_rate")
-
-
-def rows(folder: Path, split: str) -> list[dict]:
-    found = sorted(folder.glob(f"rows-*-diac-{split}.jsonl"))
-    if len(found) != 1:
-        raise SystemExit(f"{folder}: expected one rows-*-diac-{split}.jsonl (bench/decision_ablation.py --out "
-                         f"{folder}), found {[p.name for p in found]}")
-    return [json.loads(line) for line in found[0].open(encoding="utf-8")]
 
 
 def on_test(dev: list[dict], test: list[dict], answer: float | None = None) -> dict:

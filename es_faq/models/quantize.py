@@ -133,6 +133,22 @@ def calibration_texts(paths: Sequence[Path], size: int, seed: int) -> list[str]:
     return random.Random(seed).sample(texts, size)
 
 
+def embedder_calibration(manifest: Manifest, paths: Sequence[Path], size: int, seed: int) -> list[str]:
+    """`calibration_texts` for an embedder: with a query prefix, half of them again with it, since queries
+    reach the model that way."""
+    texts = calibration_texts(list(paths), size, seed)
+    if manifest.data.get("query_prefix"):
+        texts = texts + [manifest.query_prefix + t for t in texts[: size // 2]]
+    return texts
+
+
+def quantize_embedder(settings: Settings, manifest: Manifest, fp32: Path, out: Path, texts: Sequence[str]) -> Path:
+    """A static-INT8 copy of an embedder's fp32 file at `out`, with `manifest`'s tokenizer, percentile ranges."""
+    tokenizer = load_tokenizer(manifest.file(settings, "tokenizer"),
+                               min(settings.embed_max_tokens, manifest.max_tokens))
+    return quantize(fp32, out, "static", tokenizer, texts, ranges="percentile", length=settings.embed_max_tokens)
+
+
 def derive_static(settings: Settings, source: str, name: str, calibration: Sequence[Path], size: int = 256,
                   seed: int = 13) -> Path:
     """A static-INT8 copy of the fp32 model `source`, shipped as onnx_models/<name>/ with a manifest
@@ -141,15 +157,11 @@ def derive_static(settings: Settings, source: str, name: str, calibration: Seque
     if base.data.get("quantization", "fp32") != "fp32":
         raise ModelError(f"{source} is already quantized ({base.quantization}); derive from an fp32 model")
     pull(base, settings)
-    texts = calibration_texts(list(calibration), size, seed)
-    tokenizer = load_tokenizer(base.file(settings, "tokenizer"), min(settings.embed_max_tokens, base.max_tokens))
-    if base.data.get("query_prefix"):  # queries reach the model with the prefix: calibrate on both shapes
-        texts = texts + [base.query_prefix + t for t in texts[: size // 2]]
+    texts = embedder_calibration(base, calibration, size, seed)
     target = MANIFEST_DIR / name
     target.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{name}-", dir=target.parent) as tmp:
-        model = quantize(base.file(settings, "model"), Path(tmp) / "model_int8.onnx", "static", tokenizer, texts,
-                         ranges="percentile", length=settings.embed_max_tokens)
+        model = quantize_embedder(settings, base, base.file(settings, "model"), Path(tmp) / "model_int8.onnx", texts)
         shutil.move(model, target / "model_int8.onnx")
     shutil.copy(base.file(settings, "tokenizer"), target / "tokenizer.json")
     # Its one model file, so role "model" (runtime_file runs it on CPU and CUDA alike).
