@@ -172,7 +172,8 @@ def main() -> None:
                         help="Skip the engine and model stages (no limit, no ratio): to compare serving settings")
     args = parser.parse_args()
     if not shutil.which("wrk"):
-        raise SystemExit("bench/serving_limit.py drives the load with wrk: apt-get install -y wrk, then run it again")
+        raise SystemExit("bench/serving_limit.py drives the load with wrk: install it (as root: "
+                         "bash -c 'source scripts/lib.sh && ensure_wrk'), then run it again")
     args.out.mkdir(parents=True, exist_ok=True)
     settings = load_settings()
     workers = int(os.environ.get("ES_FAQ_API_WORKERS", "0")) or os.cpu_count() or 1

@@ -13,6 +13,7 @@ uptime > "$out/load.txt"
 py=.venv/bin/python
 bench=../shared/data/faq-bench
 log() { echo "==> $*" >&2; }
+bash -c 'source scripts/lib.sh && ensure_wrk'  # serving_limit.py drives its load with wrk (a subshell: lib.sh sets -e)
 
 log "cross-encoder speed: 20 candidates of 200 atec and 200 diac test queries"
 $py bench/rerank_speed.py record bench-atec-10k /tmp/atec-10k "$out/rerank-pairs-atec.jsonl" --depth 20 --limit 200

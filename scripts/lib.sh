@@ -22,16 +22,31 @@ setup_venv() {
   export PATH="$ROOT/.venv/bin:$PATH"
 }
 
-# tests/test_debug_page.py drives Debian's headless Chromium; installed like scripts/mariadb installs
-# MariaDB. A CJK font makes the page's Chinese readable in screenshots. When this cannot install
-# them, that test fails and says why; the rest of the suite still runs.
-ensure_chromium() {
-  if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then return 0; fi
+# Debian packages a script needs, installed when one of their COMMANDS is missing (as root; otherwise it
+# says how). What fails without them is the caller's to say: the rest still runs.
+#   ensure_packages "COMMANDS" "PACKAGES" "WHAT FAILS WITHOUT THEM"
+ensure_packages() {
+  local command missing=""
+  for command in $1; do command -v "$command" >/dev/null 2>&1 || missing=1; done
+  if [ -z "$missing" ]; then return 0; fi
   if [ "$(id -u)" != 0 ]; then
-    echo "chromium/chromedriver are not installed; run as root, or: sudo apt-get install -y chromium chromium-driver" >&2
+    echo "$1 not installed; run as root, or: sudo apt-get install -y $2" >&2
     return 0
   fi
-  echo "==> installing chromium, chromium-driver and a CJK font" >&2
-  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver \
-      fonts-wqy-microhei; } >&2 || echo "installing chromium failed; tests/test_debug_page.py will fail" >&2
+  echo "==> installing $2" >&2
+  # shellcheck disable=SC2086  # the package list splits into words on purpose
+  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $2; } >&2 \
+    || echo "installing $2 failed; $3" >&2
+}
+
+# tests/test_debug_page.py drives Debian's headless Chromium; installed like scripts/mariadb installs
+# MariaDB. A CJK font makes the page's Chinese readable in screenshots.
+ensure_chromium() {
+  ensure_packages "chromium chromedriver" "chromium chromium-driver fonts-wqy-microhei" \
+    "tests/test_debug_page.py will fail"
+}
+
+# bench/serving_limit.py drives its HTTP load with wrk.
+ensure_wrk() {
+  ensure_packages wrk wrk "bench/serving_limit.py cannot drive the load"
 }
