@@ -188,6 +188,31 @@ def test_cross_encoder_training_logs_dev_metrics_and_records_its_data(tiny_run):
     assert (run_dir / "final" / "training.json").exists()
 
 
+# What a GPU machine lacks (bench/gpu_train.py runs the trainer there): the search and serving stack.
+NOT_ON_A_GPU_MACHINE = ("elasticsearch", "jieba", "pypinyin", "flask", "gunicorn", "pymysql")
+BLOCKED_IMPORTS = """
+import importlib.abc, sys
+class Missing(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in {blocked!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}}")
+sys.meta_path.insert(0, Missing())
+import es_faq.train.cross_encoder as ce, es_faq.train.steps
+print(ce.fit.__name__, ce.build_pairs.__name__)
+"""
+
+
+def test_the_cross_encoder_trainer_needs_no_search_stack():
+    """The trainer imports where only torch, transformers and onnx are (a lent GPU machine)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", BLOCKED_IMPORTS.format(blocked=NOT_ON_A_GPU_MACHINE)],
+                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["fit", "build_pairs"]
+
+
 def test_an_interrupted_run_resumes_to_the_same_weights(settings, tiny_pairs, tiny_run, tmp_path):
     """Stopped after 3 steps and started again, a run ends where an uninterrupted one does."""
     from transformers import BertForSequenceClassification

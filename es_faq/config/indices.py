@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 
+MAX_ID_BYTES = 512  # Elasticsearch's limit on a document _id, in UTF-8 bytes
+
 # Temporary copies of an index made by a dictionary preview (es_faq/evaluation/preview.py).
 PREVIEW_INDEX_PREFIX = "es-faq-preview-"
 PREVIEW_INDEX_PATTERN = PREVIEW_INDEX_PREFIX + "*"

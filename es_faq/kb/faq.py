@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from ..config.indices import MAX_ID_BYTES
 from ..errors import DataError
-from ..search.retrieve import MAX_ID_BYTES
 
 # Elasticsearch keeps a keyword (the stored question texts, the category) of at most this many
 # UTF-8 bytes; a longer one fails its document, and with it the whole load.

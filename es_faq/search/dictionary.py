@@ -12,6 +12,7 @@ from pathlib import Path
 
 from elasticsearch import ConflictError, Elasticsearch, NotFoundError, helpers
 
+from ..config.indices import MAX_ID_BYTES
 from ..config.settings import Settings
 from ..engine.client import ensure_small_index
 from ..errors import InvalidInput
@@ -24,7 +25,6 @@ MAX_TERM_CHARS = 32
 # A synonym group's id joins its sorted terms with this: a term holding it would make two groups
 # share an id (["a|b", "c"] and ["a", "b", "c"]), so no term may.
 ID_SEPARATOR = "|"
-MAX_ID_BYTES = 512  # Elasticsearch's limit on a document id
 
 
 @dataclass

@@ -20,6 +20,7 @@ from elasticsearch import ApiError, Elasticsearch, NotFoundError
 from elasticsearch.dsl import MultiSearch, Q, Search
 from elasticsearch.dsl.query import Query
 
+from ..config.indices import MAX_ID_BYTES
 from ..config.settings import Settings
 from ..engine.client import engine_errors, refusal, refused, unreachable
 from ..errors import IndexMissing, PartialResults
@@ -265,7 +266,6 @@ def execute_sides(client: Elasticsearch, settings: Settings, index: str,
 
 FAQ_FIELDS = ["faq_id", "question", "answer", "category", "enabled", "updated_at", "questions.text",
               "questions.is_standard"]
-MAX_ID_BYTES = 512  # Elasticsearch's limit on an _id
 
 
 def fetch_faq(client: Elasticsearch, settings: Settings, index: str, faq_id: str) -> dict | None:

@@ -9,12 +9,16 @@ near-miss the model still takes for a paraphrase, and which paraphrases it rejec
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from tqdm import tqdm
 
 from ..config.settings import Settings
-from ..search.rerank import Reranker
 from .pairs import Pair, bench_groups, corpus_file, read_pairs
+
+if TYPE_CHECKING:  # the trainers import metrics on machines without the search stack (bench/gpu_train.py)
+    from ..search.rerank import Reranker
 
 CORPORA = ("bq", "afqmc", "lcqmc", "chip2019", "oppo-xiaobu", "pawsx-zh")
 THRESHOLD_SAMPLE = 2000
@@ -69,6 +73,8 @@ def evaluate_pairs(settings: Settings, corpora: tuple[str, ...] = CORPORA, model
                    limit: int | None = None, progress: bool = True, hard_bench: str | None = "diac",
                    hard_sources: int = 2000) -> dict:
     """Per corpus: the dev metrics at the threshold chosen on training data."""
+    from ..search.rerank import Reranker
+
     reranker = Reranker(settings, model)
     thresholds: dict[str, float] = {}
     pooled: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])

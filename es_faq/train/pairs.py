@@ -17,7 +17,6 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..errors import DataError
-from ..evaluation.bench import load_queries
 from ..kb.faq import Faq, read_faqs
 
 
@@ -59,6 +58,8 @@ class BenchGroup:
 
 
 def bench_groups(bench: Path, split: str = "train") -> list[BenchGroup]:
+    from ..evaluation.bench import load_queries  # here: the trainers run where no search stack is installed
+
     faqs = {faq.id: faq for faq in read_faqs(bench / "faqs.jsonl")}
     groups: dict[str, BenchGroup] = {}
     for row in load_queries(bench, split):

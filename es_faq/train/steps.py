@@ -48,7 +48,7 @@ def run_steps(run_dir: Path, model, optimizer, schedule, total: int, step_loss: 
         schedule.load_state_dict(state["schedule"])
         step, seconds = state["step"], state["seconds"]
         if "rng" in state:  # dropout continues as if never interrupted
-            torch.set_rng_state(state["rng"])
+            torch.set_rng_state(state["rng"].cpu())  # map_location put it on the GPU
     resumed_at = time.monotonic()
 
     def elapsed() -> float:
