@@ -22,6 +22,11 @@ def main() -> None:
     args = parser.parse_args()
     log = [json.loads(line) for line in (args.run_dir / "log.jsonl").open(encoding="utf-8")]
     steps = [e["step"] for e in log]
+    recipe_file = args.run_dir / "recipe.json"
+    recipe = json.loads(recipe_file.read_text(encoding="utf-8")) if recipe_file.exists() else {}
+    per_step = f"{recipe['batch_size']} pairs" if "batch_size" in recipe else "batch 32"
+    if recipe.get("both_orders"):
+        per_step += ", both orders"
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), dpi=110)
     for corpus in log[0]["dev"]:
         # Older runs logged fractions, newer ones percent: show percent.
@@ -33,7 +38,7 @@ def main() -> None:
     left.set_title("dev accuracy at logit 0 (%)", fontsize=10)
     right.set_title("dev ROC-AUC (%)", fontsize=10)
     for ax in (left, right):
-        ax.set_xlabel("step (batch 32)")
+        ax.set_xlabel(f"step ({per_step})")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     loss = right.twinx()
