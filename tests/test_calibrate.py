@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from es_faq.errors import ModelError
-from es_faq.evaluation.calibrate import choose, fitted, outcomes, with_probabilities
+from es_faq.evaluation.calibrate import choose, fitted, outcomes, upper_rate, with_probabilities
 from es_faq.search.decide import Calibration
 
 
@@ -34,6 +34,34 @@ def test_the_veto_lets_the_threshold_go_lower_at_the_same_bounds():
     # Both near-misses must stay unanswered (bound 0): without the veto only a threshold over 0.95 does that.
     assert choose([{**r, "vetoed": False} for r in ROWS], 0.0, 0.0)["answer_threshold"] == 0.96
     assert choose(ROWS, 0.0, 0.0)["answer_threshold"] == 0.71
+
+
+def test_the_upper_bound_is_clopper_pearsons():
+    # No false answer in 100 rows: the one-sided bound solves (1 - p)^100 = 1 - confidence.
+    rows = [_row("no_match", 0.1) for _ in range(100)]
+    assert upper_rate(rows, "no_match", 0.5, 0.95) == pytest.approx(1 - 0.05 ** (1 / 100), rel=1e-9)
+    assert upper_rate(rows, "no_match", 0.5, None) == 0.0
+    # 3 of 100 answered: above the rate, and tighter at a lower confidence.
+    rows[:3] = [_row("no_match", 0.9) for _ in range(3)]
+    assert upper_rate(rows, "no_match", 0.5, None) == 0.03
+    assert 0.03 < upper_rate(rows, "no_match", 0.5, 0.8) < upper_rate(rows, "no_match", 0.5, 0.95) < 0.1
+    assert upper_rate(rows, "near_miss", 0.5, 0.8) == 0.0  # no rows of that kind: nothing to bound
+
+
+def test_a_bound_held_with_confidence_takes_a_higher_threshold_the_fewer_rows_there_are():
+    """Near-misses spread evenly over P 0.005-0.995: a bound of 5% on the dev rate alone allows the top 5% through,
+    on its upper confidence bound fewer, and fewer still when the same spread comes from fewer rows."""
+    def spread(n: int) -> list[dict]:
+        return [_row("near_miss", (i + 0.5) / n) for i in range(n)] + [_row("paraphrase", 0.99, True)]
+
+    plain = choose(spread(1000), 0.05, 1.0)["answer_threshold"]
+    many = choose(spread(1000), 0.05, 1.0, confidence=0.8)["answer_threshold"]
+    few = choose(spread(100), 0.05, 1.0, confidence=0.8)["answer_threshold"]
+    assert plain == 0.95
+    assert plain < many < few
+    # Each is the lowest threshold whose bound holds.
+    for rows, chosen in ((spread(1000), many), (spread(100), few)):
+        assert upper_rate(rows, "near_miss", chosen, 0.8) <= 0.05 < upper_rate(rows, "near_miss", chosen - 0.01, 0.8)
 
 
 def _featured(seed: int = 13, n: int = 600) -> list[dict]:

@@ -69,7 +69,9 @@ def _bench_with_kinds(tmp_path, split="test"):
 def test_calibrate_fits_the_decision_and_reports_each_bench(tmp_path, es):
     bench = _bench_with_kinds(tmp_path, "dev")
     try:
-        out = es_faq("calibrate", "--bench", str(bench), "--curve", str(tmp_path / "c"), check=True)
+        # One no-match query bounds nothing with confidence (see the next test): fit on the rates themselves.
+        out = es_faq("calibrate", "--bench", str(bench), "--confidence", "0", "--curve", str(tmp_path / "c"),
+                     check=True)
         report = json.loads(out.stdout)
         calibration = report["calibration"]
         assert calibration["features"] == list(DEFAULT_FEATURES)
@@ -159,6 +161,29 @@ def test_eval_with_judgements_counts_a_judged_no_match_as_a_paraphrase(tmp_path,
         out = es_faq("eval", "--bench", str(bench), "--judgements", str(judged))
         assert out.returncode != 0 and "line 1: no FAQ 'demo-999'" in out.stderr and "Traceback" not in out.stderr
     finally:
+        _drop_alias_family(es, "bench-demo-bench")
+
+
+def test_a_bench_too_small_for_the_bounds_is_said_and_never_written(tmp_path, es):
+    """One no-match query cannot show a 2% rate at 0.9 confidence: no threshold holds, `calibrate` says so and
+    what to do, and `--write` refuses rather than ship a decision that never answers."""
+    from es_faq.models.manifest import MANIFEST_DIR
+
+    bench = _bench_with_kinds(tmp_path, "dev")
+    shipped = MANIFEST_DIR / "reranker-zh" / "decision.json"
+    before = shipped.read_bytes()
+    try:
+        out = es_faq("calibrate", "--bench", str(bench))
+        assert out.returncode == 0, out.stderr
+        report = json.loads(out.stdout)
+        assert report["calibration"]["answer_threshold"] == float("inf")
+        assert "1 no-match queries" in report["warnings"][0] and "at least 114 no-match" in out.stderr
+        written = es_faq("calibrate", "--bench", str(bench), "--write")
+        assert written.returncode != 0 and "calibration not written" in written.stderr
+        assert "Traceback" not in written.stderr
+        assert shipped.read_bytes() == before
+    finally:
+        shipped.write_bytes(before)
         _drop_alias_family(es, "bench-demo-bench")
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from ..config.settings import SEARCH_MODES, Settings
-from ..search.decide import DEFAULT_FEATURES, FEATURE_SETS, LEARNERS
+from ..errors import DataError
+from ..search.decide import DEFAULT_CONFIDENCE, DEFAULT_FEATURES, FEATURE_SETS, LEARNERS
 from .common import _emit, _store, pass_settings
 
 
@@ -108,6 +109,10 @@ def eval_pairs_cmd(settings: Settings, corpora: tuple[str, ...], model: str | No
               help="Most near-miss queries that may be answered with the FAQ they only look like.")
 @click.option("--no-match-max", default=0.02, show_default=True, type=click.FloatRange(0, 1),
               help="Most no-match queries that may be answered at all.")
+@click.option("--confidence", default=DEFAULT_CONFIDENCE, show_default=True, type=click.FloatRange(0, 1, max_open=True),
+              help="Hold each bound on this upper confidence bound of the dev rate (Clopper-Pearson, one-sided), so "
+                   "that it also holds on new traffic; a small dev split then gets a stricter threshold. 0: on the "
+                   "dev rates themselves.")
 @click.option("--limit", type=int, default=None, help="Only the first N queries of each split.")
 @click.option("--write", is_flag=True, help="Write the fit and thresholds to onnx_models/<rerank_model>/decision.json.")
 @click.option("--features", default=",".join(DEFAULT_FEATURES), show_default=True,
@@ -119,14 +124,19 @@ def eval_pairs_cmd(settings: Settings, corpora: tuple[str, ...], model: str | No
                    "thresholds chosen on out-of-fold probabilities).")
 @pass_settings
 def calibrate(settings: Settings, benches: tuple[Path, ...], split: str, near_miss_max: float, no_match_max: float,
-              limit: int | None, write: bool, features: str, curve_dir: Path | None, learner: str) -> None:
+              confidence: float, limit: int | None, write: bool, features: str, curve_dir: Path | None,
+              learner: str) -> None:
     """Fit the decision (P(right) from the cross-encoder's logit and margin) on dev splits and choose
     the thresholds: the most coverage within the false-answer bounds (JSON)."""
     from ..evaluation.calibrate import calibrate as fit_decision
     from ..search.pipeline import Searcher
 
     calibration, report = fit_decision(Searcher(settings), list(benches), split, tuple(features.split(",")),
-                                       near_miss_max, no_match_max, limit, curve_dir, learner)
+                                       near_miss_max, no_match_max, limit, curve_dir, learner, confidence or None)
+    for warning in report.get("warnings", []):
+        click.echo(f"warning: {warning}", err=True)
+    if write and report.get("warnings"):
+        raise DataError("calibration not written: the shipped decision is left as it was (see the warning above)")
     if write:
         report["written"] = str(calibration.save(settings.rerank_model))
     _emit(report)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..search.decide import FEATURES, Calibration, compared_text, features, scoring
+from ..search.decide import DEFAULT_CONFIDENCE, FEATURES, Calibration, compared_text, features, scoring
 from ..search.differ import compare
 from ..search.pipeline import Searcher
 
@@ -139,15 +139,16 @@ def out_of_fold(rows: list[dict], names: tuple[str, ...], learner: str, folds: i
 
 
 def fitted(rows: list[dict], names: tuple[str, ...], near_miss_max: float, no_match_max: float,
-           bounded: list[dict] | None = None, fitted_on: dict | None = None, learner: str = "logistic") -> Calibration:
+           bounded: list[dict] | None = None, fitted_on: dict | None = None, learner: str = "logistic",
+           confidence: float | None = None) -> Calibration:
     """The decision fitted on `rows`, its thresholds chosen on `bounded` (default: the same rows). Trees fit
     their own rows closely, so their thresholds are chosen on out-of-fold probabilities (FOLDS folds)."""
-    return _fitted(rows, names, near_miss_max, no_match_max, bounded, fitted_on, learner)[0]
+    return _fitted(rows, names, near_miss_max, no_match_max, bounded, fitted_on, learner, confidence)[0]
 
 
 def _fitted(rows: list[dict], names: tuple[str, ...], near_miss_max: float, no_match_max: float,
             bounded: list[dict] | None, fitted_on: dict | None,
-            learner: str) -> tuple[Calibration, dict[int, dict] | None]:
+            learner: str, confidence: float | None = None) -> tuple[Calibration, dict[int, dict] | None]:
     """`fitted`, plus the trees' out-of-fold rows by id(row) (None for a line, whose own probabilities count)."""
     model = learned(rows, names, learner)
     held = None
@@ -156,14 +157,14 @@ def _fitted(rows: list[dict], names: tuple[str, ...], near_miss_max: float, no_m
         scored = [held[id(r)] for r in (rows if bounded is None else bounded)]
     else:
         scored = with_probabilities(rows if bounded is None else bounded, model)
-    chosen = choose(scored, near_miss_max, no_match_max)
+    chosen = choose(scored, near_miss_max, no_match_max, confidence)
     return replace(model, answer_threshold=chosen["answer_threshold"],
                    suggest_threshold=chosen["suggest_threshold"], fitted_on=fitted_on or {}), held
 
 
 def calibrate(searcher: Searcher, benches: list[Path], split: str, names: tuple[str, ...], near_miss_max: float,
               no_match_max: float, limit: int | None = None, curve_dir: Path | None = None,
-              learner: str = "logistic") -> tuple[Calibration, dict]:
+              learner: str = "logistic", confidence: float | None = DEFAULT_CONFIDENCE) -> tuple[Calibration, dict]:
     """Fit the decision on the benches' `split` and choose its thresholds: the calibration, and a
     report of what it does to each bench (with curves under `curve_dir`).
 
@@ -192,12 +193,20 @@ def calibrate(searcher: Searcher, benches: list[Path], split: str, names: tuple[
         "benches": sorted(parts), "split": split, "retrieval_mode": retrieval_mode, "model": settings.rerank_model,
         "weights_sha256": searcher.reranker.manifest.weights_sha256,
         "embed_model": settings.embed_model, "decide_depth": settings.decide_depth, "near_miss_max": near_miss_max,
-        "no_match_max": no_match_max, "scoring": scoring(settings)}, learner)
+        "no_match_max": no_match_max, "confidence": confidence, "scoring": scoring(settings)}, learner, confidence)
     chosen = {"answer_threshold": calibration.answer_threshold, "suggest_threshold": calibration.suggest_threshold}
     report: dict = {"calibration": {"features": names, "learner": learner, "coef": calibration.coef,
                                     "intercept": calibration.intercept, **chosen}, "outcomes": {}}
     # Trees would look better on the rows they were fitted on than they are: report them out of fold.
     report["outcomes_out_of_fold"] = held is not None
+    if not math.isfinite(calibration.answer_threshold):
+        kinds = {k: sum(r["kind"] == k for r in bounded) for k in ("near_miss", "no_match")}
+        report["warnings"] = [
+            f"no answer threshold keeps the false-answer bounds ({near_miss_max:.0%} near-miss, {no_match_max:.0%} "
+            f"no-match) on these rows ({kinds['near_miss']} near-miss, {kinds['no_match']} no-match queries)"
+            + (f" at confidence {confidence}" if confidence else "") + ": this decision would never answer. "
+            "Add dev queries of those kinds (a 2% bound held at 0.9 needs at least 114 no-match queries, a 5% "
+            "bound 45 near-misses), loosen the bounds, or lower --confidence."]
     for name, (_, rows) in parts.items():
         scored = [held[id(r)] for r in rows] if held is not None else with_probabilities(rows, calibration)
         report["outcomes"][name] = outcomes(scored, chosen["answer_threshold"], chosen["suggest_threshold"])
@@ -252,15 +261,30 @@ def curve(rows: list[dict], suggest: float, key: str = "probability") -> list[di
     return [outcomes(rows, t, min(suggest, t), key) for t in GRID]
 
 
-def choose(rows: list[dict], near_miss_max: float, no_match_max: float) -> dict:
+def upper_rate(rows: list[dict], kind: str, answer: float, confidence: float | None) -> float:
+    """The false-answer rate of `kind` at this threshold; with `confidence`, the one-sided Clopper-Pearson upper
+    bound on it, so that a bound held on a dev sample also holds, at that confidence, where the rate is measured
+    again (a test split, real traffic)."""
+    part = [r for r in rows if r["kind"] == kind]
+    if not part:
+        return 0.0
+    k = sum(counts(r, answer) for r in part)
+    if confidence is None:
+        return round(k / len(part), 4)  # as `outcomes` reports it
+    from scipy.stats import beta
+
+    return 1.0 if k == len(part) else float(beta.ppf(confidence, k + 1, len(part) - k))
+
+
+def choose(rows: list[dict], near_miss_max: float, no_match_max: float, confidence: float | None = None) -> dict:
     """The answer threshold with the most coverage whose near-miss and no-match false-answer rates
-    stay within bounds (rows of benches with kinds), and the suggest threshold that best separates
-    queries whose FAQ is among the suggestions from no-match ones (Youden's J)."""
+    stay within bounds (rows of benches with kinds; with `confidence`, their upper confidence bounds do:
+    `upper_rate`), and the suggest threshold that best separates queries whose FAQ is among the
+    suggestions from no-match ones (Youden's J)."""
     answer = math.inf
     for t in GRID:
-        o = outcomes(rows, t, 0.0)
-        if (o["near_miss_false_answer_rate"] or 0.0) <= near_miss_max and \
-                (o["no_match_false_answer_rate"] or 0.0) <= no_match_max:
+        if upper_rate(rows, "near_miss", t, confidence) <= near_miss_max and \
+                upper_rate(rows, "no_match", t, confidence) <= no_match_max:
             answer = t
             break
     findable = [r["probability"] for r in rows if r["kind"] == "paraphrase" and r["in_suggestions"]]
