@@ -194,8 +194,9 @@ def test_absent_gold_is_rarely_answered_with_the_calibrated_defaults(searcher, d
     alone, the reverse order read near a threshold): 4 of the 44 demo paraphrases are answered when their FAQ
     is hidden (请问换了新号码，账号绑定的手机怎么更新, 请问小橙花不想用了，怎么把它停掉,
     小橙借申请提交了，审核一般要等多久能出结果, 小橙借最短可以借多久; 3 in the seventh
-    session, 4 in the sixth, 2 with one order over the top 3), in line with
-    the 4% no-match false answers on diac test (docs/benchmarks.md, "A second epoch both ways"). A floor with
+    session, 4 in the sixth, 2 with one order over the top 3; 3 in the twelfth, the thresholds held with a
+    margin), in line with the 4% no-match false answers on diac test (docs/benchmarks.md, "A second epoch both
+    ways"). A floor with
     one query of room for another CPU's INT8 arithmetic."""
     answered = _answered_without_gold(searcher, demo_alias)
     assert len(answered) <= 5, answered
@@ -221,17 +222,18 @@ def _demo_decisions(searcher, demo_alias):
 
 
 def test_the_demo_decides_at_least_as_well_as_measured(searcher, demo_alias):
-    """Shipped defaults on the demo (docs/benchmarks.md, "The demo"): 28 of its 44 paraphrases answered with
-    their FAQ and none of its 9 near-misses answered with the FAQ it imitates, measured 2026-12-04 (eighth
-    session) with the cross-encoder's third run (27 and none in the seventh; 27 and 1 leak, 怎么关闭自动还款, in the
-    sixth; the first cross-encoder answered 1 paraphrase). A floor with a little room for another CPU's INT8
-    arithmetic."""
+    """Shipped defaults on the demo (docs/benchmarks.md, "The demo"): 21 of its 44 paraphrases answered with
+    their FAQ and none of its 9 near-misses answered with the FAQ it imitates, measured 2026-12-04 (twelfth
+    session) with the cross-encoder's third run and thresholds held on 0.9 upper confidence bounds (28 and none
+    with the eighth session's thresholds on the dev rates: a margin traded for bounds that hold; 27 and none in
+    the seventh; 27 and 1 leak, 怎么关闭自动还款, in the sixth; the first cross-encoder answered 1 paraphrase). A
+    floor with a little room for another CPU's INT8 arithmetic."""
     answered, paraphrases, leaks = _demo_decisions(searcher, demo_alias)
-    assert len(answered) >= 27, answered
+    assert len(answered) >= 20, answered
     assert len(leaks) <= 1, leaks
 
 
-@pytest.mark.xfail(strict=True, reason="not met yet (issue 19): 28 of 44 demo paraphrases answered (no near-miss "
+@pytest.mark.xfail(strict=True, reason="not met yet (issue 19): 21 of 44 demo paraphrases answered (no near-miss "
                    "answered with its look-alike since the seventh session)")
 def test_the_demo_answers_its_paraphrases_and_none_of_its_near_misses(searcher, demo_alias):
     """The goal, a new user's first tries: 9 in 10 of the demo's paraphrases answered with their FAQ,
