@@ -1,6 +1,7 @@
-"""The decision's ablation: each cross-encoder with and without the difference features, and with and
-without the answer veto (answer_veto), fitted and thresholded on diac dev (bounds 5% near-miss / 2% no-match
-false answers), measured on diac test. The embedder is the embed_model setting (ES_FAQ_EMBED_MODEL).
+"""The decision's ablation: each cross-encoder with and without the difference features, and with and without the
+answer veto (answer_veto), fitted and thresholded on diac dev (bounds 5% near-miss / 2% no-match false answers on
+the dev rates: `es-faq calibrate --confidence 0`), measured on diac test. The embedder is the embed_model setting
+(ES_FAQ_EMBED_MODEL).
 
     python bench/decision_ablation.py --model reranker-zh --model reranker-zh2 [--out bench/results/decision_ablation]
 

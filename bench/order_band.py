@@ -6,7 +6,8 @@ a cheaper cross-encoder first, the shipped one only near the cheaper one's thres
 
 Replays the rows that bench/decision_ablation.py cached for one cross-encoder in DIR/both (every pair read
 both ways) and DIR/one (ES_FAQ_RERANK_BOTH_ORDERS=0: one order): the decision is fitted and thresholded
-on diac dev's both-order rows as `es-faq calibrate` does; then, for each band, a query whose one-order
+on diac dev's both-order rows as `es-faq calibrate --confidence 0` does (on the dev rates, as every
+comparison here was made); then, for each band, a query whose one-order
 P(right) lies within the band of the answer or the suggest threshold is decided on both orders and every
 other query on its one order. With --first, the first pass is that directory's rows instead (another
 cross-encoder's), fitted and thresholded on its own dev rows the same way, and a query near its thresholds

@@ -3,11 +3,12 @@ answers and the other does not, and a paired bootstrap of the change in coverage
 
     python bench/paired_coverage.py bench/results/reranker-zh-s3/both bench/results/reranker-zh-s4/both
 
-Each DIR holds the rows bench/decision_ablation.py cached (rows-*-diac-dev.jsonl, rows-*-diac-test.jsonl; the
-same queries in the same order, whatever the model). Each model's decision is fitted and thresholded on its
-own dev rows as `es-faq calibrate` does (the shipped features, bounds 5% near-miss / 2% no-match false
-answers); the second is compared with the first (JSON), at each model's own thresholds and along the frontier
-(coverage, near-miss and no-match false-answer rates at the same answer thresholds)."""
+Each DIR holds the rows bench/decision_ablation.py cached (rows-*-diac-dev.jsonl, rows-*-diac-test.jsonl; the same
+queries in the same order, whatever the model). Each model's decision is fitted and thresholded on its own dev
+rows as `es-faq calibrate --confidence 0` does (the shipped features, bounds 5% near-miss / 2% no-match false
+answers held on the dev rates, as every comparison here was made); the second is compared with the first (JSON),
+at each model's own thresholds and along the frontier (coverage, near-miss and no-match false-answer rates at the
+same answer thresholds)."""
 
 from __future__ import annotations
 

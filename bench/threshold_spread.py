@@ -1,6 +1,7 @@
 """How far the calibrated answer threshold moves with the dev sample alone: the decision refitted on bootstrap
-resamples of a model's diac dev rows, its thresholds chosen as `es-faq calibrate` does (the shipped features,
-bounds 5% near-miss / 2% no-match false answers), each applied to the same test rows.
+resamples of a model's diac dev rows, its thresholds chosen as `es-faq calibrate` does with --confidence (default:
+0, the dev rates; the shipped features, bounds 5% near-miss / 2% no-match false answers), each applied to the same
+test rows.
 
     python bench/threshold_spread.py bench/results/reranker-zh-s4a/both [--resamples 200]
 

@@ -40,7 +40,7 @@ def test_the_upper_bound_is_clopper_pearsons():
     # No false answer in 100 rows: the one-sided bound solves (1 - p)^100 = 1 - confidence.
     rows = [_row("no_match", 0.1) for _ in range(100)]
     assert upper_rate(rows, "no_match", 0.5, 0.95) == pytest.approx(1 - 0.05 ** (1 / 100), rel=1e-9)
-    assert upper_rate(rows, "no_match", 0.5, None) == 0.0
+    assert upper_rate(rows, "no_match", 0.5, None) == upper_rate(rows, "no_match", 0.5, 0.0) == 0.0
     # 3 of 100 answered: above the rate, and tighter at a lower confidence.
     rows[:3] = [_row("no_match", 0.9) for _ in range(3)]
     assert upper_rate(rows, "no_match", 0.5, None) == 0.03

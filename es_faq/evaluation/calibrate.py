@@ -269,7 +269,7 @@ def upper_rate(rows: list[dict], kind: str, answer: float, confidence: float | N
     if not part:
         return 0.0
     k = sum(counts(r, answer) for r in part)
-    if confidence is None:
+    if not confidence:  # None or 0: the rate itself
         return round(k / len(part), 4)  # as `outcomes` reports it
     from scipy.stats import beta
 
