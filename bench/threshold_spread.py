@@ -61,20 +61,25 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--judgements", type=Path, help="relabel the test rows with a person's judgements "
                         "(bench/judgements/diac.jsonl), as `es-faq eval --judgements` does")
+    parser.add_argument("--judged-dev", action="store_true", help="relabel the dev rows with --judgements too, "
+                        "as `es-faq calibrate --judgements` does")
     parser.add_argument("--bench", type=Path, help="the rows' faq-bench (default: diac under bench_dir)")
     parser.add_argument("--confidence", type=float, help="choose thresholds on the false-answer rates' upper "
                         "confidence bounds (es_faq.evaluation.calibrate.upper_rate) instead of the rates")
     args = parser.parse_args()
     dev, test = rows(args.folder, "dev"), rows(args.folder, "test")
+    bench = args.bench or load_settings().bench_dir / "diac"
     if args.judgements:
-        test = judged(test, args.bench or load_settings().bench_dir / "diac", "test", args.judgements)
+        test = judged(test, bench, "test", args.judgements)
+        if args.judged_dev:
+            dev = judged(dev, bench, "dev", args.judgements)
     rng = np.random.default_rng(args.seed)
     draws = [on_test([dev[i] for i in rng.integers(0, len(dev), len(dev))], test, confidence=args.confidence)
              for _ in range(args.resamples)]
     thresholds = collections.Counter(d["answer_threshold"] for d in draws)
     print(json.dumps({
         "folder": str(args.folder), "resamples": args.resamples, "seed": args.seed, "confidence": args.confidence,
-        "judgements": str(args.judgements) if args.judgements else None,
+        "judgements": str(args.judgements) if args.judgements else None, "judged_dev": args.judged_dev,
         "whole_dev": on_test(dev, test, confidence=args.confidence),
         "bagged": on_test(dev, test, round(float(np.median([d["answer_threshold"] for d in draws])), 2)),
         "answer_threshold_share": {str(t): round(n / len(draws), 3) for t, n in sorted(thresholds.items())},
