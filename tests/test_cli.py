@@ -80,6 +80,10 @@ def test_calibrate_fits_the_decision_and_reports_each_bench(tmp_path, es):
         assert 0 <= calibration["suggest_threshold"] <= calibration["answer_threshold"]
         outcome = report["outcomes"]["demo-bench"]
         assert outcome["queries"] == {"paraphrase": 44, "near_miss": 9, "no_match": 1}
+        # On the rates themselves (--confidence 0) each bound's upper bound is its rate, within its bound.
+        bounds = calibration["bounds"]
+        assert {k: bounds[k]["queries"] for k in bounds} == {"near_miss": 9, "no_match": 1}
+        assert all(b["upper"] == b["rate"] <= b["max"] for b in bounds.values())
         assert (tmp_path / "c" / "calibration-demo-bench-dev.png").stat().st_size > 0
         assert "written" not in report  # without --write the shipped calibration is left alone
     finally:
@@ -177,6 +181,8 @@ def test_a_bench_too_small_for_the_bounds_is_said_and_never_written(tmp_path, es
         assert out.returncode == 0, out.stderr
         report = json.loads(out.stdout)
         assert report["calibration"]["answer_threshold"] == float("inf")
+        # Nothing answered at an infinite threshold, yet one query bounds the no-match rate only to 0.9.
+        assert report["calibration"]["bounds"]["no_match"] == {"queries": 1, "max": 0.02, "rate": 0.0, "upper": 0.9}
         assert "1 no-match queries" in report["warnings"][0] and "at least 114 no-match" in out.stderr
         written = es_faq("calibrate", "--bench", str(bench), "--write")
         assert written.returncode != 0 and "calibration not written" in written.stderr

@@ -199,6 +199,13 @@ def calibrate(searcher: Searcher, benches: list[Path], split: str, names: tuple[
                                     "intercept": calibration.intercept, **chosen}, "outcomes": {}}
     # Trees would look better on the rows they were fitted on than they are: report them out of fold.
     report["outcomes_out_of_fold"] = held is not None
+    # What each bound was held on at the chosen threshold: the dev rate, and the upper bound that had to fit.
+    bounded_scored = [held[id(r)] for r in bounded] if held is not None else with_probabilities(bounded, calibration)
+    report["calibration"]["bounds"] = {
+        kind: {"queries": sum(r["kind"] == kind for r in bounded_scored), "max": most,
+               "rate": upper_rate(bounded_scored, kind, calibration.answer_threshold, None),
+               "upper": round(upper_rate(bounded_scored, kind, calibration.answer_threshold, confidence), 4)}
+        for kind, most in (("near_miss", near_miss_max), ("no_match", no_match_max))}
     if not math.isfinite(calibration.answer_threshold):
         kinds = {k: sum(r["kind"] == k for r in bounded) for k in ("near_miss", "no_match")}
         report["warnings"] = [
