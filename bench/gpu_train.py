@@ -64,8 +64,7 @@ def pack(name: str, options: dict, out: Path) -> None:
     print(f"{archive}: {archive.stat().st_size / 2**20:.1f} MiB, {len(pairs)} pairs an epoch")
 
 
-def run(payload: Path, out: Path, budget: float, probe: int) -> None:
-    work = Path("/tmp/es-faq-gpu")
+def run(payload: Path, out: Path, budget: float, probe: int, work: Path) -> None:
     shutil.rmtree(work, ignore_errors=True)
     with tarfile.open(payload) as tar:
         tar.extractall(work, filter="data")
@@ -164,6 +163,7 @@ def main() -> None:
     r.add_argument("out", type=Path)
     r.add_argument("--budget", type=float, default=300.0, help="seconds of training at most")
     r.add_argument("--probe", type=int, default=100)
+    r.add_argument("--work", type=Path, default=Path("/tmp/es-faq-gpu"), help="emptied, then the run's home")
     c = sub.add_parser("collect")
     c.add_argument("name")
     c.add_argument("back", type=Path)
@@ -171,7 +171,7 @@ def main() -> None:
     if args.command == "pack":
         pack(args.name, json.loads(args.recipe), args.out)
     elif args.command == "run":
-        run(args.payload, args.out, args.budget, args.probe)
+        run(args.payload, args.out, args.budget, args.probe, args.work)
     else:
         collect(args.name, args.back)
 

@@ -1,6 +1,7 @@
 """Training at small scale on CPU, for real: base weights, mining, fine-tuning, ONNX export, loading."""
 
 import json
+import os
 import shutil
 import uuid
 
@@ -211,6 +212,45 @@ def test_the_cross_encoder_trainer_needs_no_search_stack():
                           capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["fit", "build_pairs"]
+
+
+def test_a_run_travels_to_another_machine_and_back(settings, tiny_pairs, trained_name, tmp_path):
+    """bench/gpu_train.py: the run's data packed here, trained "there" (another process and home; epochs cut to
+    the time budget), its weights back in fp16 without the frozen word embeddings, put back onto the same
+    starting point and exported; the exported model scores pairs."""
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    env = {**os.environ, "ES_FAQ_HOME": str(tmp_path / "here"), "ES_FAQ_MODEL_DIR": str(settings.models_path),
+           "ES_FAQ_PAIRS_DIR": str(tiny_pairs)}
+
+    def tool(*args: str) -> str:
+        done = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "gpu_train.py"), *args], env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout
+
+    recipe = {"corpora": ["tiny"], "benches": [], "hard_cases": 0, "dev": {"tiny": 16}, "epochs": 2,
+              "batch_size": 8, "both_orders": True, "init": "reranker-zh", "eval_every": 2, "checkpoint_every": 1000}
+    tool("pack", trained_name, "--out", str(tmp_path / "payload"), "--recipe", json.dumps(recipe))
+    said = tool("run", str(tmp_path / "payload" / "payload.tar.xz"), str(tmp_path / "back"), "--budget", "0.01",
+                "--probe", "2", "--work", str(tmp_path / "there"))
+    assert "the recipe's 2 epochs do not fit: training 1 instead" in said
+    shards = sorted((tmp_path / "back").glob("weights-*.safetensors"))
+    assert shards and all(p.stat().st_size <= 16 * 2**20 for p in shards)
+    travelled = {k: v for p in shards for k, v in load_file(p).items()}
+    assert "bert.embeddings.word_embeddings.weight" not in travelled
+    assert {v.dtype for v in travelled.values()} == {torch.float16}
+
+    tool("collect", trained_name, str(tmp_path / "back"))
+    final = load_file(tmp_path / "here" / "train-runs" / trained_name / "final" / "model.safetensors")
+    assert all(torch.equal(final[k], v.float()) for k, v in travelled.items())
+    record = json.loads((tmp_path / "here" / "train-runs" / trained_name / "final" / "training.json").read_text())
+    assert record["recipe"]["epochs"] == 1 and record["steps"] == 6 and "weights_travelled" in record
+    scores = Reranker(settings, trained_name).score_pairs([("小橙花怎么还款", "小橙花如何还钱")] * 2)
+    assert len(scores) == 2 and scores[0] == pytest.approx(scores[1])
 
 
 def test_an_interrupted_run_resumes_to_the_same_weights(settings, tiny_pairs, tiny_run, tmp_path):

@@ -338,8 +338,8 @@ def export_reranker(settings: Settings, name: str, run_dir: Path, quantization: 
     recipe = trained["recipe"]
     tokenizer_file = Manifest.load(BASE_MODEL).file(settings, "tokenizer")
     tokenizer = load_tokenizer(tokenizer_file, recipe["max_tokens"])
-    calibration = random.Random(recipe["seed"]).sample(build_pairs(settings, recipe, run_dir, False),
-                                                        calibration_size)
+    pairs = build_pairs(settings, recipe, run_dir, False)
+    calibration = random.Random(recipe["seed"]).sample(pairs, min(calibration_size, len(pairs)))
 
     def export(tmp: Path, staged: Path) -> dict[str, Path]:
         files = onnx_export(final, staged, "text-classification", int8=False)
