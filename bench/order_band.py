@@ -38,9 +38,9 @@ def action(p: float | None, answer: float, suggest: float) -> str:
     return "none" if p is None else "answer" if p >= answer else "suggest" if p >= suggest else "no_match"
 
 
-def fitted_on_dev(directory: Path) -> cal.Calibration:
+def fitted_on_dev(directory: Path, confidence: float | None = None) -> cal.Calibration:
     dev = rows(directory, "dev")
-    return cal.fitted(dev, DEFAULT_FEATURES, 0.05, 0.02, bounded=dev)
+    return cal.fitted(dev, DEFAULT_FEATURES, 0.05, 0.02, bounded=dev, confidence=confidence)
 
 
 def main() -> None:
@@ -51,11 +51,14 @@ def main() -> None:
     parser.add_argument("--first", type=Path, default=None,
                         help="rows of another cross-encoder's decision to run first (a cascade); default: "
                              "RESULTS/one under RESULTS/both's calibration (the order band)")
+    parser.add_argument("--confidence", type=float, default=None,
+                        help="thresholds held on the rates' upper confidence bounds, as `es-faq calibrate` "
+                             "(default: on the dev rates)")
     args = parser.parse_args()
     bands = args.band or [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 1.0]
-    full_fit = fitted_on_dev(args.results / "both")
+    full_fit = fitted_on_dev(args.results / "both", args.confidence)
     first_dir = args.first or args.results / "one"
-    first_fit = fitted_on_dev(first_dir) if args.first else full_fit
+    first_fit = fitted_on_dev(first_dir, args.confidence) if args.first else full_fit
     limits = {"full": (full_fit.answer_threshold, full_fit.suggest_threshold),
               "first": (first_fit.answer_threshold, first_fit.suggest_threshold)}
     for split in ("dev", "test"):
