@@ -1,12 +1,13 @@
-"""Train the cross-encoder on a lent GPU in one device call, and bring its weights back (issue 19).
+"""Train the cross-encoder or the embedder on a lent GPU in one device call, and bring its weights back.
 
 The device machine has torch and transformers but no Elasticsearch, no jieba and no ../shared, and at most
-64 MiB travels each way. So the run's data is built here (`pack`: the corpora, the dev pairs, the mined bench
-pairs and the hard cases, into one archive), trained there with es-faq's own `fit` (`run`), and its weights
-come back in fp16 without the word embeddings, which the recipe keeps frozen; `collect` puts them back onto the
-same starting point here and exports the run like any other (`export_reranker`: ONNX fp32 + static INT8).
+64 MiB travels each way. So the run's data is built here (`pack`: for the cross-encoder the corpora, the dev
+pairs, the mined bench pairs and the hard cases; for the embedder its examples and the benches it is evaluated
+on; into one archive), trained there with es-faq's own `fit` (`run`), and its weights come back in fp16 without
+the word embeddings, which the recipe keeps frozen; `collect` puts them back onto the same starting point here
+and exports the run like any other (`export_reranker` / `export_embedder`: ONNX fp32 + static INT8).
 
-  python bench/gpu_train.py pack NAME --recipe '{"epochs": 3, ...}'     # here: writes .gpu/payload.tar.xz
+  python bench/gpu_train.py pack NAME [--task embedder] --recipe '{"epochs": 3, ...}'  # here: .gpu/payload.tar.xz
   (device) python3 bench/gpu_train.py run .gpu/payload.tar.xz $OUT --budget 300
   python bench/gpu_train.py collect NAME DIR                              # here: DIR holds what came back
 
@@ -28,7 +29,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-FROZEN = "bert.embeddings.word_embeddings.weight"
+# Per task: the trainer's module, the transformers class it trains, the manifest task of a starting point.
+TASKS = {"reranker": ("es_faq.train.cross_encoder", "BertForSequenceClassification", "reranker", {"num_labels": 1}),
+         "embedder": ("es_faq.train.embedder", "BertModel", "embedding", {"add_pooling_layer": False})}
+WORD_EMBEDDINGS = "embeddings.word_embeddings.weight"  # under `bert.` in the cross-encoder
 SHARD_BYTES = 14 * 2**20  # what comes back: 16 MiB a file at most
 RECORD = "record.tar"
 
@@ -39,29 +43,46 @@ def _settings():
     return load_settings()
 
 
-def pack(name: str, options: dict, out: Path) -> None:
-    from es_faq.train.cross_encoder import build_pairs, recipe_of
+def _trainer(task: str):
+    import importlib
 
+    return importlib.import_module(TASKS[task][0])
+
+
+def _data(settings, recipe: dict, run_dir: Path, progress: bool = True) -> list:
+    """The run's training items (pairs or examples), built and cached in run_dir by the task's own trainer."""
+    trainer = _trainer(recipe["task"])
+    if recipe["task"] == "reranker":
+        return trainer.build_pairs(settings, recipe, run_dir, progress)
+    return trainer.build_examples(settings, recipe, run_dir, progress)
+
+
+def pack(name: str, task: str, options: dict, out: Path) -> None:
     settings = _settings()
-    recipe = recipe_of(**options)
+    recipe = _trainer(task).recipe_of(**options)
     if not recipe["freeze_word_embeddings"] or not recipe["init"]:
         raise SystemExit("pack: the weights come back without the word embeddings, so the recipe must keep them "
                          "frozen and start from a shipped model (init); set both")
     run_dir = settings.home / "train-runs" / name
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "recipe.json").write_text(json.dumps(recipe, indent=2, ensure_ascii=False) + "\n")
-    pairs = build_pairs(settings, recipe, run_dir)  # mines and generates here, once; cached in run_dir
+    items = _data(settings, recipe, run_dir)  # mines and generates here, once; cached in run_dir
     out.mkdir(parents=True, exist_ok=True)
     archive = out / "payload.tar.xz"
     with tarfile.open(archive, "w:xz") as tar:
         tar.add(run_dir / "recipe.json", f"run/{name}/recipe.json")
-        for cache in sorted(run_dir.glob("*.tsv")):
+        for cache in sorted([*run_dir.glob("*.tsv"), *run_dir.glob("examples.jsonl")]):
             tar.add(cache, f"run/{name}/{cache.name}")
-        for corpus in recipe["corpora"]:
-            tar.add(settings.pairs_dir / corpus / "train.tsv", f"pairs/{corpus}/train.tsv")
-        for corpus in recipe["dev"]:
-            tar.add(settings.pairs_dir / corpus / "dev.tsv", f"pairs/{corpus}/dev.tsv")
-    print(f"{archive}: {archive.stat().st_size / 2**20:.1f} MiB, {len(pairs)} pairs an epoch")
+        if task == "reranker":
+            for corpus in recipe["corpora"]:
+                tar.add(settings.pairs_dir / corpus / "train.tsv", f"pairs/{corpus}/train.tsv")
+            for corpus in recipe["dev"]:
+                tar.add(settings.pairs_dir / corpus / "dev.tsv", f"pairs/{corpus}/dev.tsv")
+        else:  # dense recall over each dev bench's FAQs
+            for bench in recipe["dev"]:
+                for part in ("faqs.jsonl", "queries.jsonl"):
+                    tar.add(settings.bench_dir / bench / part, f"benches/{bench}/{part}")
+    print(f"{archive}: {archive.stat().st_size / 2**20:.1f} MiB, {len(items)} {task} items an epoch")
 
 
 def run(payload: Path, out: Path, budget: float, probe: int, work: Path) -> None:
@@ -70,9 +91,9 @@ def run(payload: Path, out: Path, budget: float, probe: int, work: Path) -> None
         tar.extractall(work, filter="data")
     os.environ["ES_FAQ_HOME"] = str(work / "home")
     os.environ["ES_FAQ_PAIRS_DIR"] = str(work / "pairs")
+    os.environ["ES_FAQ_BENCH_DIR"] = str(work / "benches")
     import torch
 
-    from es_faq.train.cross_encoder import FINAL, build_pairs, fit
     from es_faq.train.steps import CHECKPOINT
 
     print("torch", torch.__version__, "cuda", torch.cuda.is_available(),
@@ -83,7 +104,9 @@ def run(payload: Path, out: Path, budget: float, probe: int, work: Path) -> None
     run_dir.parent.mkdir(parents=True)
     shutil.move(work / "run" / name, run_dir)
     recipe = json.loads((run_dir / "recipe.json").read_text())
-    per_epoch = math.ceil(len(build_pairs(settings, recipe, run_dir, False)) / recipe["batch_size"])
+    trainer = _trainer(recipe["task"])
+    fit, final = trainer.fit, trainer.FINAL
+    per_epoch = math.ceil(len(_data(settings, recipe, run_dir, False)) / recipe["batch_size"])
 
     started = time.monotonic()
     fit(settings, recipe, run_dir, progress=False, stop_after=probe)
@@ -101,8 +124,8 @@ def run(payload: Path, out: Path, budget: float, probe: int, work: Path) -> None
 
     from safetensors.torch import load_file, save_file
 
-    weights = load_file(run_dir / FINAL / "model.safetensors")
-    weights.pop(FROZEN)
+    weights = load_file(run_dir / final / "model.safetensors")
+    weights.pop(next(k for k in weights if k.endswith(WORD_EMBEDDINGS)))
     shard: dict = {}
     shards: list[dict] = []
     for key, value in weights.items():
@@ -116,39 +139,44 @@ def run(payload: Path, out: Path, budget: float, probe: int, work: Path) -> None
     for i, part in enumerate(shards):
         save_file(part, out / f"weights-{i}.safetensors")
     with tarfile.open(out / RECORD, "w") as tar:
-        for path in ("recipe.json", "log.jsonl", f"{FINAL}/config.json", f"{FINAL}/training.json"):
+        for path in ("recipe.json", "log.jsonl", f"{final}/config.json", f"{final}/training.json"):
             tar.add(run_dir / path, path)
     print(f"{len(shards)} weight files and {RECORD} in {out}", flush=True)
 
 
 def collect(name: str, back: Path) -> None:
     import torch
+    import transformers
     from safetensors.torch import load_file
-    from transformers import BertForSequenceClassification
 
     from es_faq.train.base import load_trained
-    from es_faq.train.cross_encoder import FINAL, export_reranker
 
     settings = _settings()
     run_dir = settings.home / "train-runs" / name
     packed = json.loads((run_dir / "recipe.json").read_text())
+    trainer = _trainer(packed["task"])
+    module, model_class, manifest_task, config = TASKS[packed["task"]]
+    final = run_dir / trainer.FINAL
     with tarfile.open(back / RECORD) as tar:
         tar.extractall(run_dir, filter="data")
-    trained = json.loads((run_dir / FINAL / "training.json").read_text())
+    trained = json.loads((final / "training.json").read_text())
     if {**trained["recipe"], "epochs": packed["epochs"]} != packed:
         raise SystemExit(f"{back} came from another recipe than {run_dir}/recipe.json")
-    model, _ = load_trained(settings, trained["recipe"]["init"], BertForSequenceClassification, num_labels=1)
+    model, _ = load_trained(settings, trained["recipe"]["init"], getattr(transformers, model_class),
+                            task=manifest_task, **config)
     weights = {}
     for part in sorted(back.glob("weights-*.safetensors")):
         weights.update({k: v.to(torch.float32) for k, v in load_file(part).items()})
     missing, unexpected = model.load_state_dict(weights, strict=False)
-    if missing != [FROZEN] or unexpected:
+    if len(missing) != 1 or not missing[0].endswith(WORD_EMBEDDINGS) or unexpected:
         raise SystemExit(f"the weights do not fit: missing {missing[:3]}, unexpected {unexpected[:3]}")
-    model.save_pretrained(run_dir / FINAL)
+    model.save_pretrained(final)
     trained["weights_travelled"] = "fp16, word embeddings left out (frozen: taken from init here)"
-    (run_dir / FINAL / "training.json").write_text(json.dumps(trained, indent=2, ensure_ascii=False) + "\n")
-    record = export_reranker(settings, name, run_dir)
-    print(json.dumps({k: record[k] for k in ("pairs", "steps", "device", "train_seconds", "dev")}, indent=1))
+    (final / "training.json").write_text(json.dumps(trained, indent=2, ensure_ascii=False) + "\n")
+    export = trainer.export_reranker if packed["task"] == "reranker" else trainer.export_embedder
+    record = export(settings, name, run_dir)
+    print(json.dumps({k: record.get(k) for k in ("pairs", "examples", "steps", "device", "train_seconds", "dev")},
+                     indent=1))
 
 
 def main() -> None:
@@ -156,7 +184,9 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("pack")
     p.add_argument("name")
-    p.add_argument("--recipe", default="{}", help="recipe options as JSON (es_faq.train.cross_encoder.DEFAULTS)")
+    p.add_argument("--task", choices=sorted(TASKS), default="reranker")
+    p.add_argument("--recipe", default="{}",
+                   help="recipe options as JSON (DEFAULTS in es_faq/train/cross_encoder.py, embedder.py)")
     p.add_argument("--out", type=Path, default=Path(".gpu"))
     r = sub.add_parser("run")
     r.add_argument("payload", type=Path)
@@ -169,7 +199,7 @@ def main() -> None:
     c.add_argument("back", type=Path)
     args = parser.parse_args()
     if args.command == "pack":
-        pack(args.name, json.loads(args.recipe), args.out)
+        pack(args.name, args.task, json.loads(args.recipe), args.out)
     elif args.command == "run":
         run(args.payload, args.out, args.budget, args.probe, args.work)
     else:

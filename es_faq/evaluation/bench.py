@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config.settings import Settings
 from ..errors import DataError
 from ..kb.faq import count_lines, read_jsonl
-from ..kb.index import build, index_meta
 from ..models.files import sha256_of
-from ..search.pipeline import Searcher
+
+if TYPE_CHECKING:  # reading a bench's queries needs no engine: the trainers do it where none is installed
+    from ..search.pipeline import Searcher
 
 DEFAULT_EMBED_MODEL = Settings.__dataclass_fields__["embed_model"].default
 
@@ -87,6 +89,8 @@ def ensure_bench_index(searcher: Searcher, bench: Path, progress: bool = True) -
 
     Each embedding model other than the default gets an alias of its own, so comparing models
     (docs/benchmarks.md, "The first trained models: ablation on bq test") does not rebuild one index back and forth."""
+    from ..kb.index import build, index_meta
+
     faqs = bench / "faqs.jsonl"
     model = searcher.embedder.manifest.name
     suffix = "" if model == DEFAULT_EMBED_MODEL else f"--{model}"

@@ -82,6 +82,9 @@ def quantize(fp32: Path, out: Path, method: str, tokenizer=None, calibration: Se
         raise ModelError(f"MatMul outputs {matmul_outputs!r}: choose {' or '.join(MATMUL_OUTPUTS)}")
     extra: dict = {"OpTypesToExcludeOutputQuantization": ["MatMul"]} if matmul_outputs == "float" else {}
     if ranges == "percentile":
+        # The histograms stack every batch's outputs, so every batch must have one shape: whole batches only.
+        if len(calibration) > CALIBRATION_BATCH:
+            calibration = calibration[:len(calibration) // CALIBRATION_BATCH * CALIBRATION_BATCH]
         tokenizer.enable_truncation(length)
         tokenizer.enable_padding(length=length)
         options = {"calibrate_method": CalibrationMethod.Percentile,
