@@ -58,14 +58,15 @@ def _data(settings, recipe: dict, run_dir: Path, progress: bool = True) -> list:
 
 
 def pack(name: str, task: str, options: dict, out: Path) -> None:
+    from es_faq.train.steps import check_recipe
+
     settings = _settings()
     recipe = _trainer(task).recipe_of(**options)
     if not recipe["freeze_word_embeddings"] or not recipe["init"]:
         raise SystemExit("pack: the weights come back without the word embeddings, so the recipe must keep them "
                          "frozen and start from a shipped model (init); set both")
     run_dir = settings.home / "train-runs" / name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "recipe.json").write_text(json.dumps(recipe, indent=2, ensure_ascii=False) + "\n")
+    check_recipe(run_dir, recipe)  # the run directory's recipe.json, as `es-faq train` writes it
     items = _data(settings, recipe, run_dir)  # mines and generates here, once; cached in run_dir
     out.mkdir(parents=True, exist_ok=True)
     archive = out / "payload.tar.xz"
@@ -126,15 +127,15 @@ def run(payload: Path, out: Path, budget: float, probe: int, work: Path) -> None
 
     weights = load_file(run_dir / final / "model.safetensors")
     weights.pop(next(k for k in weights if k.endswith(WORD_EMBEDDINGS)))
-    shard: dict = {}
-    shards: list[dict] = []
+    shards: list[dict] = [{}]
+    size = 0
     for key, value in weights.items():
         half = value.to(torch.float16).contiguous()
-        if shard and sum(v.numel() * 2 for v in shard.values()) + half.numel() * 2 > SHARD_BYTES:
-            shards.append(shard)
-            shard = {}
-        shard[key] = half
-    shards.append(shard)
+        if shards[-1] and size + half.nbytes > SHARD_BYTES:
+            shards.append({})
+            size = 0
+        shards[-1][key] = half
+        size += half.nbytes
     out.mkdir(parents=True, exist_ok=True)
     for i, part in enumerate(shards):
         save_file(part, out / f"weights-{i}.safetensors")

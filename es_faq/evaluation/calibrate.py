@@ -207,7 +207,7 @@ def calibrate(searcher: Searcher, benches: list[Path], split: str, names: tuple[
                "upper": round(upper_rate(bounded_scored, kind, calibration.answer_threshold, confidence), 4)}
         for kind, most in (("near_miss", near_miss_max), ("no_match", no_match_max))}
     if not math.isfinite(calibration.answer_threshold):
-        kinds = {k: sum(r["kind"] == k for r in bounded) for k in ("near_miss", "no_match")}
+        kinds = {k: b["queries"] for k, b in report["calibration"]["bounds"].items()}
         report["warnings"] = [
             f"no answer threshold keeps the false-answer bounds ({near_miss_max:.0%} near-miss, {no_match_max:.0%} "
             f"no-match) on these rows ({kinds['near_miss']} near-miss, {kinds['no_match']} no-match queries)"
