@@ -208,4 +208,9 @@ def test_calibration_reads_both_orders_whatever_the_order_band(tmp_path, es, set
             fits[band] = (calibration.coef, calibration.intercept, calibration.answer_threshold)
     finally:
         _drop_alias_family(es, "bench-demo-bench")
-    assert fits[0.0] == fits[1.0]
+    # Equal up to the engine's float noise: two passes over an index built just before can differ in the vector
+    # scores' sixth digit (the vector-score weight by up to 1e-6 here; a segment merge between the passes is the
+    # likely cause), while one order read instead of two moves a logit by tenths.
+    (coef0, intercept0, answer0), (coef1, intercept1, answer1) = fits[0.0], fits[1.0]
+    assert coef0 == pytest.approx(coef1, abs=1e-4) and intercept0 == pytest.approx(intercept1, abs=1e-4)
+    assert answer0 == answer1
