@@ -298,6 +298,19 @@ def test_a_missing_reranker_fails_the_boot(settings, es, embedder, analyzer):
         create_app(served, Searcher(served, es, embedder, analyzer))
 
 
+def test_a_worker_reads_the_differences_tables_before_its_first_search(settings, es, embedder, analyzer):
+    """jieba's dictionary and IDF table take about 0.75 s to read: a new gunicorn worker's first searches took
+    1-3 s while they loaded, past many clients' timeouts. The app reads them when it is built."""
+    from es_faq.search import differ
+
+    differ._idf.cache_clear()
+    differ.tokens.cache_clear()
+    served = settings.replace(query_log_enabled=False)
+    assert served.uses_reranker
+    create_app(served, Searcher(served, es, embedder, analyzer))
+    assert differ._idf.cache_info().currsize == 1 and differ.tokens.cache_info().currsize == 1
+
+
 def test_readyz_names_the_missing_alias(settings, es, embedder, analyzer, conforms):
     served = settings.replace(index_alias="no-such-alias", query_log_enabled=False)
     client = create_app(served, Searcher(served, es, embedder, analyzer)).test_client()

@@ -15,6 +15,7 @@ from flask.json.provider import DefaultJSONProvider
 from ..config.load import load_settings
 from ..config.settings import Settings
 from ..engine.client import make_client
+from ..search import differ
 from ..search.pipeline import Searcher
 from . import errors, metrics
 from .admin import admin
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None, searcher: Searcher | None = Non
     if settings.uses_reranker:
         searcher.reranker  # noqa: B018
         searcher.calibration  # noqa: B018
+        differ.load()
     app.extensions[SEARCHER] = searcher
     if settings.query_log_enabled:
         # The writer thread starts here, in each gunicorn worker (the app is built after the fork).

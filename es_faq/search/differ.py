@@ -98,6 +98,13 @@ def _idf() -> tuple[dict[str, float], float]:
     return table.idf_freq, table.median_idf
 
 
+def load() -> None:
+    """Read jieba's dictionary and IDF table now: about 0.75 s, once a process, which the first search that
+    reads a difference would otherwise wait for (a new gunicorn worker's first searches took 1-3 s)."""
+    _idf()
+    tokens("校验")
+
+
 def idf(word: str) -> float:
     table, median = _idf()
     return table.get(word, median)
