@@ -5,7 +5,8 @@ The device machine has torch and transformers but no Elasticsearch, no jieba and
 pairs, the mined bench pairs and the hard cases; for the embedder its examples and the benches it is evaluated
 on; into one archive), trained there with es-faq's own `fit` (`run`), and its weights come back in fp16 without
 the word embeddings, which the recipe keeps frozen; `collect` puts them back onto the same starting point here
-and exports the run like any other (`export_reranker` / `export_embedder`: ONNX fp32 + static INT8).
+and exports the run like any other (`export_reranker` / `export_embedder`: ONNX fp32 + INT8, static for a
+cross-encoder, dynamic for an embedder).
 
   python bench/gpu_train.py pack NAME [--task embedder] --recipe '{"epochs": 3, ...}'  # here: .gpu/payload.tar.xz
   (device) python3 bench/gpu_train.py run .gpu/payload.tar.xz $OUT --budget 300

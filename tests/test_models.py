@@ -55,6 +55,44 @@ def test_quantize_ships_a_static_int8_embedder_whose_vectors_ignore_batch_mates(
         (MANIFEST_DIR / f"{name}.json").unlink(missing_ok=True)
 
 
+def test_requantize_ships_a_trained_embedders_int8_weights_unchanged_in_dynamic_int8(settings, tmp_path):
+    """`es-faq models requantize embedder-zh NAME`: the shipped static-INT8 embedder's weights, dequantized,
+    exported and quantized per channel again, are the same int8 tensors; the file is pinned, pulled from
+    onnx_models/, runs one text at a time, and its vectors lie close to the static file's."""
+    import shutil
+
+    import onnx
+    from onnx import numpy_helper
+
+    from es_faq.models.manifest import MANIFEST_DIR
+    from es_faq.models.quantize import derive_dynamic
+    from es_faq.search.embed import Embedder
+
+    def int8_tensors(path) -> list[bytes]:
+        graph = onnx.load(str(path)).graph
+        return sorted(numpy_helper.to_array(t).tobytes() for t in graph.initializer
+                      if t.data_type in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8) and len(t.dims) == 2)
+
+    name = f"test-dyn-{tmp_path.name[-8:]}".lower()
+    cache = settings.replace(model_dir=tmp_path / "models")
+    shutil.copytree(settings.models_path / "embedder-zh", cache.models_path / "embedder-zh")
+    try:
+        derive_dynamic(cache, "embedder-zh", name)
+        manifest, source = Manifest.load(name), Manifest.load("embedder-zh")
+        assert manifest.quantization == "int8-dynamic" and manifest.source["derived"]["from"] == "embedder-zh"
+        assert manifest.source["train"] == source.source["train"] and manifest.data["query_prefix"] == ""
+        pull(manifest, cache)  # copied from onnx_models/<name>/, sha256 checked
+        assert verify(manifest, cache) == []
+        assert int8_tensors(manifest.file(cache, "model")) == int8_tensors(source.file(cache, "model_int8"))
+        dynamic, static = Embedder(cache, name), Embedder(cache, "embedder-zh")
+        assert dynamic.runs_alone and not static.runs_alone
+        texts = ["花呗可以推迟还吗", "借呗提额", "我想退货"]
+        assert ((dynamic.encode(texts) * static.encode(texts)).sum(axis=1) > 0.95).all()
+    finally:
+        shutil.rmtree(MANIFEST_DIR / name, ignore_errors=True)
+        (MANIFEST_DIR / f"{name}.json").unlink(missing_ok=True)
+
+
 def _float_outputs_beat_int8_outputs(settings, static, manifest, calibration, texts, reference, tmp_path):
     """The shipped layout leaves every MatMul's output in float (nothing quantizes it again), and its
     vectors lie closer to fp32's than the earlier layout's, calibrated alike."""

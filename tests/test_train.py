@@ -107,7 +107,8 @@ TINY_EMBEDDER = {"corpora": ["tiny"], "benches": [], "mine": [], "dev": {}, "bat
 
 def test_the_embedder_trains_resumes_exports_and_loads(settings, tiny_pairs, trained_name, tmp_path):
     """24 positive pairs, 3 steps: interrupted after one and resumed it ends where an uninterrupted run does;
-    the export (static INT8) loads as the embedder and gives a text the same vector alone or in a batch."""
+    the export (dynamic INT8, run one text at a time) loads as the embedder and gives a text the same vector
+    alone or among others."""
     from transformers import BertModel
 
     from es_faq.train.embedder import export_embedder, fit, recipe_of
@@ -123,12 +124,13 @@ def test_the_embedder_trains_resumes_exports_and_loads(settings, tiny_pairs, tra
     b = BertModel.from_pretrained(tmp_path / "resumed" / "final").state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
 
-    record = export_embedder(tiny, trained_name, tmp_path / "whole", calibration_size=16)
-    assert record["quantization"] == "static"
+    record = export_embedder(tiny, trained_name, tmp_path / "whole")
+    assert record["quantization"] == "dynamic"
     manifest = Manifest.load(trained_name)
     assert manifest.task == "embedding" and set(manifest.files) == {"model", "model_int8", "tokenizer"}
-    assert manifest.data["query_prefix"] == ""
+    assert manifest.data["query_prefix"] == "" and manifest.quantization == "int8-dynamic"
     embedder = Embedder(settings, trained_name)
+    assert embedder.runs_alone
     texts = ["花呗怎么延期还款", "怎么修改收货地址", "借款利息怎么算，利率是多少呢"]
     together = embedder.encode(texts)
     assert together.shape == (3, 512) and np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-4)

@@ -72,6 +72,18 @@ def models_quantize(settings: Settings, source: str, name: str, calibration: tup
     click.echo(f"{name}: shipped in {derive_static(settings, source, name, calibration, size, seed)}")
 
 
+@models.command("requantize")
+@click.argument("source")
+@click.argument("name")
+@pass_settings
+def models_requantize(settings: Settings, source: str, name: str) -> None:
+    """Ship the embedder es-faq trained as SOURCE again as onnx_models/NAME/ in dynamic INT8, run one text at a
+    time (the same int8 weights; needs the [train] extra)."""
+    from ..models.quantize import derive_dynamic
+
+    click.echo(f"{name}: shipped in {derive_dynamic(settings, source, name)}")
+
+
 @models.command("export")
 @click.argument("model_id")
 @click.option("--int8", is_flag=True, help="Also quantize to INT8 (dynamic, AVX2).")

@@ -88,7 +88,7 @@ class OnnxModel:
             raise ModelError(f"{name} is a {task} model; this needs a {' or '.join(self.tasks)} model")
         require(self.manifest, settings)
         self.settings = settings
-        self.session = onnx_session(runtime_file(self.manifest, settings), settings)
+        self.session = onnx_session(runtime_file(self.manifest, settings), self._session_settings(settings))
         self.tokenizer = load_tokenizer(self.manifest.file(settings, "tokenizer"),
                                         min(max_tokens, self.manifest.max_tokens))
         self._inputs = {i.name for i in self.session.get_inputs()}
@@ -105,6 +105,10 @@ class OnnxModel:
 
     def _check_output(self) -> None:
         raise NotImplementedError
+
+    def _session_settings(self, settings: Settings) -> Settings:
+        """The settings the ONNX session is opened with (a subclass may run one text per thread instead)."""
+        return settings
 
     def _feed(self, ids: np.ndarray, mask: np.ndarray, types: np.ndarray) -> np.ndarray:
         feed = {"input_ids": ids, "attention_mask": mask}

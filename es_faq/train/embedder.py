@@ -251,9 +251,12 @@ def fit(settings: Settings, recipe: dict, run_dir: Path, progress: bool = True,
                   seconds, started, _count_sources(examples), evaluate_dev())
 
 
-def export_embedder(settings: Settings, name: str, run_dir: Path, calibration_size: int = 256) -> dict:
-    """The final weights of a run as ONNX (fp32, and static INT8 as `model_int8`) in the model cache, and its
-    manifest in onnx_models/: static INT8 so that a text's vector does not depend on its batch-mates."""
+def export_embedder(settings: Settings, name: str, run_dir: Path, quantization: str = "dynamic",
+                    calibration_size: int = 256) -> dict:
+    """The final weights of a run as ONNX (fp32, and INT8 as `model_int8`) in the model cache, and its manifest in
+    onnx_models/. Dynamic INT8 (the default) runs one text at a time (es_faq/search/embed.py, RUN_ALONE), static
+    INT8 is calibrated on `calibration_size` of the run's texts and runs in batches; either way a text's vector
+    does not depend on its batch-mates."""
     from ..models.export import onnx_export
     from ..models.manifest import Manifest
     from ..models.onnx import load_tokenizer
@@ -266,25 +269,27 @@ def export_embedder(settings: Settings, name: str, run_dir: Path, calibration_si
     recipe = trained["recipe"]
     base = Manifest.load(BASE_MODEL)
     tokenizer_file = base.file(settings, "tokenizer")
-    tokenizer = load_tokenizer(tokenizer_file, min(settings.embed_max_tokens, recipe["max_tokens"]))
-    texts = sorted({t for e in build_examples(settings, recipe, run_dir, False) for t in e.positives})
-    calibration = random.Random(recipe["seed"]).sample(texts, min(calibration_size, len(texts)))
+    tokenizer, calibration = None, []
+    if quantization == "static":
+        tokenizer = load_tokenizer(tokenizer_file, min(settings.embed_max_tokens, recipe["max_tokens"]))
+        texts = sorted({t for e in build_examples(settings, recipe, run_dir, False) for t in e.positives})
+        calibration = random.Random(recipe["seed"]).sample(texts, min(calibration_size, len(texts)))
 
     def export(tmp: Path, staged: Path) -> dict[str, Path]:
         files = onnx_export(final, staged, "feature-extraction", int8=False)
-        files["model_int8"] = quantize(files["model"], staged / "model_int8.onnx", "static", tokenizer, calibration,
-                                       ranges="percentile", length=settings.embed_max_tokens)
+        files["model_int8"] = quantize(files["model"], staged / "model_int8.onnx", quantization, tokenizer,
+                                       calibration, ranges="percentile", length=settings.embed_max_tokens)
         return files
 
-    record = install(settings, name, export, tokenizer_file, lambda: {**trained, **layout("static")})
+    record = install(settings, name, export, tokenizer_file, lambda: {**trained, **layout(quantization)})
     register(name, {"task": "embedding",
                     "description": "bi-encoder fine-tuned by `es-faq train embedder` from "
                                    f"{recipe.get('init') or 'bge-small-zh-v1.5'} "
-                                   "(InfoNCE, in-batch and hard negatives), static INT8",
+                                   f"(InfoNCE, in-batch and hard negatives), {quantization} INT8",
                     "license": "MIT (base weights); see training_data for the terms of the data it learned from",
                     "training_data": with_init_data(training_data(recipe), recipe)},
              recipe, record, {"dims": base.data["dims"], "pooling": "cls", "normalize": True,
-                              "quantization": "int8-static", "query_prefix": ""})
+                              "quantization": f"int8-{quantization}", "query_prefix": ""})
     return record
 
 
