@@ -11,6 +11,7 @@ derived model's fp32 is its source's file (`bge-small-zh-v1.5-s8` from `bge-smal
 
     .venv/bin/python bench/query_embed_speed.py [--model bge-small-zh-v1.5-s8 --model embedder-zh] \
         [--dynamic] [--static]
+    .venv/bin/python bench/query_embed_speed.py --together --model embedder-zh-d --model embedder-zh
 """
 
 import argparse
@@ -78,12 +79,25 @@ def main() -> None:
     parser.add_argument("--dynamic", action="store_true", help="also time a dynamic-INT8 copy of each fp32 export")
     parser.add_argument("--static", action="store_true",
                         help="also time a static-INT8 copy with float MatMul outputs (today's layout)")
+    parser.add_argument("--together", action="store_true",
+                        help="time the named models' shipped files against each other in one alternating run "
+                             "(they must share the query prefix setting)")
     parser.add_argument("--rounds", type=int, default=10, help="alternating passes of each file")
     args = parser.parse_args()
     settings = load_settings().replace(onnx_threads=1)
     with (settings.bench_dir / "diac" / "queries.jsonl").open(encoding="utf-8") as fh:
         rows = [json.loads(line) for line in fh]
     queries = [r["query"] for r in random.Random(13).sample(rows, 300)]
+    if args.together:
+        embedders = [Embedder(settings, name) for name in args.models or ["embedder-zh-d", "embedder-zh"]]
+        if len({e.manifest.data.get("query_prefix", "") for e in embedders}) > 1:
+            raise SystemExit("--together times files on the same texts: the models' query prefixes differ")
+        sessions = {f"{e.manifest.name} ({e.manifest.quantization})": e.session for e in embedders}
+        load = os.getloadavg()[0]
+        timed = alternating(embedders[0], sessions, queries, args.rounds)
+        print(json.dumps({"models": [e.manifest.name for e in embedders], "rounds": args.rounds,
+                          "load_at_start": load, **timed}, ensure_ascii=False), flush=True)
+        return
     for name in args.models or ["bge-small-zh-v1.5-s8", "embedder-zh"]:
         embedder = Embedder(settings, name)
         sessions = {f"shipped ({embedder.manifest.quantization})": embedder.session}

@@ -269,7 +269,7 @@ def test_absent_faq_is_404(client, conforms, faq_id):
 def test_healthz_and_readyz(client, conforms):
     health = conforms("GET", "/healthz", client.get("/healthz")).get_json()
     # The default search decides with the cross-encoder, so it is part of serving.
-    assert health == {"status": "ok", "model": "embedder-zh", "provider": "CPUExecutionProvider",
+    assert health == {"status": "ok", "model": "embedder-zh-d", "provider": "CPUExecutionProvider",
                       "reranker": {"model": "reranker-zh", "provider": "CPUExecutionProvider"}}
     ready = conforms("GET", "/readyz", client.get("/readyz"))
     assert ready.status_code == 200 and ready.get_json()["status"] == "ready"

@@ -137,7 +137,7 @@ def test_eval_pairs_reports_each_corpus_at_a_threshold_from_training_data(tmp_pa
 
 def test_models_list_reports_provider():
     rows = json.loads(es_faq("models", "list", check=True).stdout)
-    row = next(r for r in rows if r["name"] == "embedder-zh")  # shipped in onnx_models/, the default
+    row = next(r for r in rows if r["name"] == "embedder-zh-d")  # shipped in onnx_models/, the default
     assert row["ready"] and row["dims"] == 512 and row["provider"] == "CPUExecutionProvider"
     shipped = next(r for r in rows if r["name"] == "reranker-zh")  # in onnx_models/, pulled by scripts/test
     assert shipped["task"] == "reranker" and shipped["ready"]

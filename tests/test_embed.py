@@ -23,6 +23,19 @@ def test_vectors_are_unit_length_and_exactly_independent_of_batch_mates(embedder
     assert np.array_equal(together, one_by_one) and np.array_equal(together, reversed_)
 
 
+def test_the_default_embedder_runs_each_text_alone_because_a_batch_would_move_its_vectors(settings, embedder):
+    """The shipped embedder is dynamic INT8: run in one batch, each activation's scale would come from the whole
+    batch and a text's vector from its batch-mates (what the test above rules out), so each text runs alone, and
+    texts run side by side on threads, which gives every text the vector it gets on one thread."""
+    texts = ["花呗怎么延期还款", "借呗额度怎么提升", "退货运费谁出", "请问我的花呗为什么突然不能用了，是不是逾期了"]
+    assert embedder.manifest.quantization == "int8-dynamic" and embedder.runs_alone
+    alone = np.vstack([embedder.encode([t]) for t in texts])
+    assert not np.array_equal(embedder._vectors(texts), alone)  # one batch: the vectors move
+    one_thread = Embedder(settings.replace(onnx_threads=1)).encode(texts * 3)
+    two_threads = Embedder(settings.replace(onnx_threads=2)).encode(texts * 3)
+    assert np.array_equal(one_thread, two_threads) and np.array_equal(one_thread[:4], alone)
+
+
 def test_paraphrase_is_closer_than_unrelated_question(embedder):
     query = embedder.encode(["可以推迟还花呗吗"], is_query=True)[0]
     docs = embedder.encode(["花呗怎么延期还款", "怎么修改收货地址"])
@@ -30,7 +43,7 @@ def test_paraphrase_is_closer_than_unrelated_question(embedder):
 
 
 def test_a_query_prefix_in_the_manifest_changes_the_vector(settings, embedder):
-    """bge-small-zh-v1.5 was published with an instruction for queries; embedder-zh (the default) was trained
+    """bge-small-zh-v1.5 was published with an instruction for queries; embedder-zh-d (the default) was trained
     without one, so a query and a stored question of the same text get the same vector."""
     base = Embedder(settings, "bge-small-zh-v1.5")
     assert not np.allclose(base.encode(["花呗怎么延期还款"])[0], base.encode(["花呗怎么延期还款"], is_query=True)[0])

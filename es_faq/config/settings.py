@@ -100,10 +100,10 @@ class Settings:
 
     # Models.
     model_dir: Path | None = None
-    # embedder-zh: bge-small-zh-v1.5 fine-tuned here on question pairs (docs/training.md), static INT8,
-    # so a text's vector is the same alone or in any batch and indexing batches and the vector cache
-    # can hand out vectors. Changing it re-embeds the knowledge base once (`es-faq index load`).
-    embed_model: str = "embedder-zh"
+    # embedder-zh-d: bge-small-zh-v1.5 fine-tuned here on question pairs (docs/training.md, embedder-zh), in
+    # dynamic INT8 run one text at a time, so a text's vector depends on the text alone and the vector cache can
+    # hand out vectors. Changing it re-embeds the knowledge base once (`es-faq index load`).
+    embed_model: str = "embedder-zh-d"
     embed_batch_size: int = 32
     # Vectors of indexed texts, kept for the next build and sync (es_faq/kb/vectors.py).
     vector_cache_enabled: bool = True
