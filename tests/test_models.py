@@ -65,8 +65,8 @@ def test_requantize_ships_a_trained_embedders_int8_weights_unchanged_in_dynamic_
     from onnx import numpy_helper
 
     from es_faq.models.manifest import MANIFEST_DIR
-    from es_faq.models.quantize import derive_dynamic
     from es_faq.search.embed import Embedder
+    from es_faq.train.embedder import requantize_embedder
 
     def int8_tensors(path) -> list[bytes]:
         graph = onnx.load(str(path)).graph
@@ -77,7 +77,7 @@ def test_requantize_ships_a_trained_embedders_int8_weights_unchanged_in_dynamic_
     cache = settings.replace(model_dir=tmp_path / "models")
     shutil.copytree(settings.models_path / "embedder-zh", cache.models_path / "embedder-zh")
     try:
-        derive_dynamic(cache, "embedder-zh", name)
+        requantize_embedder(cache, "embedder-zh", name)
         manifest, source = Manifest.load(name), Manifest.load("embedder-zh")
         assert manifest.quantization == "int8-dynamic" and manifest.source["derived"]["from"] == "embedder-zh"
         assert manifest.source["train"] == source.source["train"] and manifest.data["query_prefix"] == ""

@@ -79,9 +79,9 @@ def models_quantize(settings: Settings, source: str, name: str, calibration: tup
 def models_requantize(settings: Settings, source: str, name: str) -> None:
     """Ship the embedder es-faq trained as SOURCE again as onnx_models/NAME/ in dynamic INT8, run one text at a
     time (the same int8 weights; needs the [train] extra)."""
-    from ..models.quantize import derive_dynamic
+    from ..train.embedder import requantize_embedder
 
-    click.echo(f"{name}: shipped in {derive_dynamic(settings, source, name)}")
+    click.echo(f"{name}: shipped in {requantize_embedder(settings, source, name)}")
 
 
 @models.command("export")

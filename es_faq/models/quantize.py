@@ -152,39 +152,6 @@ def quantize_embedder(settings: Settings, manifest: Manifest, fp32: Path, out: P
     return quantize(fp32, out, "static", tokenizer, texts, ranges="percentile", length=settings.embed_max_tokens)
 
 
-def derive_dynamic(settings: Settings, source: str, name: str) -> Path:
-    """The embedder es-faq trained and shipped as `source` (static INT8), shipped again as onnx_models/<name>/ in
-    dynamic INT8, which es-faq runs one text at a time (es_faq/search/embed.py, RUN_ALONE): the shipped weights
-    are dequantized (es_faq/train/base.py), exported to fp32 and quantized per channel again, which gives back the
-    same int8 weights; only how activations are quantized changes. Needs the [train] extra."""
-    from transformers import BertModel
-
-    from ..train.base import load_trained
-    from .export import onnx_export
-
-    base = Manifest.load(source)
-    model, tokenizer_file = load_trained(settings, source, BertModel, task="embedding", add_pooling_layer=False)
-    target = MANIFEST_DIR / name
-    target.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{name}-", dir=target.parent) as tmp:
-        model.save_pretrained(Path(tmp) / "weights")
-        fp32 = onnx_export(Path(tmp) / "weights", Path(tmp) / "onnx", "feature-extraction", int8=False)["model"]
-        shutil.move(quantize(fp32, Path(tmp) / "model_int8.onnx", "dynamic"), target / "model_int8.onnx")
-    shutil.copy(tokenizer_file, target / "tokenizer.json")
-    files = {"model": {"path": "model_int8.onnx", "sha256": sha256_of(target / "model_int8.onnx")},
-             "tokenizer": {"path": "tokenizer.json", "sha256": sha256_of(target / "tokenizer.json")}}
-    data = {**{k: v for k, v in base.data.items() if k not in ("files", "source", "name")}, "name": name,
-            "description": f"{source}'s weights in dynamic INT8 (per-channel MatMul + Gather), run one text at a "
-                           "time so that a vector depends on its text only",
-            "quantization": "int8-dynamic",
-            "source": {"repo": name, **{k: v for k, v in base.data["source"].items() if k != "repo"},
-                       "derived": {"from": source, "from_sha256": base.weights_sha256, "method": "dynamic",
-                                   "ops": QUANTIZED_OPS}},
-            "files": files}
-    Manifest(name, data).save()
-    return target
-
-
 def derive_static(settings: Settings, source: str, name: str, calibration: Sequence[Path], size: int = 256,
                   seed: int = 13) -> Path:
     """A static-INT8 copy of the fp32 model `source`, shipped as onnx_models/<name>/ with a manifest

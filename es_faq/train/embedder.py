@@ -23,6 +23,8 @@ from __future__ import annotations
 import json
 import math
 import random
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -298,3 +300,38 @@ def train_embedder(settings: Settings, name: str, recipe: dict, progress: bool =
     run_dir = settings.home / "train-runs" / name
     fit(settings, recipe, run_dir, progress)
     return export_embedder(settings, name, run_dir)
+
+
+def requantize_embedder(settings: Settings, source: str, name: str) -> Path:
+    """The embedder es-faq trained and shipped as `source` (static INT8), shipped again as onnx_models/<name>/ in
+    dynamic INT8, which es-faq runs one text at a time (es_faq/search/embed.py, RUN_ALONE): the shipped weights
+    are dequantized (es_faq/train/base.py), exported to fp32 and quantized per channel again, which gives back the
+    same int8 weights; only how activations are quantized changes."""
+    from transformers import BertModel
+
+    from ..models.export import onnx_export
+    from ..models.files import sha256_of
+    from ..models.manifest import MANIFEST_DIR, Manifest
+    from ..models.quantize import QUANTIZED_OPS, quantize
+
+    base = Manifest.load(source)
+    model, tokenizer_file = load_trained(settings, source, BertModel, task="embedding", add_pooling_layer=False)
+    target = MANIFEST_DIR / name
+    target.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{name}-", dir=target.parent) as tmp:
+        model.save_pretrained(Path(tmp) / "weights")
+        fp32 = onnx_export(Path(tmp) / "weights", Path(tmp) / "onnx", "feature-extraction", int8=False)["model"]
+        shutil.move(quantize(fp32, Path(tmp) / "model_int8.onnx", "dynamic"), target / "model_int8.onnx")
+    shutil.copy(tokenizer_file, target / "tokenizer.json")
+    files = {"model": {"path": "model_int8.onnx", "sha256": sha256_of(target / "model_int8.onnx")},
+             "tokenizer": {"path": "tokenizer.json", "sha256": sha256_of(target / "tokenizer.json")}}
+    data = {**{k: v for k, v in base.data.items() if k not in ("files", "source", "name")}, "name": name,
+            "description": f"{source}'s weights in dynamic INT8 (per-channel MatMul + Gather), run one text at a "
+                           "time so that a vector depends on its text only",
+            "quantization": "int8-dynamic",
+            "source": {"repo": name, **{k: v for k, v in base.data["source"].items() if k != "repo"},
+                       "derived": {"from": source, "from_sha256": base.weights_sha256, "method": "dynamic",
+                                   "ops": QUANTIZED_OPS}},
+            "files": files}
+    Manifest(name, data).save()
+    return target
