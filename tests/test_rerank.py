@@ -210,34 +210,38 @@ def test_absent_gold_is_never_answered_with_the_calibrated_defaults(searcher, de
 
 
 def _demo_decisions(searcher, demo_alias):
-    """(paraphrases answered with their FAQ, all paraphrases, near-misses answered with their look-alike)."""
+    """(paraphrases answered with their FAQ, all paraphrases, near-misses answered: (query, the FAQ answered, whether
+    it is the one the query imitates)). No FAQ answers a near-miss, so any answer to one is a false answer."""
     paraphrases = _demo_queries()
     answered = [r["query"] for r in paraphrases
                 if (res := searcher.search(r["query"], 5, index=demo_alias)).decision.action == "answer"
                 and res.hits[0].faq_id in r["relevant"]]
-    leaks = [r["query"] for r in _demo_queries("near_miss")
-             if (res := searcher.search(r["query"], 5, index=demo_alias)).decision.action == "answer"
-             and res.hits[0].faq_id in r["near_miss"]]
+    leaks = [(r["query"], res.hits[0].faq_id, res.hits[0].faq_id in r["near_miss"]) for r in _demo_queries("near_miss")
+             if (res := searcher.search(r["query"], 5, index=demo_alias)).decision.action == "answer"]
     return answered, paraphrases, leaks
 
 
 def test_the_demo_decides_at_least_as_well_as_measured(searcher, demo_alias):
-    """Shipped defaults on the demo (docs/benchmarks.md, "The demo"): 21 of its 44 paraphrases answered with
-    their FAQ and none of its 9 near-misses answered with the FAQ it imitates, measured 2026-12-04 (twelfth
-    session) with the cross-encoder's third run and thresholds held on 0.9 upper confidence bounds (28 and none
-    with the eighth session's thresholds on the dev rates: a margin traded for bounds that hold; 27 and none in
-    the seventh; 27 and 1 leak, 怎么关闭自动还款, in the sixth; the first cross-encoder answered 1 paraphrase). A
-    floor with a little room for another CPU's INT8 arithmetic."""
+    """Shipped defaults on the demo (docs/benchmarks.md, "The demo"): 22 of its 44 paraphrases answered with
+    their FAQ, none of its 9 near-misses answered with the FAQ it imitates, and 2 answered with a third FAQ
+    (小橙花额度怎么降低 with 为什么小橙花额度被降低了？, 小橙借怎么关闭 with 如何注销小橙账户？), measured 2026-12-04
+    (thirteenth session, embedder-zh-d; 21 paraphrases and the same 2 near-misses with embedder-zh in the twelfth,
+    which counted only answers with the imitated FAQ) with the cross-encoder's third run and thresholds held on
+    0.9 upper confidence bounds (28 paraphrases and none imitated with the eighth session's thresholds on the dev
+    rates: a margin traded for bounds that hold; 27 and none in the seventh; 27 and 1 leak, 怎么关闭自动还款, in
+    the sixth; the first cross-encoder answered 1 paraphrase). A floor with a little room for another CPU's INT8
+    arithmetic."""
     answered, paraphrases, leaks = _demo_decisions(searcher, demo_alias)
     assert len(answered) >= 20, answered
-    assert len(leaks) <= 1, leaks
+    assert not [leak for leak in leaks if leak[2]], leaks
+    assert len(leaks) <= 3, leaks
 
 
-@pytest.mark.xfail(strict=True, reason="not met yet (issue 19): 21 of 44 demo paraphrases answered (no near-miss "
-                   "answered with its look-alike since the seventh session)")
+@pytest.mark.xfail(strict=True, reason="not met yet (issue 19): 22 of 44 demo paraphrases answered; 2 near-misses "
+                   "answered with a third FAQ (none with the FAQ it imitates since the seventh session)")
 def test_the_demo_answers_its_paraphrases_and_none_of_its_near_misses(searcher, demo_alias):
-    """The goal, a new user's first tries: 9 in 10 of the demo's paraphrases answered with their FAQ,
-    no near-miss ("小橙花可以提前还款吗" for 小橙花怎么延期还款) answered with the FAQ it only looks like."""
+    """The goal, a new user's first tries: 9 in 10 of the demo's paraphrases answered with their FAQ, and no
+    near-miss ("小橙花可以提前还款吗" for 小橙花怎么延期还款) answered, with the FAQ it only looks like or any other."""
     answered, paraphrases, leaks = _demo_decisions(searcher, demo_alias)
     assert len(answered) >= 0.9 * len(paraphrases) and not leaks
 
