@@ -88,7 +88,8 @@ class OnnxModel:
             raise ModelError(f"{name} is a {task} model; this needs a {' or '.join(self.tasks)} model")
         require(self.manifest, settings)
         self.settings = settings
-        self.session = onnx_session(runtime_file(self.manifest, settings), self._session_settings(settings))
+        self.path = runtime_file(self.manifest, settings)
+        self.session = onnx_session(self.path, self._session_settings(settings))
         self.tokenizer = load_tokenizer(self.manifest.file(settings, "tokenizer"),
                                         min(max_tokens, self.manifest.max_tokens))
         self._inputs = {i.name for i in self.session.get_inputs()}

@@ -28,10 +28,13 @@ class Embedder(OnnxModel):
 
     @property
     def runs_alone(self) -> bool:
-        """Whether each text runs alone (RUN_ALONE): then texts run side by side, one a thread, instead of in
-        batches; on 2 cores that embeds as many texts a second as batches of 32 did (docs/benchmarks.md,
-        "The query embedder: dynamic INT8, one text a run")."""
-        return self.manifest.data.get("quantization") in RUN_ALONE
+        """Whether each text runs alone: the file that runs is the manifest's dynamic-INT8 one (RUN_ALONE; not an
+        fp32 file beside it, which CUDA runs). Texts then run side by side, one a thread, instead of in batches;
+        on 2 cores that embeds as many texts a second as batches of 32 did (docs/benchmarks.md, "The embedder in
+        dynamic INT8, one text a run")."""
+        files = self.manifest.files
+        return self.manifest.data.get("quantization") in RUN_ALONE and (
+            "model_int8" not in files or self.path.name == files["model_int8"]["path"])
 
     def _session_settings(self, settings: Settings) -> Settings:
         # One text is too little work to share among threads; texts share the cores instead (`encode`).
