@@ -27,6 +27,31 @@ def _running_pid(layout: EngineLayout) -> int | None:
         return None
 
 
+def _configured_port(layout: EngineLayout) -> int | None:
+    """The HTTP port a node's elasticsearch.yml gives it (what a running node listens on), if any."""
+    try:
+        lines = (layout.config / "elasticsearch.yml").read_text().splitlines()
+    except OSError:
+        return None
+    ports = [line.split(":", 1)[1].strip() for line in lines if line.startswith("http.port:")]
+    return int(ports[0]) if ports and ports[0].isdigit() else None
+
+
+def _check_running_ports(settings: Settings, nodes: int | None) -> None:
+    """Refuse before any config is rewritten when a running node listens on another port than ES_FAQ_ES_URL names:
+    `up` would rewrite its elasticsearch.yml under it and then wait for a node that never answers there."""
+    count = nodes or len(settings.es_urls)
+    for layout, port in zip([node_layout(settings, i) for i in range(1, count + 1)], local_ports(settings, count),
+                            strict=True):
+        pid, running = _running_pid(layout), _configured_port(layout)
+        if pid and running is not None and running != port:
+            raise ProvisionError(
+                f"engine node {layout.name} already runs at {_node_url(running)} (pid {pid}), not at the "
+                f"{_node_url(port)} ES_FAQ_ES_URL names: set ES_FAQ_ES_URL={_node_url(running)} to use it, or stop it "
+                f"first (`es-faq engine down`) and run `es-faq engine up` again; the nodes under "
+                f"{settings.engine_path} are one set (ES_FAQ_ENGINE_DIR gives another set its own folder)")
+
+
 def _node_url(port: int) -> str:
     return f"http://127.0.0.1:{port}"
 
@@ -61,6 +86,7 @@ def _start(settings: Settings, layout: EngineLayout, url: str, echo) -> None:
 def up(settings: Settings, echo=print, nodes: int | None = None) -> dict:
     """Install if needed, start each node that does not run, and wait until the cluster has them all
     and every primary is assigned. Running nodes are left alone: after a node dies, `up` restarts it."""
+    _check_running_ports(settings, nodes)
     layouts = install(settings, nodes)
     ports = local_ports(settings, len(layouts))
     if len(settings.es_urls) != len(layouts):
