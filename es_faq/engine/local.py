@@ -15,7 +15,17 @@ from ..config.settings import Settings
 from ..config.urls import mask_url
 from ..errors import EngineUnavailable, ProvisionError
 from .client import cluster_health, make_client
-from .provision import TRANSPORT_OFFSET, EngineLayout, find_java, install, installed_layouts, local_ports, node_layout
+from .provision import (
+    TRANSPORT_OFFSET,
+    EngineLayout,
+    configured_port,
+    find_java,
+    install,
+    installed_layouts,
+    local_ports,
+    node_layout,
+    node_layouts,
+)
 
 
 def _running_pid(layout: EngineLayout) -> int | None:
@@ -27,23 +37,12 @@ def _running_pid(layout: EngineLayout) -> int | None:
         return None
 
 
-def _configured_port(layout: EngineLayout) -> int | None:
-    """The HTTP port a node's elasticsearch.yml gives it (what a running node listens on), if any."""
-    try:
-        lines = (layout.config / "elasticsearch.yml").read_text().splitlines()
-    except OSError:
-        return None
-    ports = [line.split(":", 1)[1].strip() for line in lines if line.startswith("http.port:")]
-    return int(ports[0]) if ports and ports[0].isdigit() else None
-
-
 def _check_running_ports(settings: Settings, nodes: int | None) -> None:
     """Refuse before any config is rewritten when a running node listens on another port than ES_FAQ_ES_URL names:
     `up` would rewrite its elasticsearch.yml under it and then wait for a node that never answers there."""
     count = nodes or len(settings.es_urls)
-    for layout, port in zip([node_layout(settings, i) for i in range(1, count + 1)], local_ports(settings, count),
-                            strict=True):
-        pid, running = _running_pid(layout), _configured_port(layout)
+    for layout, port in zip(node_layouts(settings, count), local_ports(settings, count), strict=True):
+        pid, running = _running_pid(layout), configured_port(layout)
         if pid and running is not None and running != port:
             raise ProvisionError(
                 f"engine node {layout.name} already runs at {_node_url(running)} (pid {pid}), not at the "

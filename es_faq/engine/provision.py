@@ -67,7 +67,8 @@ def node_layout(settings: Settings, number: int) -> EngineLayout:
     return EngineLayout(settings.engine_path, settings.engine_version, number)
 
 
-def _layouts(settings: Settings, nodes: int) -> list[EngineLayout]:
+def node_layouts(settings: Settings, nodes: int) -> list[EngineLayout]:
+    """Nodes 1 to `nodes`' files under engine_dir."""
     return [node_layout(settings, i) for i in range(1, nodes + 1)]
 
 
@@ -138,6 +139,16 @@ def _node_config(layout: EngineLayout, port: int, ports: list[int]) -> str:
     return "\n".join(lines)
 
 
+def configured_port(layout: EngineLayout) -> int | None:
+    """The HTTP port a node's elasticsearch.yml (`_node_config`) gives it, which a running node listens on."""
+    try:
+        lines = (layout.config / "elasticsearch.yml").read_text().splitlines()
+    except OSError:
+        return None
+    ports = [line.split(":", 1)[1].strip() for line in lines if line.startswith("http.port:")]
+    return int(ports[0]) if ports and ports[0].isdigit() else None
+
+
 def _unzip(archive: Path, dest: Path) -> None:
     with zipfile.ZipFile(archive) as zf:
         for info in zf.infolist():
@@ -151,7 +162,7 @@ def install(settings: Settings, nodes: int | None = None) -> list[EngineLayout]:
     """Download, unpack and configure the nodes (idempotent); `nodes` defaults to one per URL in ES_FAQ_ES_URL."""
     nodes = nodes or len(settings.es_urls)
     ports = local_ports(settings, nodes)
-    layouts = _layouts(settings, nodes)
+    layouts = node_layouts(settings, nodes)
     first = layouts[0]
     first.root.mkdir(parents=True, exist_ok=True)
     if not (first.dist / "bin" / "elasticsearch").exists():

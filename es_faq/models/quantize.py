@@ -166,19 +166,27 @@ def derive_static(settings: Settings, source: str, name: str, calibration: Seque
     with tempfile.TemporaryDirectory(prefix=f".{name}-", dir=target.parent) as tmp:
         model = quantize_embedder(settings, base, base.file(settings, "model"), Path(tmp) / "model_int8.onnx", texts)
         shutil.move(model, target / "model_int8.onnx")
-    shutil.copy(base.file(settings, "tokenizer"), target / "tokenizer.json")
-    # Its one model file, so role "model" (runtime_file runs it on CPU and CUDA alike).
+    ship_derived(base, name, base.file(settings, "tokenizer"), **{
+        "task": "embedding" if base.data.get("task") == "base" else base.data["task"],
+        "description": f"{source} made static INT8 (QDQ, per-channel MatMul + "
+                       "Gather, float MatMul outputs) by es-faq, so a vector does not depend on its batch-mates",
+        "quantization": "int8-static",
+        "source": {"repo": name, "derived": {"from": source, "method": "static", "ranges": "percentile 99.99",
+                                             "ops": QUANTIZED_OPS, "matmul_outputs": "float",
+                                             "calibration": [f"{p.parent.name}/{p.name}" for p in calibration],
+                                             "calibration_texts": len(texts), "seed": seed}}})
+    return target
+
+
+def ship_derived(base: Manifest, name: str, tokenizer: Path, **fields) -> Manifest:
+    """The manifest of a model made from `base` whose one file is onnx_models/<name>/model_int8.onnx: base's
+    fields, `fields` over them, the tokenizer copied beside the model and both files pinned by sha256. Its one
+    model file has role "model" (runtime_file runs it on CPU and CUDA alike)."""
+    target = MANIFEST_DIR / name
+    shutil.copy(tokenizer, target / "tokenizer.json")
     files = {"model": {"path": "model_int8.onnx", "sha256": sha256_of(target / "model_int8.onnx")},
              "tokenizer": {"path": "tokenizer.json", "sha256": sha256_of(target / "tokenizer.json")}}
-    data = {**{k: v for k, v in base.data.items() if k not in ("files", "source", "name")}, "name": name,
-            "task": "embedding" if base.data.get("task") == "base" else base.data["task"],
-            "description": f"{source} made static INT8 (QDQ, per-channel MatMul + "
-                           "Gather, float MatMul outputs) by es-faq, so a vector does not depend on its batch-mates",
-            "quantization": "int8-static",
-            "source": {"repo": name, "derived": {"from": source, "method": "static", "ranges": "percentile 99.99",
-                                                 "ops": QUANTIZED_OPS, "matmul_outputs": "float",
-                                                 "calibration": [f"{p.parent.name}/{p.name}" for p in calibration],
-                                                 "calibration_texts": len(texts), "seed": seed}},
-            "files": files}
-    Manifest(name, data).save()
-    return target
+    manifest = Manifest(name, {**{k: v for k, v in base.data.items() if k not in ("files", "source", "name")},
+                               "name": name, **fields, "files": files})
+    manifest.save()
+    return manifest

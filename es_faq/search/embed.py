@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
 
 import numpy as np
 
@@ -26,7 +27,7 @@ class Embedder(OnnxModel):
         self.dims = 0
         super().__init__(settings, name or settings.embed_model, settings.embed_max_tokens)
 
-    @property
+    @cached_property
     def runs_alone(self) -> bool:
         """Whether each text runs alone: the file that runs is the manifest's dynamic-INT8 one (RUN_ALONE; not an
         fp32 file beside it, which CUDA runs). Texts then run side by side, one a thread, instead of in batches;

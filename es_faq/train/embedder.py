@@ -310,9 +310,8 @@ def requantize_embedder(settings: Settings, source: str, name: str) -> Path:
     from transformers import BertModel
 
     from ..models.export import onnx_export
-    from ..models.files import sha256_of
     from ..models.manifest import MANIFEST_DIR, Manifest
-    from ..models.quantize import QUANTIZED_OPS, quantize
+    from ..models.quantize import QUANTIZED_OPS, quantize, ship_derived
 
     base = Manifest.load(source)
     model, tokenizer_file = load_trained(settings, source, BertModel, task="embedding", add_pooling_layer=False)
@@ -322,16 +321,11 @@ def requantize_embedder(settings: Settings, source: str, name: str) -> Path:
         model.save_pretrained(Path(tmp) / "weights")
         fp32 = onnx_export(Path(tmp) / "weights", Path(tmp) / "onnx", "feature-extraction", int8=False)["model"]
         shutil.move(quantize(fp32, Path(tmp) / "model_int8.onnx", "dynamic"), target / "model_int8.onnx")
-    shutil.copy(tokenizer_file, target / "tokenizer.json")
-    files = {"model": {"path": "model_int8.onnx", "sha256": sha256_of(target / "model_int8.onnx")},
-             "tokenizer": {"path": "tokenizer.json", "sha256": sha256_of(target / "tokenizer.json")}}
-    data = {**{k: v for k, v in base.data.items() if k not in ("files", "source", "name")}, "name": name,
-            "description": f"{source}'s weights in dynamic INT8 (per-channel MatMul + Gather), run one text at a "
-                           "time so that a vector depends on its text only",
-            "quantization": "int8-dynamic",
-            "source": {"repo": name, **{k: v for k, v in base.data["source"].items() if k != "repo"},
-                       "derived": {"from": source, "from_sha256": base.weights_sha256, "method": "dynamic",
-                                   "ops": QUANTIZED_OPS}},
-            "files": files}
-    Manifest(name, data).save()
+    ship_derived(base, name, tokenizer_file,
+                 description=f"{source}'s weights in dynamic INT8 (per-channel MatMul + Gather), run one text at a "
+                             "time so that a vector depends on its text only",
+                 quantization="int8-dynamic",
+                 source={"repo": name, **{k: v for k, v in base.data["source"].items() if k != "repo"},
+                         "derived": {"from": source, "from_sha256": base.weights_sha256, "method": "dynamic",
+                                     "ops": QUANTIZED_OPS}})
     return target
