@@ -17,6 +17,7 @@ from es_faq.api.app import create_app
 from es_faq.api.logs import JsonFormatter
 from es_faq.api.openapi import spec
 from es_faq.config.settings import SEARCH_MODES
+from es_faq.engine.client import make_client
 from es_faq.search.pipeline import Searcher
 from tests.conftest import drop_query_log
 from tests.test_retrieve import SYNTAX_CLAUSES, keys
@@ -309,6 +310,23 @@ def test_a_worker_reads_the_differences_tables_before_its_first_search(settings,
     assert served.uses_reranker
     create_app(served, Searcher(served, es, embedder, analyzer))
     assert differ._idf.cache_info().currsize == 1 and differ.tokens.cache_info().currsize == 1
+
+
+def test_a_worker_builds_its_index_typo_corrector_before_its_first_search(settings, es, embedder, analyzer,
+                                                                           demo_alias):
+    """The typo corrector is built from the served index's vocabulary (100-250 ms on the benches): a worker builds
+    it when the app is built, and an engine that does not answer then does not stop the worker booting."""
+    served = settings.replace(index_alias=demo_alias, query_log_enabled=False)
+    assert served.typo_correction
+    searcher = Searcher(served, es, embedder, analyzer)
+    create_app(served, searcher)
+    assert searcher._correctors is not None and len(searcher._correctors._cache) == 1
+    assert searcher.corrector(demo_alias) is next(iter(searcher._correctors._cache.values()))
+
+    down = served.replace(es_url="http://127.0.0.1:9")
+    cold = Searcher(down, make_client(down, 1), embedder, analyzer)
+    create_app(down, cold)
+    assert cold._correctors is not None and not cold._correctors._cache
 
 
 def test_readyz_names_the_missing_alias(settings, es, embedder, analyzer, conforms):

@@ -9,6 +9,7 @@ import re
 import time
 import uuid
 
+from elasticsearch import ApiError, TransportError
 from flask import Flask, g, request
 from flask.json.provider import DefaultJSONProvider
 
@@ -71,6 +72,15 @@ def _finish(response):
     return response
 
 
+def _build_corrector(searcher: Searcher) -> None:
+    """The served index's typo corrector, built from its vocabulary now rather than in a worker's first search
+    (100-250 ms on the benches). An engine that does not answer leaves it to a later search, as it would be."""
+    try:
+        searcher.corrector(searcher.settings.index_alias)
+    except (TransportError, ApiError) as exc:
+        log.warning("typo corrector not built at start (built at a later search)", extra={"error": str(exc)[:200]})
+
+
 def create_app(settings: Settings | None = None, searcher: Searcher | None = None) -> Flask:
     """The WSGI app; loads the models once (per gunicorn worker), before the first request."""
     settings = settings or (searcher.settings if searcher else load_settings())
@@ -87,6 +97,7 @@ def create_app(settings: Settings | None = None, searcher: Searcher | None = Non
         searcher.reranker  # noqa: B018
         searcher.calibration  # noqa: B018
         differ.load()
+    _build_corrector(searcher)
     app.extensions[SEARCHER] = searcher
     if settings.query_log_enabled:
         # The writer thread starts here, in each gunicorn worker (the app is built after the fork).
