@@ -1,22 +1,28 @@
 """A new worker's first searches: build the app as a gunicorn worker does (create_app), then time its first two
-searches in process. With `before`, the app is built without `differ.load()` (as before 2026-12-04's thirteenth
-session), so the first search reads jieba's dictionary and IDF table itself. Each run is a fresh process.
+searches in process. Each run is a fresh process.
 
-    ES_FAQ_INDEX_ALIAS=bench-atec-10k ES_FAQ_QUERY_LOG_ENABLED=false python bench/first_search.py before|after
+- `before`: the app built as before 2026-12-04's thirteenth session: the first search reads jieba's dictionary and
+  IDF table (the differ) and builds the index's typo corrector itself;
+- `differ`: as in the thirteenth session: `differ.load()` at start, the typo corrector still in the first search;
+- `after`: both at start (the typo corrector since the fourteenth session).
+
+    ES_FAQ_INDEX_ALIAS=bench-atec-10k ES_FAQ_QUERY_LOG_ENABLED=false python bench/first_search.py before|differ|after
 """
 
 import os
 import sys
 import time
 
+from es_faq.api import app
 from es_faq.search import differ
 
-if sys.argv[1:] == ["before"]:
-    differ.load = lambda: None  # noqa: E731  the app as it was built before the fix
-elif sys.argv[1:] != ["after"]:
-    raise SystemExit("usage: first_search.py before|after")
-
-from es_faq.api.app import create_app  # noqa: E402
+if sys.argv[1:] not in (["before"], ["differ"], ["after"]):
+    raise SystemExit("usage: first_search.py before|differ|after")
+if sys.argv[1] == "before":
+    differ.load = lambda: None  # noqa: E731  the app as it was built before the thirteenth session
+if sys.argv[1] in ("before", "differ"):
+    app._build_corrector = lambda searcher: None  # noqa: E731  as it was built before the fourteenth
+create_app = app.create_app
 
 started = time.perf_counter()
 client = create_app().test_client()
