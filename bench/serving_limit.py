@@ -4,7 +4,8 @@ In one run on one machine:
   1. the engine alone: the exact request bodies es-faq sends (vectors precomputed) replayed with
      wrk straight to Elasticsearch at saturation;
   2. each model stage alone at saturation, in as many processes as gunicorn has workers: the query
-     embedder, and the cross-encoder on the candidates the default search gives it;
+     embedder, and the cross-encoder on the candidates the default search gives it, in the orders each
+     search's decision read them (one, or the reverse too in a second run: decide_order_band);
   3. es-faq over HTTP (`es-faq serve`, default settings, query log on) with wrk at each connection
      count, repeated.
 The limit is the stages sharing the cores: 1 / (1/engine + 1/embed + 1/cross). Each HTTP run reports
@@ -88,10 +89,21 @@ def stage_worker(stage: str, items: list, seconds: float, threads: int, queue) -
             done += 1
     else:
         reranker = searcher.reranker
-        reranker.score(*items[0])
+
+        def verify(query: str, texts: list[str], orders: int | None) -> None:
+            # As the service's decision ran it (pipeline.Searcher._decide): one order, the reverse in a second
+            # run where the search read it (decide_order_band), or both orders in one run (band 1).
+            if orders == 2 and settings.decide_order_band >= 1:
+                reranker.score(query, texts)
+                return
+            reranker.score_ordered([(query, t) for t in texts])
+            if orders == 2:
+                reranker.score_ordered([(t, query) for t in texts])
+
+        verify(*items[0])
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            reranker.score(*items[done % len(items)])
+            verify(*items[done % len(items)])
             done += 1
     queue.put(done)
 
@@ -123,7 +135,8 @@ def record(searcher: Searcher, alias: str, queries: list[str], folder: Path) -> 
             ndjson = "".join(json.dumps(x, ensure_ascii=False) + "\\n" for side in body.values() for x in ({}, side))
             lines.append(f"POST\t/{alias}/_msearch\t{ndjson}")
         head = result.hits[:settings.decide_depth]
-        pairs.append((result.analysis.text, [t for h in head for t in candidate_texts(h, sides=DECISION_SIDES)]))
+        pairs.append((result.analysis.text, [t for h in head for t in candidate_texts(h, sides=DECISION_SIDES)],
+                      result.decision.orders))
     path = folder / "engine-requests.tsv"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path, [p for p in pairs if p[1]]
@@ -183,7 +196,10 @@ def main() -> None:
     es = {"engine": [engine_pid(settings)]}
     results: dict = {"machine": {"cpus": os.cpu_count(), "load_before": os.getloadavg()}, "queries": len(queries),
                      "workers": workers, "settings": {k: getattr(settings, k) for k in (
-                         "search_mode", "fusion", "decide_depth", "onnx_threads", "query_log_enabled")}}
+                         "search_mode", "fusion", "decide_depth", "decide_order_band", "onnx_threads",
+                         "query_log_enabled")}}
+    # The share of searches whose decision read the leader's pairs both ways (the cross stage replays each so).
+    results["cross_reverse_share"] = round(sum(p[2] == 2 for p in pairs) / len(pairs), 3) if pairs else None
     results["limit_rps"] = None
     if not args.http_only:
         engine = [wrk(settings.es_url, LOAD / "replay.lua", [str(requests)], c, args.seconds, es) for c in (8, 16)]
@@ -194,7 +210,8 @@ def main() -> None:
         engine_rps = max(r["rps"] for r in engine)
         inverse = 1 / engine_rps + 1 / results["embed_qps"] + (1 / results["cross_qps"] if results["cross_qps"] else 0)
         results["limit_rps"] = round(1 / inverse, 1)
-        print(json.dumps({k: results[k] for k in ("engine", "embed_qps", "cross_qps", "limit_rps")}), flush=True)
+        print(json.dumps({k: results[k] for k in ("engine", "embed_qps", "cross_qps", "cross_reverse_share",
+                                                   "limit_rps")}), flush=True)
     server, worker_pids = serve(args.port, args.alias)
     pids = {**es, "workers": worker_pids}
     url = f"http://127.0.0.1:{args.port}"

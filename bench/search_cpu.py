@@ -1,0 +1,81 @@
+"""Where a /v1/search request's CPU goes, without a profiler: the thread CPU time (time.thread_time) of each part.
+
+    ES_FAQ_ONNX_THREADS=1 python bench/search_cpu.py bench-atec-10k /tmp/atec-10k/queries.jsonl [ROUNDS]
+
+Serves the test split's queries ROUNDS times (default 2) through the real Flask app (test client: no sockets, no gunicorn),
+query log on, one ONNX thread as a serving worker of two has, and prints the calling thread's CPU per request in
+each part of the path. cProfile (bench/profile_search.py) names the functions but inflates pure-Python parts
+several times over; thread time counts what the request itself ran. Parts nest: the app's whole request holds
+the search, which holds the cross-encoder, the embedder, the engine call and the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import elastic_transport
+import flask
+import onnxruntime
+
+from es_faq.api.app import create_app
+from es_faq.config.load import load_settings
+from es_faq.search import analyze, embed, pipeline, rerank
+
+SPENT: dict[str, float] = defaultdict(float)
+CALLS: dict[str, int] = defaultdict(int)
+
+
+def timed(function: Callable, part: str) -> Callable:
+    def run(*args: Any, **kwargs: Any) -> Any:
+        started = time.thread_time()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            SPENT[part] += time.thread_time() - started
+            CALLS[part] += 1
+    return run
+
+
+# (owner, attribute, part); module functions are wrapped where pipeline.py looks them up.
+PARTS = [(flask.Flask, "wsgi_app", "whole request (the app)"), (pipeline.Searcher, "search", "search"),
+         (rerank.Reranker, "score_ordered", "cross-encoder"), (embed.Embedder, "encode", "query embedding"),
+         (onnxruntime.InferenceSession, "run", "ONNX runs (both models)"),
+         (pipeline, "execute", "engine call (client side)"),
+         (elastic_transport.Transport, "perform_request", "of which the HTTP client"),
+         (analyze.Analyzer, "analyze", "analysis (normalise, rewrite, segment, correct)"),
+         (pipeline, "search_request", "request building (elasticsearch.dsl)"),
+         (pipeline, "leader_differences", "differences"), (pipeline, "decide", "decision")]
+
+
+def main() -> None:
+    alias, queries_path = sys.argv[1], Path(sys.argv[2])
+    rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 2
+    for owner, name, part in PARTS:
+        setattr(owner, name, timed(getattr(owner, name), part))
+    rows = [json.loads(line) for line in queries_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    # The test split, as bench/serving_limit.py serves it (every query where the file has no splits).
+    queries = [r["query"] for r in rows if r.get("split", "test") == "test"]
+    client = create_app(replace(load_settings(), index_alias=alias)).test_client()
+    for query in queries[:30]:
+        client.post("/v1/search", json={"query": query})
+    SPENT.clear()
+    CALLS.clear()
+    started, cpu = time.perf_counter(), time.thread_time()
+    for _ in range(rounds):
+        for query in queries:
+            assert client.post("/v1/search", json={"query": query}).status_code == 200
+    n = rounds * len(queries)
+    wall, cpu = time.perf_counter() - started, time.thread_time() - cpu
+    print(json.dumps({"requests": n, "wall_ms": round(wall / n * 1000, 2), "thread_cpu_ms": round(cpu / n * 1000, 2),
+                      **{part: round(SPENT[part] / n * 1000, 3) for _, _, part in PARTS}}, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
