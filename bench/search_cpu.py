@@ -2,9 +2,9 @@
 
     ES_FAQ_ONNX_THREADS=1 python bench/search_cpu.py bench-atec-10k /tmp/atec-10k/queries.jsonl [ROUNDS]
 
-Serves the test split's queries ROUNDS times (default 2) through the real Flask app (test client: no sockets, no gunicorn),
-query log on, one ONNX thread as a serving worker of two has, and prints the calling thread's CPU per request in
-each part of the path. cProfile (bench/profile_search.py) names the functions but inflates pure-Python parts
+Serves the test split's queries ROUNDS times (default 2) through the real Flask app (test client: no sockets, no
+gunicorn), query log on, one ONNX thread as a serving worker of two has, and prints the calling thread's CPU per
+request in each part of the path. cProfile (bench/profile_search.py) names the functions but inflates pure-Python parts
 several times over; thread time counts what the request itself ran. Parts nest: the app's whole request holds
 the search, which holds the cross-encoder, the embedder, the engine call and the rest.
 """

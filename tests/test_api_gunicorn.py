@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -122,6 +123,11 @@ def test_two_workers_share_metrics_and_log_json(server):
     probed = {line["request_id"]: line["pid"] for line in server.lines()
               if str(line.get("request_id", "")).startswith("probe-")}
     assert [probed[f"probe-{n}"] for n in range(sent)] == [workers[1]] * 8 + [workers[0]] * 8
+    # Both answered, so both built the app, and froze what building it made (about 290k objects) out of the
+    # cyclic collector: a full collection walked them all, 66-87 ms that stopped every thread of the worker.
+    frozen = {int(m.group(1)): int(m.group(2)) for line in server.lines()
+              if (m := re.match(r"worker (\d+): app built, (\d+) objects frozen", line["message"]))}
+    assert set(frozen) == set(workers) and min(frozen.values()) > 100_000, frozen
     served_by = set(workers)
     hits = requests.post(f"{server.url}/v1/search", json={"query": "怎么注销账号", "k": 2}, timeout=10)
     assert hits.status_code == 200 and len(hits.json()["hits"]) == 2
