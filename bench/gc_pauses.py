@@ -1,5 +1,6 @@
-"""The cyclic garbage collector's pauses in a worker: the app built as a gunicorn worker builds it, then the test
-split's queries served ROUNDS times through Flask's test client, each collection timed (gc.callbacks).
+"""The cyclic garbage collector's pauses in a worker: the app built as a gunicorn worker builds it, then the
+queries bench/serving_limit.py serves (the test split's first 500) served ROUNDS times through Flask's test client,
+each collection timed (gc.callbacks).
 
     ES_FAQ_ONNX_THREADS=1 python bench/gc_pauses.py bench-atec-10k /tmp/atec-10k/queries.jsonl [--freeze] [--rounds 3]
 
@@ -14,11 +15,9 @@ import argparse
 import gc
 import json
 import time
-from dataclasses import replace
 from pathlib import Path
 
-from es_faq.api.app import create_app
-from es_faq.config.load import load_settings
+from search_cpu import warmed_client  # bench/, the script's own folder
 
 
 def main() -> None:
@@ -28,11 +27,7 @@ def main() -> None:
     parser.add_argument("--freeze", action="store_true")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    rows = [json.loads(line) for line in args.queries.read_text(encoding="utf-8").splitlines() if line.strip()]
-    queries = [r["query"] for r in rows if r.get("split", "test") == "test"]
-    client = create_app(replace(load_settings(), index_alias=args.alias)).test_client()
-    for query in queries[:30]:
-        client.post("/v1/search", json={"query": query})
+    client, queries = warmed_client(args.alias, args.queries)
     if args.freeze:
         gc.collect()
         gc.freeze()

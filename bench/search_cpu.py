@@ -2,11 +2,12 @@
 
     ES_FAQ_ONNX_THREADS=1 python bench/search_cpu.py bench-atec-10k /tmp/atec-10k/queries.jsonl [ROUNDS]
 
-Serves the test split's queries ROUNDS times (default 2) through the real Flask app (test client: no sockets, no
-gunicorn), query log on, one ONNX thread as a serving worker of two has, and prints the calling thread's CPU per
-request in each part of the path. cProfile (bench/profile_search.py) names the functions but inflates pure-Python parts
-several times over; thread time counts what the request itself ran. Parts nest: the app's whole request holds
-the search, which holds the cross-encoder, the embedder, the engine call and the rest.
+Serves the queries bench/serving_limit.py serves (the test split's first 500) ROUNDS times (default 2) through the
+real Flask app (test client: no sockets, no gunicorn), query log on, one ONNX thread as a serving worker of two
+has, and prints the calling thread's CPU per request in each part of the path. cProfile
+(bench/profile_search.py) names the functions but inflates pure-Python parts several times over; thread time
+counts what the request itself ran. Parts nest: the app's whole request holds the search, which holds the
+cross-encoder, the embedder, the engine call and the rest.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from typing import Any
 import elastic_transport
 import flask
 import onnxruntime
+from flask.testing import FlaskClient
+from serving_limit import read_queries  # bench/, the script's own folder: the queries serving serves
 
 from es_faq.api.app import create_app
 from es_faq.config.load import load_settings
@@ -54,17 +57,22 @@ PARTS = [(flask.Flask, "wsgi_app", "whole request (the app)"), (pipeline.Searche
          (pipeline, "leader_differences", "differences"), (pipeline, "decide", "decision")]
 
 
+def warmed_client(alias: str, queries_path: Path) -> tuple[FlaskClient, list[str]]:
+    """The app built as a serving worker builds it, its first 30 searches served, and the queries
+    bench/serving_limit.py serves (the test split's first 500)."""
+    queries = read_queries(queries_path, 500)
+    client = create_app(replace(load_settings(), index_alias=alias)).test_client()
+    for query in queries[:30]:
+        client.post("/v1/search", json={"query": query})
+    return client, queries
+
+
 def main() -> None:
     alias, queries_path = sys.argv[1], Path(sys.argv[2])
     rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 2
     for owner, name, part in PARTS:
         setattr(owner, name, timed(getattr(owner, name), part))
-    rows = [json.loads(line) for line in queries_path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    # The test split, as bench/serving_limit.py serves it (every query where the file has no splits).
-    queries = [r["query"] for r in rows if r.get("split", "test") == "test"]
-    client = create_app(replace(load_settings(), index_alias=alias)).test_client()
-    for query in queries[:30]:
-        client.post("/v1/search", json={"query": query})
+    client, queries = warmed_client(alias, queries_path)
     SPENT.clear()
     CALLS.clear()
     started, cpu = time.perf_counter(), time.thread_time()
