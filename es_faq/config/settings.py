@@ -135,7 +135,7 @@ class Settings:
     # threshold; further away, one order decides as both would have (diac test: coverage 0.638 against 0.642
     # reading both always, false answers no higher; the reverse read for 37% of atec-10k queries, 58% at 0.15).
     # 1: always both orders. Calibration (`es-faq calibrate`) always reads both (docs/benchmarks.md, "Reading the
-    # reverse order only near a threshold" and "The order band narrowed").
+    # reverse order only near a threshold" and "A narrower order band").
     decide_order_band: float = 0.10
     # Where `models pull` finds the faq-bench directory a trained model's recipe names.
     bench_dir: Path = REPO_ROOT.parent / "shared" / "data" / "faq-bench"
