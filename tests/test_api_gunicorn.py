@@ -124,7 +124,7 @@ def test_two_workers_share_metrics_and_log_json(server):
               if str(line.get("request_id", "")).startswith("probe-")}
     assert [probed[f"probe-{n}"] for n in range(sent)] == [workers[1]] * 8 + [workers[0]] * 8
     # Both answered, so both built the app, and froze what building it made (about 290k objects) out of the
-    # cyclic collector: a full collection walked them all, 66-87 ms that stopped every thread of the worker.
+    # cyclic collector: a full collection walked them all, 58-71 ms that stopped every thread of the worker.
     frozen = {int(m.group(1)): int(m.group(2)) for line in server.lines()
               if (m := re.match(r"worker (\d+): app built, (\d+) objects frozen", line["message"]))}
     assert set(frozen) == set(workers) and min(frozen.values()) > 100_000, frozen

@@ -60,7 +60,7 @@ def on_starting(server):
 
 def post_worker_init(worker):
     """The worker has built the app (models, jieba's tables, the typo corrector: about 290k objects the
-    collector tracks). Freeze them out of the cyclic collector: a full collection walked them all, 66-87 ms
+    collector tracks). Freeze them out of the cyclic collector: a full collection walked them all, 58-71 ms
     that stopped every thread of the worker about once a thousand searches (docs/benchmarks.md)."""
     gc.collect()
     gc.freeze()
