@@ -101,8 +101,14 @@ class RetrievalQuery:
     match_sides: Sequence[str] = MATCH_SIDES  # whose match details `matches` asks for
 
 
+# The matched question's text is read from the hit's own `_source` at the inner hit's `_nested.offset`: an inner
+# hit that fetched the text itself parsed the FAQ's source once more per hit, about 3 MB of the engine's heap and
+# 0.5-0.8 ms of its CPU a search of 10 hits (docs/benchmarks.md, "The matched question without a second fetch").
+MATCHED_SOURCE = "questions.text"
+
+
 def _inner_hits(name: str) -> dict:
-    return {"name": name, "size": 1, "_source": ["questions.text"]}
+    return {"name": name, "size": 1, "_source": False}
 
 
 def _matches(query: RetrievalQuery, side: str) -> bool:
@@ -131,7 +137,8 @@ def search_request(mode: str, query: RetrievalQuery, settings: Settings) -> Sear
     """The search of one mode: bm25, vector, or hybrid (both sides, summed by the engine)."""
     filters = _filters(query)
     hybrid = mode == "hybrid"
-    search = Search().extra(size=query.size).source(list(SOURCE_FIELDS))  # s[:k] would add "from": 0
+    fields = SOURCE_FIELDS + [MATCHED_SOURCE] if any(_matches(query, side) for side in MATCH_SIDES) else SOURCE_FIELDS
+    search = Search().extra(size=query.size).source(list(fields))  # s[:k] would add "from": 0
     if mode in ("bm25", "hybrid") and query.tokens:
         search = search.query(Q("bool", filter=filters, must=[_lexical(query, settings)],
                                 boost=settings.lexical_boost if hybrid else 1.0))
@@ -179,10 +186,13 @@ def build_sides(tokens: Sequence[str], vector: Sequence[float] | None, depth: in
 
 def _matched(hit: dict) -> dict:
     matched = {}
+    questions = hit["_source"].get("questions") or []
     for side, inner in (hit.get("inner_hits") or {}).items():
         rows = inner["hits"]["hits"]
         if rows:
-            matched[side] = {"text": rows[0]["_source"].get("text"), "score": rows[0]["_score"]}
+            offset = rows[0]["_nested"]["offset"]
+            text = questions[offset].get("text") if offset < len(questions) else None
+            matched[side] = {"text": text, "score": rows[0]["_score"]}
     return matched
 
 
