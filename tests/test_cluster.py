@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import signal
+import tempfile
 import time
 from pathlib import Path
 
@@ -185,6 +186,9 @@ def test_a_rolling_restart_of_one_node_fails_no_search(cluster):
     # The short form of bench/drills/rolling_restart.py: `es-faq engine restart --rolling --node 2`
     # under 8 clients; the drill restarts every node.
     drill, load = _loaded(cluster, cluster, clients=8)
+    node_tmp = provision.node_layout(cluster, 2).tmp
+    booted = set(node_tmp.glob(engine.LAUNCHER_LEFTOVERS))
+    system_tmp = set(Path(tempfile.gettempdir()).glob(engine.LAUNCHER_LEFTOVERS))
     try:
         time.sleep(3)
         began = time.monotonic()
@@ -195,3 +199,6 @@ def test_a_rolling_restart_of_one_node_fails_no_search(cluster):
     print({"restart": report, "rolling": rolling})
     assert report["health"] == "green" and [n["node"] for n in report["nodes"]] == ["es-faq-local-2"]
     assert rolling["searches"] > 0 and rolling["failed"] == 0, rolling["errors"]
+    # The launcher's leftover folders stay in the node's own temporary folder, and a start clears the last one's.
+    assert booted and not booted & set(node_tmp.glob(engine.LAUNCHER_LEFTOVERS))
+    assert set(Path(tempfile.gettempdir()).glob(engine.LAUNCHER_LEFTOVERS)) <= system_tmp

@@ -6,6 +6,7 @@ daemons and waited for (`up`), stopped by their pid (`down`), or restarted one a
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -55,6 +56,15 @@ def _node_url(port: int) -> str:
     return f"http://127.0.0.1:{port}"
 
 
+LAUNCHER_LEFTOVERS = "final-flags*"
+
+
+def _clear_launcher_leftovers(layout: EngineLayout) -> None:
+    """The folders an earlier start's launcher left in the node's temporary folder (nothing uses them after it)."""
+    for leftover in layout.tmp.glob(LAUNCHER_LEFTOVERS):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
 def _start(settings: Settings, layout: EngineLayout, url: str, echo) -> None:
     """Start one node as a daemon; ProvisionError if its port is taken or it fails to boot."""
     try:
@@ -64,8 +74,14 @@ def _start(settings: Settings, layout: EngineLayout, url: str, echo) -> None:
                              "ES_FAQ_ES_URL")
     except EngineUnavailable:
         pass
+    _clear_launcher_leftovers(layout)
+    # The launcher's own JVM (CLI_JAVA_OPTS) runs a probe of the final JVM flags in a fresh temporary folder,
+    # where the probe writes a gc.log, and leaves the folder: two a start in the system's temporary folder
+    # (600 of them in /tmp after a day of tests). Its temporary folder is the node's, cleared at the next start.
+    cli_options = f"-Djava.io.tmpdir={layout.tmp} {os.environ.get('CLI_JAVA_OPTS', '')}".strip()
     env = dict(os.environ, ES_JAVA_HOME=str(find_java(settings)), ES_PATH_CONF=str(layout.config),
-               ES_TMPDIR=str(layout.tmp), ES_JAVA_OPTS=f"-Xms{settings.engine_heap} -Xmx{settings.engine_heap}")
+               ES_TMPDIR=str(layout.tmp), CLI_JAVA_OPTS=cli_options,
+               ES_JAVA_OPTS=f"-Xms{settings.engine_heap} -Xmx{settings.engine_heap}")
     env.pop("JAVA_HOME", None)
     user = settings.engine_user if os.geteuid() == 0 else None
     echo(f"starting Elasticsearch {settings.engine_version} node {layout.name} at {url} (logs: {layout.logs})")
