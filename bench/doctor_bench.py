@@ -4,6 +4,8 @@ Runs the doctor's candidate search and cross-encoder over the FAQs behind ALIAS 
 sample) with no threshold, and writes every candidate pair to OUT/candidates.json. Then:
 - with --planted PLANTED.json (bench/doctor_plant.py): chooses doctor_cosine_weight and the threshold
   that maximise F1 on the train+dev FAQs' pairs and reports recall and precision at them on the test FAQs' pairs;
+  with --judgements FILE as well, chooses and reports again counting the unplanted pairs FILE judges the same
+  question as right (diac holds duplicate groups nobody planted: bench/judgements/README.md);
 - with --judge N: writes a seeded sample of N reported pairs (at --threshold) to OUT/judge.tsv, with
   an empty `same` column for a person to fill in (1: the same question, 0: not).
 
@@ -30,14 +32,30 @@ from es_faq.search.rerank import Reranker
 WEIGHTS = (0.0, 5.0, 10.0, 20.0, 30.0, 40.0, 60.0)  # doctor_cosine_weight candidates
 
 
-def prf(rows: list[dict], planted: set[tuple[str, str]], threshold: float) -> dict:
+def prf(rows: list[dict], planted: set[tuple[str, str]], threshold: float,
+        same: frozenset[tuple[str, str]] = frozenset()) -> dict:
+    """Precision counts a reported pair right when planted, or judged the same question (`same`); recall is
+    of the planted pairs only (diac's unplanted duplicates are known only where someone judged them)."""
     reported = {(r["faq_a"], r["faq_b"]) for r in rows if r["score"] >= threshold}
     hit = len(reported & planted)
-    precision = hit / len(reported) if reported else 1.0
+    precision = len(reported & (planted | same)) / len(reported) if reported else 1.0
     recall = hit / len(planted) if planted else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {"threshold": threshold, "reported": len(reported), "planted": len(planted), "found": hit,
             "precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4)}
+
+
+def judged_same(path: Path) -> frozenset[tuple[str, str]]:
+    """The FAQ pairs a judgements file (bench/judgements/doctor-diac.jsonl) calls the same question, both ways."""
+    same = set()
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        row = json.loads(line)
+        if row.get("judgement") not in ("same", "different", "unclear") or not row.get("faq_a") or not row.get("faq_b"):
+            raise SystemExit(f"{path}:{number}: each line needs faq_a, faq_b and a judgement of same, different "
+                             "or unclear")
+        if row["judgement"] == "same":
+            same |= {(row["faq_a"], row["faq_b"]), (row["faq_b"], row["faq_a"])}
+    return frozenset(same)
 
 
 def main() -> None:
@@ -46,6 +64,9 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--planted", type=Path, default=None)
     parser.add_argument("--judge", type=int, default=None)
+    parser.add_argument("--judgements", type=Path, default=None,
+                        help="with --planted: also count reported pairs this file judges `same` as right "
+                             "(bench/judgements/doctor-diac.jsonl), choosing and reporting again")
     parser.add_argument("--threshold", type=float, default=None, help="default: doctor_threshold")
     parser.add_argument("--sample", type=int, default=None, help="probe a seeded sample of N FAQs")
     parser.add_argument("--seed", type=int, default=14)
@@ -80,20 +101,29 @@ def main() -> None:
         def part(rows: list[dict], names: set[str]) -> tuple[list[dict], set[tuple[str, str]]]:
             return ([r for r in rows if split.get(r["faq_a"]) in names],
                     {p for p in planted if split.get(p[0]) in names})
-        grid = []
-        for weight in WEIGHTS:
-            weighted = [c.__dict__ for c in doctor.collisions(pairs, weight, -np.inf)[0]]
-            tune_rows, tune_pairs = part(weighted, {"train", "dev"})
-            for t in sorted({round(r["score"], 1) for r in tune_rows}):
-                grid.append({**prf(tune_rows, tune_pairs, t), "weight": weight})
-        best = max(grid, key=lambda m: (m["f1"], m["precision"], -m["weight"]))
+        def choose(same: frozenset[tuple[str, str]]) -> dict:
+            """The weight and threshold of the best F1 on the train+dev FAQs' pairs, and the figures at them."""
+            grid = []
+            for weight in WEIGHTS:
+                weighted = [c.__dict__ for c in doctor.collisions(pairs, weight, -np.inf)[0]]
+                tune_rows, tune_pairs = part(weighted, {"train", "dev"})
+                for t in sorted({round(r["score"], 1) for r in tune_rows}):
+                    grid.append({**prf(tune_rows, tune_pairs, t, same), "weight": weight})
+            best = max(grid, key=lambda m: (m["f1"], m["precision"], -m["weight"]))
+            weighted = [c.__dict__ for c in doctor.collisions(pairs, best["weight"], -np.inf)[0]]
+            test_rows, test_pairs = part(weighted, {"test"})
+            return {"chosen_on_train_dev": best, "test": prf(test_rows, test_pairs, best["threshold"], same),
+                    "all": prf(weighted, planted, best["threshold"], same),
+                    "best_per_weight_train_dev": [max((g for g in grid if g["weight"] == w), key=lambda m: m["f1"])
+                                                  for w in WEIGHTS]}
+
+        result = {"run": run, **choose(frozenset())}
+        if args.judgements:
+            result["judged"] = choose(judged_same(args.judgements))
+        best = result["chosen_on_train_dev"]
         weighted = [c.__dict__ for c in doctor.collisions(pairs, best["weight"], -np.inf)[0]]
         test_rows, test_pairs = part(weighted, {"test"})
         chosen = best["threshold"]
-        result = {"run": run, "chosen_on_train_dev": best, "test": prf(test_rows, test_pairs, chosen),
-                  "all": prf(weighted, planted, chosen),
-                  "best_per_weight_train_dev": [max((g for g in grid if g["weight"] == w), key=lambda m: m["f1"])
-                                                for w in WEIGHTS]}
         result["test_false_positives"] = [r for r in test_rows if r["score"] >= chosen
                                           and (r["faq_a"], r["faq_b"]) not in planted]
         reported = {(r["faq_a"], r["faq_b"]) for r in test_rows if r["score"] >= chosen}
@@ -101,8 +131,8 @@ def main() -> None:
         result["test_missed"] = [{"pair": p, "best_score": scores.get(p)} for p in sorted(test_pairs - reported)]
         (args.out / "planted-result.json").write_text(json.dumps(result, ensure_ascii=False, indent=1),
                                                       encoding="utf-8")
-        print(json.dumps({k: result[k] for k in ("chosen_on_train_dev", "test", "all", "best_per_weight_train_dev")},
-                         indent=1))
+        print(json.dumps({k: result[k] for k in ("chosen_on_train_dev", "test", "all", "best_per_weight_train_dev",
+                                                 "judged") if k in result}, indent=1))
     if args.judge:
         reported = [r for r in rows if r["score"] >= threshold]
         chosen = random.Random(args.seed).sample(reported, min(args.judge, len(reported)))
