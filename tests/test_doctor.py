@@ -17,6 +17,7 @@ from es_faq.kb import doctor
 from es_faq.kb.doctor_view import render_html
 from es_faq.kb.faq import parse_faq
 from es_faq.kb.index import build
+from es_faq.search import differ
 from es_faq.search.pipeline import Searcher
 from es_faq.search.rerank import Reranker
 from tests.conftest import DEMO_FAQS, _drop_alias_family, drop_query_log
@@ -114,6 +115,15 @@ def clean_report(es, settings, reranker, demo_alias):
                       alias=demo_alias)
 
 
+def test_each_collision_says_what_its_questions_differ_in(report):
+    for c in report.collisions:
+        assert c.differences == tuple(differ.explain(c.question_a, c.question_b))
+    # The look-alike the defaults report on the demo: a payment password against a login password.
+    look_alike = next(c for c in report.collisions if {c.faq_a, c.faq_b} & {ORIGINAL, TWIN} and "demo-005" in
+                      (c.faq_a, c.faq_b))
+    assert any("支付" in d and "登录" in d for d in look_alike.differences), look_alike
+
+
 # The defaults (doctor_threshold 5.3) were chosen for recall and precision together on diac, and on the demo they
 # list look-alike pairs (小橙花 / 小橙借 开通, 支付密码 / 登录密码); the short list that docs/doctor.md offers
 # (--threshold 7.1) holds none of them.
@@ -180,7 +190,8 @@ def test_cli_prints_the_table_and_writes_html_and_json(small, tmp_path):
                                       "--no-progress"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "Collisions: " in result.output and TWIN in result.output
-    assert "<svg" in html.read_text(encoding="utf-8")
+    assert "<svg" in html.read_text(encoding="utf-8") and "what differs" in html.read_text(encoding="utf-8")
+    assert "what differs" in result.output
     data = json.loads(out.read_text(encoding="utf-8"))
     assert (data["collisions"][0]["faq_a"], data["collisions"][0]["faq_b"]) == (ORIGINAL, TWIN)
     assert data["empty_answers"] == [EMPTY] and data["collision_count"] == len(data["collisions"])

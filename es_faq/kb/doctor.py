@@ -27,6 +27,7 @@ from ..config.indices import querylog_pattern
 from ..config.settings import Settings
 from ..engine.client import engine_errors, live_indices
 from ..errors import IndexMissing, InvalidInput
+from ..search import differ
 from ..search.rerank import Reranker, candidate_texts
 from ..search.retrieve import RetrievalQuery, execute_sides, search_request
 from .querylog import HIT_FAQ_ID, searches
@@ -59,6 +60,9 @@ class Collision:
     probability: float  # sigmoid of the logit: the model's own, uncalibrated
     cosine: float  # of the two questions' indexed vectors
     score: float  # collision_score: what the threshold applies to
+    # What the two questions differ in, as the decision says it ("differs in words only one side has: 支付 vs
+    # 登录"); set on reported collisions, so that a reader can tell a look-alike from a duplicate at a glance.
+    differences: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -295,6 +299,8 @@ def run(client: Elasticsearch, settings: Settings, reranker: Reranker, *, alias:
     pairs, report.strays, report.probed = question_pairs(client, settings, index, faqs, reranker, depth=depth,
                                                          sample=sample, seed=seed, progress=progress)
     report.collisions, report.candidate_scores = collisions(pairs, settings.doctor_cosine_weight, threshold)
+    report.collisions = [replace(c, differences=tuple(differ.explain(c.question_a, c.question_b)))
+                         for c in report.collisions]
     if report.probed < report.faqs:
         report.notes.append(f"collisions and strays: the questions of a seeded sample of {report.probed} of "
                             f"{report.faqs} FAQs (seed {seed}) were searched against the whole index")

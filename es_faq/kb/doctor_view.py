@@ -31,9 +31,9 @@ def print_report(report: Report, console: Console | None = None) -> None:
                   f"({report.enabled} enabled), {report.probed} probed; collision: logit + "
                   f"{report.cosine_weight} x cosine >= {report.threshold}")
     console.print(_table(f"Collisions: {len(report.collisions)}",
-                         ["FAQ", "question", "FAQ", "question", "score", "logit", "cosine"],
-                         [[c.faq_a, c.question_a, c.faq_b, c.question_b, c.score, c.logit, c.cosine]
-                          for c in report.collisions]))
+                         ["FAQ", "question", "FAQ", "question", "score", "logit", "cosine", "what differs"],
+                         [[c.faq_a, c.question_a, c.faq_b, c.question_b, c.score, c.logit, c.cosine,
+                           "; ".join(c.differences)] for c in report.collisions]))
     console.print(_table(f"Similar questions closer to another FAQ: {len(report.strays)}",
                          ["FAQ", "similar question", "own logit", "other FAQ", "its question", "logit"],
                          [[s.faq_id, s.question, s.own_logit, s.other_faq, s.other_question, s.other_logit]
