@@ -1,8 +1,9 @@
 """The query builder (retrieve stage) on its own: no Elasticsearch needed.
 
 tests/fixtures/retrieve_bodies.json holds the bodies the hand-built retrieve.py produced (commit
-5472d35) for every mode, fusion, category, exclude and synonyms combination; the
-elasticsearch.dsl builder must give the same. Re-record, only for an intended change of the
+5472d35) for every mode, fusion, category, exclude and synonyms combination, with one intended change
+since (2026-12-05: an inner hit fetches no source, and the hit's `_source` carries `questions.text` where match
+details are asked for); the elasticsearch.dsl builder must give the same. Re-record, only for an intended change of the
 bodies, with `python -m tests.test_retrieve`."""
 
 from __future__ import annotations

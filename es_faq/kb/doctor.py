@@ -101,7 +101,8 @@ class Report:
 
     def as_dict(self, scores: bool = False) -> dict:
         out = asdict(self)
-        out["collisions"] = out["collisions"][:LIST_MAX]  # the counts below stay exact
+        # The counts below stay exact; lists, not tuples, so that the dict equals the report read back as JSON.
+        out["collisions"] = [{**c, "differences": list(c["differences"])} for c in out["collisions"][:LIST_MAX]]
         out["strays"] = out["strays"][:LIST_MAX]
         out["collision_count"], out["stray_count"] = len(self.collisions), len(self.strays)
         if not scores:
