@@ -207,7 +207,8 @@ def querylog_prune(settings: Settings, dry_run: bool) -> None:
 @click.option("--depth", type=click.IntRange(1, 50), default=None,
               help="Candidates per question (default: doctor_depth).")
 @click.option("--threshold", type=float, default=None,
-              help="Cross-encoder logit at which two questions collide (default: doctor_threshold).")
+              help="Collision score (cross-encoder logit + doctor_cosine_weight x cosine) at which two questions "
+                   "collide (default: doctor_threshold; 7.1 gives a short list).")
 @click.option("--sample", type=click.IntRange(1), default=None,
               help="Search the questions of a seeded sample of N FAQs only (a large knowledge base).")
 @click.option("--seed", type=int, default=0, show_default=True)
