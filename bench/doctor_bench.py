@@ -26,6 +26,7 @@ import numpy as np
 
 from es_faq.config.load import load_settings
 from es_faq.engine.client import make_client
+from es_faq.evaluation.bench import JUDGEMENTS
 from es_faq.kb import doctor
 from es_faq.search.rerank import Reranker
 
@@ -50,9 +51,9 @@ def judged_same(path: Path) -> frozenset[tuple[str, str]]:
     same = set()
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         row = json.loads(line)
-        if row.get("judgement") not in ("same", "different", "unclear") or not row.get("faq_a") or not row.get("faq_b"):
-            raise SystemExit(f"{path}:{number}: each line needs faq_a, faq_b and a judgement of same, different "
-                             "or unclear")
+        if row.get("judgement") not in JUDGEMENTS or not row.get("faq_a") or not row.get("faq_b"):
+            raise SystemExit(f"{path}:{number}: each line needs faq_a, faq_b and a judgement, one of "
+                             f"{', '.join(JUDGEMENTS)}")
         if row["judgement"] == "same":
             same |= {(row["faq_a"], row["faq_b"]), (row["faq_b"], row["faq_a"])}
     return frozenset(same)

@@ -29,11 +29,16 @@ from es_faq.search.pipeline import Searcher
 from es_faq.search.retrieve import MATCHED_SOURCE, RetrievalQuery, search_request
 
 
+def _knn_sections(body: dict) -> list[dict]:
+    """The body's kNN sections: the DSL writes one as a dict, several as a list."""
+    return body.get("knn", []) if isinstance(body.get("knn"), list) else [body.get("knn", {})]
+
+
 def _without_inner_hits(side: str) -> Callable[[dict], dict]:
     def change(body: dict) -> dict:
         body = copy.deepcopy(body)
         if side in ("vector", "both"):
-            for knn in body.get("knn", []) if isinstance(body.get("knn"), list) else [body.get("knn", {})]:
+            for knn in _knn_sections(body):
                 knn.pop("inner_hits", None)
         if side in ("lexical", "both"):
             for must in body.get("query", {}).get("bool", {}).get("must", []):
@@ -47,7 +52,7 @@ def _inner_hits_fetching_text(body: dict) -> dict:
     text from the FAQ's source itself, where now the hit's own `_source` carries every question's text."""
     body = _without_inner_hits("lexical")(body)
     body["_source"] = [field for field in body["_source"] if field != MATCHED_SOURCE]
-    for knn in body.get("knn", []) if isinstance(body.get("knn"), list) else [body.get("knn", {})]:
+    for knn in _knn_sections(body):
         if "inner_hits" in knn:
             knn["inner_hits"] = {**knn["inner_hits"], "_source": [MATCHED_SOURCE]}
     return body

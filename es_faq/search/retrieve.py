@@ -102,8 +102,8 @@ class RetrievalQuery:
 
 
 # The matched question's text is read from the hit's own `_source` at the inner hit's `_nested.offset`: an inner
-# hit that fetched the text itself parsed the FAQ's source once more per hit, about 3 MB of the engine's heap and
-# 0.5-0.8 ms of its CPU a search of 10 hits (docs/benchmarks.md, "The matched question without a second fetch").
+# hit that fetched the text itself parsed the FAQ's source once more per hit (atec-10k: `took` 1.54-1.72 against
+# 1.30-1.67 ms; docs/benchmarks.md, "The matched question without a second fetch").
 MATCHED_SOURCE = "questions.text"
 
 
