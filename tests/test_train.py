@@ -443,6 +443,31 @@ def test_mined_negatives_never_hold_the_gold_faq(searcher, demo_alias):
     assert all(by_text[p.text2] != gold[p.text1] for p in pairs)
 
 
+def test_an_embedder_teaches_through_its_cosine_on_the_labels_scale(settings, tiny_pairs, tmp_path):
+    """An embedder as the teacher: each pair's cosine, put on a logit scale by a logistic fit on the run's labels,
+    scored once and kept with the run; the targets move with it."""
+    from es_faq.search.embed import Embedder
+    from es_faq.train.cross_encoder import build_pairs, fit, recipe_of, teacher_logits
+
+    tiny = settings.replace(pairs_dir=tiny_pairs)
+    recipe = {**TINY_RECIPE, "teacher": "embedder-zh", "distill_weight": 1.0}
+    taught = fit(tiny, recipe_of(**recipe), tmp_path / "taught", progress=False)
+    assert taught["steps"] == 6
+    pairs = build_pairs(tiny, recipe_of(**recipe), tmp_path / "taught", progress=False)
+    cached = np.load(next((tmp_path / "taught").glob("teacher-*.npy")))
+    labels = np.array([p.label for p in pairs])
+    assert cached.shape == (len(pairs),)
+    assert cached[labels == 1].mean() > 0 > cached[labels == 0].mean()  # paraphrases over, different questions under
+    vectors = Embedder(settings, "embedder-zh").encode([pairs[0].text1, pairs[0].text2, pairs[1].text1, pairs[1].text2])
+    cosines = np.array([vectors[0] @ vectors[1], vectors[2] @ vectors[3]])
+    # A straight line of the cosine (the fit's), increasing: the teacher orders pairs as the embedder does.
+    slope = (cached[0] - cached[1]) / (cosines[0] - cosines[1])
+    assert slope > 0 and np.isclose(cached[0] - slope * cosines[0], cached[1] - slope * cosines[1], atol=1e-3)
+    assert np.array_equal(teacher_logits(tiny, "embedder-zh", pairs, tmp_path / "taught"), cached)  # kept, not redone
+    with pytest.raises(ModelError, match="both labels"):
+        teacher_logits(tiny, "embedder-zh", [p for p in pairs if p.label == 1], tmp_path / "one-label")
+
+
 def test_a_student_keeps_the_layers_asked_learns_from_its_teacher_and_exports(settings, tiny_pairs, tmp_path):
     """`layers` cuts the encoder (a pair then costs half as much with 2 of 4 layers); `teacher` mixes the shipped
     model's both-order logits into the targets, scored once and kept with the run; the export loads as a reranker."""

@@ -138,8 +138,10 @@ def train() -> None:
               help="Train on each pair read both ways, (a, b) and (b, a), in the same step (2 x batch-size sequences).")
 @click.option("--layers", callback=_layer_list, default=None,
               help="Keep only these encoder layers of the starting model, e.g. 0,3: a smaller, faster cross-encoder.")
-@click.option("--teacher", default=None, help="A shipped cross-encoder (e.g. reranker-zh) whose logits the run learns "
-              "from besides the labels (distillation; see --distill-weight).")
+@click.option("--teacher", default=None,
+              help="A shipped cross-encoder (e.g. reranker-zh) or embedder (e.g. embedder-zh: its cosine, put on a "
+              "logit scale by a logistic fit on the run's labels) whose verdicts the run learns from besides the "
+              "labels (distillation; see --distill-weight).")
 @click.option("--distill-weight", type=click.FloatRange(0, 1), default=None,
               help="Share of the teacher in each target: (1 - w) x label + w x sigmoid(teacher logit). Default 0.5.")
 @click.option("--eval-every", type=click.IntRange(1), default=None, help="Steps between dev evaluations.")

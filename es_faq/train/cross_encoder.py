@@ -15,6 +15,7 @@ import math
 import random
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,6 +27,9 @@ from .loop import device, encode, install, register, training_data, with_init_da
 from .pair_eval import metrics
 from .pairs import Pair, bench_groups, corpus_file, dedupe, group_pairs, mined_pairs, read_pairs
 from .steps import check_recipe, finish, run_steps
+
+if TYPE_CHECKING:
+    from ..search.embed import Embedder
 
 DEFAULTS = {
     # train.tsv of each. afqmc is inside atec; atec-preprocessed is atec's rest with altered text.
@@ -68,8 +72,9 @@ DEFAULTS = {
     # A smaller model: keep only these encoder layers (indices into init's or the base's), e.g. [0, 3] halves
     # the cost of a pair (docs/training.md, "A two-layer student"). None keeps every layer.
     "layers": None,
-    # A shipped cross-encoder whose logits (the mean of both orders, as the decision reads them) the run learns
-    # from besides the labels: the target is (1 - distill_weight) x label + distill_weight x sigmoid(its logit).
+    # A shipped cross-encoder whose logits (the mean of both orders, as the decision reads them), or a shipped
+    # embedder whose cosines (on a logit scale: `cosine_logits`), the run learns from besides the labels: the
+    # target is (1 - distill_weight) x label + distill_weight x sigmoid(its logit).
     "teacher": None,
     "distill_weight": 0.5,
     "eval_every": 1000,
@@ -290,29 +295,59 @@ def keep_layers(model, layers: list[int]) -> None:
 
 def teacher_logits(settings: Settings, teacher: str, pairs: list[Pair], run_dir: Path,
                    progress: bool = True) -> np.ndarray:
-    """The shipped `teacher`'s logit of each pair, the mean of both orders (what the decision reads), scored
-    once with its ONNX file and kept in the run directory under the teacher's weights and the pairs."""
-    from tqdm import tqdm
-
+    """The shipped `teacher`'s logit of each pair, scored once and kept in the run directory under the teacher's
+    weights and the pairs. A cross-encoder gives the mean of both orders' logits (what the decision reads); an
+    embedder the cosine of the two texts' vectors, made a logit by a logistic fit on the run's own labels
+    (`cosine_logits`)."""
+    from ..models.manifest import Manifest
+    from ..search.embed import Embedder
     from ..search.rerank import Reranker
 
-    model = Reranker(settings.replace(rerank_both_orders=True), teacher)
+    is_embedder = Manifest.load(teacher).data.get("task") in Embedder.tasks
+    model: Embedder | Reranker
+    model = Embedder(settings, teacher) if is_embedder else Reranker(settings.replace(rerank_both_orders=True), teacher)
     key = _digest({"teacher": teacher, "weights": model.manifest.weights_sha256,
                    "pairs": hashlib.sha256("\n".join(f"{p.text1}\t{p.text2}" for p in pairs).encode()).hexdigest()})
     cache = run_dir / f"teacher-{key}.npy"
     if cache.exists():
         return np.load(cache)
-    chunk = 512
-    out = np.empty(len(pairs), dtype=np.float32)
-    with tqdm(total=len(pairs), desc=f"{teacher} scoring the pairs", unit="pair", disable=not progress) as bar:
-        for start in range(0, len(pairs), chunk):
-            rows = pairs[start:start + chunk]
-            out[start:start + len(rows)] = model.score_pairs([(p.text1, p.text2) for p in rows])
-            bar.update(len(rows))
+    if isinstance(model, Embedder):
+        out = cosine_logits(model, pairs, progress)
+    else:
+        out = _chunked(lambda rows: model.score_pairs([(p.text1, p.text2) for p in rows]), pairs,
+                       f"{teacher} scoring the pairs", progress)
     partial = cache.with_suffix(".part.npy")
     np.save(partial, out)
     partial.rename(cache)
     return out
+
+
+def cosine_logits(embedder: Embedder, pairs: list[Pair], progress: bool = True) -> np.ndarray:
+    """An embedder's verdict on each pair as a logit: the cosine of the two texts' vectors, scaled and shifted by
+    a logistic regression of the pairs' labels on it. A cosine of 0.9 means "same question" to one embedder and
+    "related" to another; the fit puts it on the scale the labels (and a cross-encoder's logits) are on."""
+    from sklearn.linear_model import LogisticRegression
+
+    texts = list(dict.fromkeys(t for p in pairs for t in (p.text1, p.text2)))
+    vectors = _chunked(embedder.encode, texts, f"{embedder.manifest.name} embedding the texts", progress)
+    row = {t: i for i, t in enumerate(texts)}
+    cosines = np.einsum("ij,ij->i", vectors[[row[p.text1] for p in pairs]], vectors[[row[p.text2] for p in pairs]])
+    labels = np.array([p.label for p in pairs])
+    if len(set(labels.tolist())) < 2:
+        raise ModelError("an embedder teacher needs both labels among the pairs to put its cosines on a logit scale")
+    fit = LogisticRegression(C=1e4).fit(cosines[:, None], labels)
+    return (fit.coef_[0, 0] * cosines + fit.intercept_[0]).astype(np.float32)
+
+
+def _chunked(score, rows: list, desc: str, progress: bool, chunk: int = 512) -> np.ndarray:
+    from tqdm import tqdm
+
+    parts = []
+    with tqdm(total=len(rows), desc=desc, unit="row", disable=not progress) as bar:
+        for start in range(0, len(rows), chunk):
+            parts.append(np.asarray(score(rows[start:start + chunk]), dtype=np.float32))
+            bar.update(len(parts[-1]))
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
 
 def _count_sources(pairs: list[Pair]) -> dict:
