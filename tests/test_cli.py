@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from es_faq.search.decide import DEFAULT_FEATURES
+from es_faq.search.decide import DEFAULT_FEATURES, Calibration
 from tests.conftest import DEMO_FAQS, DEMO_QUERIES, _drop_alias_family
 
 
@@ -129,10 +129,18 @@ def test_eval_pairs_reports_each_corpus_at_a_threshold_from_training_data(tmp_pa
             (tmp_path / corpus / f"{split}.tsv").write_text("\n".join(rows[split]) + "\n", encoding="utf-8")
     out = es_faq("eval-pairs", "--corpus", "bq", "--corpus", "lcqmc", env={"ES_FAQ_PAIRS_DIR": str(tmp_path)},
                  check=True)
-    report = json.loads(out.stdout)["corpora"]
+    whole = json.loads(out.stdout)
+    report = whole["corpora"]
     assert report["bq"]["pairs"] == 10 and report["bq"]["threshold_from"] == "bq train sample"
     assert report["lcqmc"]["threshold_from"] == "pooled train samples"
-    assert all(0 <= report[c][k] <= 100 for c in report for k in ("accuracy", "f1", "auc"))
+    assert all(0 <= report[c][k] <= 100 for c in report
+               for k in ("accuracy", "f1", "auc", "embedder_auc", "decision_pair_auc"))
+    # The embedder beside the cross-encoder, weighed as the shipped decision weighs the two.
+    shipped = json.loads(Calibration.path("reranker-zh").read_text(encoding="utf-8"))
+    coef = dict(zip(shipped["features"], shipped["coef"], strict=True))
+    assert whole["embedder"] == "embedder-zh-d"
+    assert whole["decision_weights"] == {k: coef[k] for k in ("pair_logit", "vector_score")}
+    assert report["bq"]["embedder_auc"] == 100  # the two dev pairs: a paraphrase and a different question
 
 
 def test_models_list_reports_provider():

@@ -24,7 +24,7 @@ from ..errors import ModelError
 from ..models.quantize import layout, quantize
 from .base import load_base, load_trained
 from .loop import device, encode, install, register, training_data, with_init_data
-from .pair_eval import metrics
+from .pair_eval import metrics, pair_cosines
 from .pairs import Pair, bench_groups, corpus_file, dedupe, group_pairs, mined_pairs, read_pairs
 from .steps import check_recipe, finish, run_steps
 
@@ -328,10 +328,8 @@ def cosine_logits(embedder: Embedder, pairs: list[Pair], progress: bool = True) 
     "related" to another; the fit puts it on the scale the labels (and a cross-encoder's logits) are on."""
     from sklearn.linear_model import LogisticRegression
 
-    texts = list(dict.fromkeys(t for p in pairs for t in (p.text1, p.text2)))
-    vectors = _chunked(embedder.encode, texts, f"{embedder.manifest.name} embedding the texts", progress)
-    row = {t: i for i, t in enumerate(texts)}
-    cosines = np.einsum("ij,ij->i", vectors[[row[p.text1] for p in pairs]], vectors[[row[p.text2] for p in pairs]])
+    cosines = pair_cosines(lambda texts: _chunked(embedder.encode, texts, f"{embedder.manifest.name} embedding the "
+                                                  "texts", progress), pairs)
     labels = np.array([p.label for p in pairs])
     if len(set(labels.tolist())) < 2:
         raise ModelError("an embedder teacher needs both labels among the pairs to put its cosines on a logit scale")

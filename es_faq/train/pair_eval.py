@@ -5,10 +5,17 @@ on a sample of the corpus's own train.tsv, or, for corpora with no train file (l
 pawsx), on the pooled samples of the corpora that have one. The hard cases (es_faq/train/hardcases.py)
 generated from a bench's *dev* groups are scored per category at the pooled threshold: which kinds of
 near-miss the model still takes for a paraphrase, and which paraphrases it rejects.
+
+Beside the cross-encoder, each corpus reports the ROC-AUC of the embedder's cosine (the decision's other
+verifier: the vector side's score of the leader's best-matching question) and of the two as the decision weighs
+them (`decision_pair_auc`: the calibration's coefficients of the logit and the vector score; the margins, which a
+lone pair does not have, left out). The embedder out-scores the cross-encoder on general-domain pairs (lcqmc,
+oppo): docs/benchmarks.md, "Two verifiers on pairs".
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -59,6 +66,46 @@ def hard_case_pairs(settings: Settings, bench: str, sources: int, seed: int = 7)
     return generate(generator, sources_from([], groups, sources, seed), bench, seed)
 
 
+def pair_cosines(encode: Callable[[list[str]], np.ndarray], pairs: list[Pair]) -> np.ndarray:
+    """The cosine of each pair's two texts, each distinct text embedded once (`encode`: texts to unit vectors)."""
+    texts = list(dict.fromkeys(t for p in pairs for t in (p.text1, p.text2)))
+    vectors = encode(texts)
+    row = {t: i for i, t in enumerate(texts)}
+    return np.einsum("ij,ij->i", vectors[[row[p.text1] for p in pairs]], vectors[[row[p.text2] for p in pairs]])
+
+
+class _SecondVerifier:
+    """The embedder's cosine on pairs, alone and weighed with the logit as the model's decision calibration
+    weighs the two (its `pair_logit` and `vector_score` coefficients; none when it has no such pair)."""
+
+    def __init__(self, settings: Settings, model: str):
+        from ..errors import ModelError
+        from ..search.decide import Calibration
+        from ..search.embed import Embedder
+
+        self.embedder = Embedder(settings)
+        try:
+            calibration = Calibration.load(model)
+        except ModelError:  # a model not calibrated yet (a fresh training run): the embedder alone
+            calibration = None
+        weights = dict(zip(calibration.features, calibration.coef, strict=False)) if calibration else {}
+        self.weights = ({"pair_logit": weights["pair_logit"], "vector_score": weights["vector_score"]}
+                        if calibration and calibration.learner == "logistic" and
+                        {"pair_logit", "vector_score"} <= set(weights) else None)
+
+    def aucs(self, pairs: list[Pair], logits: np.ndarray, labels: np.ndarray) -> dict:
+        from sklearn.metrics import roc_auc_score
+
+        if len(set(labels.tolist())) < 2:
+            return {}
+        cosines = pair_cosines(self.embedder.encode, pairs)
+        out = {"embedder_auc": round(100 * float(roc_auc_score(labels, cosines)), 2)}
+        if self.weights:  # the vector score is (1 + cosine) / 2, as the engine gives it
+            both = self.weights["pair_logit"] * logits + self.weights["vector_score"] * (1 + cosines) / 2
+            out["decision_pair_auc"] = round(100 * float(roc_auc_score(labels, both)), 2)
+        return out
+
+
 def _by_category(logits: np.ndarray, pairs: list[Pair], threshold: float) -> dict:
     out = {}
     for category in sorted({p.source.split(":", 1)[1] for p in pairs}):
@@ -76,6 +123,7 @@ def evaluate_pairs(settings: Settings, corpora: tuple[str, ...] = CORPORA, model
     from ..search.rerank import Reranker
 
     reranker = Reranker(settings, model)
+    second = _SecondVerifier(settings, reranker.manifest.name)
     thresholds: dict[str, float] = {}
     pooled: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
     for corpus in corpora:
@@ -88,13 +136,15 @@ def evaluate_pairs(settings: Settings, corpora: tuple[str, ...] = CORPORA, model
             pooled[0].append(logits)
             pooled[1].append(labels)
     fallback = best_threshold(np.concatenate(pooled[0]), np.concatenate(pooled[1])) if pooled[0] else 0.0
-    out: dict = {"model": reranker.manifest.name, "corpora": {}}
+    out: dict = {"model": reranker.manifest.name, "embedder": second.embedder.manifest.name,
+                 "decision_weights": second.weights, "corpora": {}}
     for corpus in corpora:
         dev = read_pairs(corpus_file(settings.pairs_dir, corpus, "dev"), corpus, limit, seed=7)
         logits = _score(reranker, dev, f"{corpus} dev", progress)
-        row = metrics(logits, np.array([p.label for p in dev]), thresholds.get(corpus, fallback))
+        labels = np.array([p.label for p in dev])
+        row = metrics(logits, labels, thresholds.get(corpus, fallback))
         row["threshold_from"] = f"{corpus} train sample" if corpus in thresholds else "pooled train samples"
-        out["corpora"][corpus] = row
+        out["corpora"][corpus] = {**row, **second.aucs(dev, logits, labels)}
     if hard_bench and hard_sources:
         pairs = hard_case_pairs(settings, hard_bench, hard_sources)
         logits = _score(reranker, pairs, f"{hard_bench} dev hard cases", progress)
