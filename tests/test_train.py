@@ -447,7 +447,8 @@ def test_an_embedder_teaches_through_its_cosine_on_the_labels_scale(settings, ti
     """An embedder as the teacher: each pair's cosine, put on a logit scale by a logistic fit on the run's labels,
     scored once and kept with the run; the targets move with it."""
     from es_faq.search.embed import Embedder
-    from es_faq.train.cross_encoder import build_pairs, fit, recipe_of, teacher_logits
+    from es_faq.train.cross_encoder import build_pairs, fit, recipe_of, targets, teacher_logits
+    from es_faq.train.pairs import Pair
 
     tiny = settings.replace(pairs_dir=tiny_pairs)
     recipe = {**TINY_RECIPE, "teacher": "embedder-zh", "distill_weight": 1.0}
@@ -466,6 +467,17 @@ def test_an_embedder_teaches_through_its_cosine_on_the_labels_scale(settings, ti
     assert np.array_equal(teacher_logits(tiny, "embedder-zh", pairs, tmp_path / "taught"), cached)  # kept, not redone
     with pytest.raises(ModelError, match="both labels"):
         teacher_logits(tiny, "embedder-zh", [p for p in pairs if p.label == 1], tmp_path / "one-label")
+    # On the corpora only: a generated near-miss and a bench paraphrase keep their labels; the corpus pairs are mixed
+    # with the teacher as before (their cosines fitted on their own labels: the same pairs, the same fit).
+    mixed = [*pairs, Pair("小橙花可以提前还款吗", "小橙花怎么延期还款？", 0, "hard:antonym"),
+             Pair("可以推迟还小橙花吗", "小橙花怎么延期还款？", 1, "diac:paraphrase")]
+    every = targets(tiny, recipe_of(**recipe), mixed, tmp_path / "every", progress=False)
+    corpora = targets(tiny, recipe_of(**{**recipe, "distill_on": "corpora"}), mixed, tmp_path / "corpora",
+                      progress=False)
+    assert list(corpora[-2:]) == [0.0, 1.0] and 0 < every[-2] and every[-1] < 1
+    assert np.allclose(corpora[:-2], 1 / (1 + np.exp(-cached)), atol=1e-6)
+    with pytest.raises(ModelError, match="distill_on='bench'"):
+        recipe_of(**{**recipe, "distill_on": "bench"})
 
 
 def test_a_student_keeps_the_layers_asked_learns_from_its_teacher_and_exports(settings, tiny_pairs, tmp_path):

@@ -77,10 +77,17 @@ DEFAULTS = {
     # target is (1 - distill_weight) x label + distill_weight x sigmoid(its logit).
     "teacher": None,
     "distill_weight": 0.5,
+    # Which pairs the teacher speaks on: "all", or "corpora" (the labelled pair corpora only; the benches' pairs
+    # and the hard cases keep their labels). An embedder cannot see what makes a near-miss differ: its cosines
+    # softened the generated near-misses' labels and cost 5 points of hard-case AUC (docs/training.md).
+    "distill_on": "all",
     "eval_every": 1000,
     "checkpoint_every": 200,
 }
 FINAL = "final"
+
+
+DISTILL_ON = ("all", "corpora")
 
 
 def recipe_of(**options) -> dict:
@@ -88,6 +95,8 @@ def recipe_of(**options) -> dict:
     unknown = set(recipe) - set(DEFAULTS) - {"task"}
     if unknown:
         raise ModelError(f"unknown training options: {', '.join(sorted(unknown))}")
+    if recipe["distill_on"] not in DISTILL_ON:
+        raise ModelError(f"distill_on={recipe['distill_on']!r}: give one of {', '.join(DISTILL_ON)}")
     return recipe
 
 
@@ -245,10 +254,7 @@ def fit(settings: Settings, recipe: dict, run_dir: Path, progress: bool = True,
     optimizer = torch.optim.AdamW([{"params": encoder, "lr": recipe["lr"]},
                                    {"params": head, "lr": head_lr}], weight_decay=0.01)
     schedule = get_linear_schedule_with_warmup(optimizer, max(1, int(total * recipe["warmup"])), total)
-    labels = torch.tensor([p.label for p in pairs], dtype=torch.float32)
-    if recipe["teacher"]:
-        soft = torch.sigmoid(torch.from_numpy(teacher_logits(settings, recipe["teacher"], pairs, run_dir, progress)))
-        labels = (1 - recipe["distill_weight"]) * labels + recipe["distill_weight"] * soft
+    labels = torch.from_numpy(targets(settings, recipe, pairs, run_dir, progress))
     loss_fn = torch.nn.BCEWithLogitsLoss()
     bf16 = recipe["bf16"]
 
@@ -279,6 +285,18 @@ def fit(settings: Settings, recipe: dict, run_dir: Path, progress: bool = True,
         return None
     return finish(model, run_dir / FINAL, {"recipe": recipe, "pairs": len(pairs), "steps": total},
                   seconds, started, _count_sources(pairs), evaluate_dev())
+
+
+def targets(settings: Settings, recipe: dict, pairs: list[Pair], run_dir: Path, progress: bool = True) -> np.ndarray:
+    """Each pair's training target: its label, mixed with the teacher's verdict where the recipe names a teacher
+    (on every pair, or on the pair corpora's only: `distill_on`)."""
+    labels = np.array([p.label for p in pairs], dtype=np.float32)
+    if recipe["teacher"]:
+        taught = [i for i, p in enumerate(pairs) if recipe["distill_on"] == "all" or p.source in recipe["corpora"]]
+        logits = teacher_logits(settings, recipe["teacher"], [pairs[i] for i in taught], run_dir, progress)
+        weight = recipe["distill_weight"]
+        labels[taught] = (1 - weight) * labels[taught] + weight / (1 + np.exp(-logits))
+    return labels
 
 
 def keep_layers(model, layers: list[int]) -> None:
@@ -316,6 +334,7 @@ def teacher_logits(settings: Settings, teacher: str, pairs: list[Pair], run_dir:
     else:
         out = _chunked(lambda rows: model.score_pairs([(p.text1, p.text2) for p in rows]), pairs,
                        f"{teacher} scoring the pairs", progress)
+    run_dir.mkdir(parents=True, exist_ok=True)
     partial = cache.with_suffix(".part.npy")
     np.save(partial, out)
     partial.rename(cache)
