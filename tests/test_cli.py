@@ -141,6 +141,9 @@ def test_eval_pairs_reports_each_corpus_at_a_threshold_from_training_data(tmp_pa
     assert whole["embedder"] == "embedder-zh-d"
     assert whole["decision_weights"] == {k: coef[k] for k in ("pair_logit", "vector_score")}
     assert report["bq"]["embedder_auc"] == 100  # the two dev pairs: a paraphrase and a different question
+    # The generated hard cases of diac dev, scored by both verifiers.
+    hard = whole["hard_cases"]
+    assert hard["bench"] == "diac" and all(0 <= hard[k] <= 100 for k in ("auc", "embedder_auc", "decision_pair_auc"))
 
 
 def test_models_list_reports_provider():

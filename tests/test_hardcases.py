@@ -74,6 +74,23 @@ def test_generation_is_seeded_and_labels_follow_the_category(generator):
         assert p.text1 != p.text2
 
 
+def test_a_case_keeps_the_text_it_edited(generator):
+    """A case names its source text and the paraphrase it is set against; the pair the cross-encoder trains on is
+    (paraphrase, edited), and the edited text stays close to the text it came from."""
+    from difflib import SequenceMatcher
+
+    from es_faq.train.hardcases import cases
+
+    pairs = [Pair(a, b, 1, "t") for a, b in zip(TEXTS[:9], TEXTS[1:10], strict=True)]
+    sources = sources_from(pairs, [["花呗怎么还款", "花呗如何还款"]], limit=None, seed=5)
+    drawn = cases(generator, sources, seed=5)
+    assert drawn and [Pair(c.paraphrase, c.edited, c.label, f"t:{c.category}") for c in drawn] == generate(
+        generator, sources, "t", seed=5)
+    for c in drawn:
+        assert (c.text, c.paraphrase) in sources and c.edited not in (c.text, c.paraphrase)
+        assert SequenceMatcher(None, c.text, c.edited).ratio() >= 0.5, c
+
+
 def test_training_leaves_swap_out_unless_a_recipe_names_it(generator):
     """The shipped recipe's draw is unchanged by the swap category: training generates TRAINED_NEGATIVE."""
     from es_faq.train.cross_encoder import recipe_of

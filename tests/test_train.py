@@ -101,8 +101,8 @@ def test_bench_examples_mine_negatives_without_the_gold_faq(settings, es, tmp_pa
         assert len(gold) == 1 and not {owner.get(t) for t in e.negatives} & gold
 
 
-TINY_EMBEDDER = {"corpora": ["tiny"], "benches": [], "mine": [], "dev": {}, "batch_size": 8, "eval_every": 2,
-                 "checkpoint_every": 1}
+TINY_EMBEDDER = {"corpora": ["tiny"], "benches": [], "mine": [], "dev": {}, "dev_hard_cases": {}, "batch_size": 8,
+                 "eval_every": 2, "checkpoint_every": 1}
 
 
 def test_the_embedder_trains_resumes_exports_and_loads(settings, tiny_pairs, trained_name, tmp_path):
@@ -137,6 +137,37 @@ def test_the_embedder_trains_resumes_exports_and_loads(settings, tiny_pairs, tra
     assert np.array_equal(together, np.vstack([embedder.encode([t]) for t in texts]))
 
 
+def test_hard_cases_become_the_embedders_hard_negatives_and_queries():
+    """A near-miss is what the paraphrase must not find in place of the text it was edited from; a meaning-keeping
+    edit must find its text and the paraphrase."""
+    from es_faq.train.embedder import Example, case_examples
+    from es_faq.train.hardcases import Case
+
+    near = Case("花呗怎么还款", "花呗如何还款", "花呗怎么不还款", 0, "negation")
+    kept = Case("花呗怎么还款", "花呗如何还款", "请问花呗怎么还款", 1, "particle")
+    assert case_examples([near, kept]) == [
+        Example("花呗如何还款", ["花呗怎么还款"], ["花呗怎么不还款"], "hard:negation"),
+        Example("请问花呗怎么还款", ["花呗如何还款", "花呗怎么还款"], [], "hard:particle")]
+
+
+def test_an_embedder_run_with_hard_cases_logs_how_its_vectors_tell_them_apart(settings, tiny_pairs, demo_benches,
+                                                                              tmp_path):
+    """`hard_cases`: generated near-misses of the tiny corpus's positives join the run as hard negatives; the dev
+    evaluation logs the cosine AUC on the demo bench's generated dev cases, kept in the run directory."""
+    from es_faq.train.embedder import fit, recipe_of
+
+    tiny = settings.replace(pairs_dir=tiny_pairs, bench_dir=demo_benches)
+    recipe = recipe_of(**{**TINY_EMBEDDER, "hard_cases": 30, "dev_hard_cases": {"demo-bench": 30}, "eval_every": 100})
+    record = fit(tiny, recipe, tmp_path / "hard", progress=False)
+    hard = {k: v for k, v in record["sources"].items() if k.startswith("hard:")}
+    negatives = sum(v["with_hard_negatives"] for v in hard.values())
+    assert negatives >= 20 and sum(v["examples"] for v in hard.values()) > negatives  # near-misses and kept ones
+    assert record["examples"] == 24 + sum(v["examples"] for v in hard.values())
+    dev = record["dev"]["demo-bench hard cases"]
+    assert dev["pairs"] >= 30 and 0 <= dev["auc"] <= 100
+    assert (tmp_path / "hard" / "dev-hard-cases-demo-bench-30.tsv").exists()
+
+
 def test_dense_ranks_count_the_faqs_above_the_best_gold_one():
     from es_faq.train.dense_eval import ranks
 
@@ -167,6 +198,18 @@ def tiny_pairs(tmp_path_factory):
     (root / "tiny" / "train.tsv").write_text("".join(rows), encoding="utf-8")
     (root / "tiny" / "dev.tsv").write_text("".join(rows[::3]), encoding="utf-8")
     return root
+
+
+@pytest.fixture(scope="module")
+def demo_benches(tmp_path_factory):
+    """A bench_dir with `demo-bench`: the demo's FAQs, every query of demo/queries.jsonl in its dev split."""
+    benches = tmp_path_factory.mktemp("benches")
+    (benches / "demo-bench").mkdir()
+    shutil.copy(DEMO / "faqs.jsonl", benches / "demo-bench" / "faqs.jsonl")
+    queries = [{**json.loads(line), "split": "dev"} for line in (DEMO / "queries.jsonl").open(encoding="utf-8")]
+    (benches / "demo-bench" / "queries.jsonl").write_text(
+        "".join(json.dumps(q, ensure_ascii=False) + "\n" for q in queries), encoding="utf-8")
+    return benches
 
 
 def _fit(settings, tiny_pairs, run_dir, **kwargs):
@@ -221,13 +264,14 @@ TRAVEL = {
     "reranker": ({"corpora": ["tiny"], "benches": [], "hard_cases": 0, "dev": {"tiny": 16}, "epochs": 2,
                   "batch_size": 8, "both_orders": True, "init": "reranker-zh", "eval_every": 2,
                   "checkpoint_every": 1000}, 6),
-    "embedder": ({"corpora": ["tiny"], "benches": [], "mine": [], "dev": {"demo-bench": None}, "epochs": 2,
-                  "batch_size": 8, "init": "embedder-zh", "eval_every": 2, "checkpoint_every": 1000}, 3),
+    "embedder": ({"corpora": ["tiny"], "benches": [], "mine": [], "dev": {"demo-bench": None},
+                  "dev_hard_cases": {"demo-bench": 20}, "epochs": 2, "batch_size": 8, "init": "embedder-zh",
+                  "eval_every": 2, "checkpoint_every": 1000}, 3),
 }
 
 
 @pytest.mark.parametrize("task", sorted(TRAVEL))
-def test_a_run_travels_to_another_machine_and_back(settings, tiny_pairs, trained_name, tmp_path, task):
+def test_a_run_travels_to_another_machine_and_back(settings, tiny_pairs, demo_benches, trained_name, tmp_path, task):
     """bench/gpu_train.py: the run's data packed here, trained "there" (another process and home; epochs cut to
     the time budget), its weights back in fp16 without the frozen word embeddings, put back onto the same
     starting point and exported; the exported model works."""
@@ -236,14 +280,8 @@ def test_a_run_travels_to_another_machine_and_back(settings, tiny_pairs, trained
 
     from safetensors.torch import load_file
 
-    benches = tmp_path / "benches"
-    (benches / "demo-bench").mkdir(parents=True)
-    shutil.copy(DEMO / "faqs.jsonl", benches / "demo-bench" / "faqs.jsonl")
-    queries = [{**json.loads(line), "split": "dev"} for line in (DEMO / "queries.jsonl").open(encoding="utf-8")]
-    (benches / "demo-bench" / "queries.jsonl").write_text(
-        "".join(json.dumps(q, ensure_ascii=False) + "\n" for q in queries), encoding="utf-8")
     env = {**os.environ, "ES_FAQ_HOME": str(tmp_path / "here"), "ES_FAQ_MODEL_DIR": str(settings.models_path),
-           "ES_FAQ_PAIRS_DIR": str(tiny_pairs), "ES_FAQ_BENCH_DIR": str(benches)}
+           "ES_FAQ_PAIRS_DIR": str(tiny_pairs), "ES_FAQ_BENCH_DIR": str(demo_benches)}
 
     def tool(*args: str) -> str:
         done = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "gpu_train.py"), *args], env=env,
@@ -273,6 +311,10 @@ def test_a_run_travels_to_another_machine_and_back(settings, tiny_pairs, trained
         assert len(scores) == 2 and scores[0] == pytest.approx(scores[1])
     else:
         assert record["dev"]["demo-bench"]["queries"] == 44 and 0 < record["dev"]["demo-bench"]["r@10"] <= 1
+        # The dev hard cases were generated here and travelled: the machine there scored the same pairs.
+        cases = (run_dir / "dev-hard-cases-demo-bench-20.tsv").read_text(encoding="utf-8").splitlines()
+        hard = record["dev"]["demo-bench hard cases"]
+        assert hard["pairs"] == len(cases) >= 20 and 0 <= hard["auc"] <= 100
         vectors = Embedder(settings, trained_name).encode(["小橙花怎么还款"])
         assert vectors.shape == (1, 512)
 

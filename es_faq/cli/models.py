@@ -175,6 +175,9 @@ def train_reranker_cmd(settings: Settings, name: str, corpora: tuple[str, ...], 
 @click.option("--batch-size", type=click.IntRange(2), default=None)
 @click.option("--lr", type=float, default=None)
 @click.option("--temperature", type=float, default=None, help="InfoNCE temperature.")
+@click.option("--hard-cases", type=click.IntRange(0), default=None,
+              help="Texts the hard-case generator edits: each near-miss becomes a hard negative, each "
+              "meaning-keeping edit a query (0, the default: none).")
 @click.option("--init", default=None, help="A shipped embedder es-faq trained to continue from (e.g. embedder-zh) "
               "instead of bge-small-zh-v1.5.")
 @click.option("--seed", type=int, default=None)
@@ -187,7 +190,7 @@ def train_embedder_cmd(settings: Settings, name: str, corpora: tuple[str, ...], 
     """The bi-encoder from bge-small-zh-v1.5: InfoNCE with in-batch and hard negatives.
 
     Resumable like `train reranker` (~/.cache/es-faq/train-runs/NAME); ends with the ONNX export
-    (fp32 + static INT8). Ship it with `es-faq models ship NAME`."""
+    (fp32 + dynamic INT8). Ship it with `es-faq models ship NAME`."""
     from ..train.embedder import recipe_of, train_embedder
 
     recipe = recipe_of(corpora=list(corpora) or None, benches=list(benches) or None, mine=list(mine) or None,

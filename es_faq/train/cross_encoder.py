@@ -25,7 +25,17 @@ from ..models.quantize import layout, quantize
 from .base import load_base, load_trained
 from .loop import device, encode, install, register, training_data, with_init_data
 from .pair_eval import metrics, pair_cosines
-from .pairs import Pair, bench_groups, corpus_file, dedupe, group_pairs, mined_pairs, read_pairs
+from .pairs import (
+    Pair,
+    bench_groups,
+    corpus_file,
+    dedupe,
+    group_pairs,
+    mined_pairs,
+    read_pair_cache,
+    read_pairs,
+    write_pair_cache,
+)
 from .steps import check_recipe, finish, run_steps
 
 if TYPE_CHECKING:
@@ -114,30 +124,24 @@ def build_pairs(settings: Settings, recipe: dict, run_dir: Path, progress: bool 
     keys = ("benches", "mined_per_query", "seed")
     cache = run_dir / f"bench-pairs-{_digest({k: recipe[k] for k in keys})}.tsv"
     if not cache.exists():
-        _write_cache(cache, _bench_pairs(settings, recipe, progress))
-    bench = _read_cache(cache)
+        write_pair_cache(cache, _bench_pairs(settings, recipe, progress))
+    bench = read_pair_cache(cache)
     hard: list[Pair] = []
     if recipe["hard_cases"]:
         hard_keys = ("corpora", "benches", "corpus_limit", "hard_cases", "hard_positive_share", "hard_negative",
                      "seed")
         cache = run_dir / f"hard-cases-{_digest({k: recipe[k] for k in hard_keys})}.tsv"
         if not cache.exists():
-            _write_cache(cache, _hard_cases(settings, recipe, pairs))
-        hard = _read_cache(cache)
+            write_pair_cache(cache, _hard_cases(settings, recipe, pairs))
+        hard = read_pair_cache(cache)
     return pairs + bench * recipe["bench_repeat"] + hard
 
 
 def _hard_cases(settings: Settings, recipe: dict, pairs: list[Pair]) -> list[Pair]:
     """Near-misses and meaning-keeping edits of the corpora's positive pairs and the benches' train groups."""
-    from .hardcases import TRAINED_NEGATIVE, Generator, generate, sources_from
-    from .loop import bench_path
+    from .hardcases import recipe_cases
 
-    groups = [[*g.faq.texts, *g.paraphrases] for b in recipe["benches"]
-              for g in bench_groups(bench_path(settings, b), "train")]
-    generator = Generator([t for g in groups for t in g] + [t for p in pairs for t in (p.text1, p.text2)])
-    sources = sources_from(pairs, groups, recipe["hard_cases"], recipe["seed"])
-    return generate(generator, sources, "hard", recipe["seed"], recipe["hard_positive_share"],
-                    tuple(recipe["hard_negative"] or TRAINED_NEGATIVE))
+    return [Pair(c.paraphrase, c.edited, c.label, f"hard:{c.category}") for c in recipe_cases(settings, recipe, pairs)]
 
 
 def _bench_pairs(settings: Settings, recipe: dict, progress: bool) -> list[Pair]:
@@ -156,23 +160,6 @@ def _bench_pairs(settings: Settings, recipe: dict, progress: bool) -> list[Pair]
             own += mined_pairs(searcher, index, groups, bench.name, recipe["mined_per_query"], progress=progress)
         pairs += dedupe(own)
     return pairs
-
-
-def _write_cache(path: Path, pairs: list[Pair]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".part")
-    with partial.open("w", encoding="utf-8") as fh:
-        for p in pairs:
-            fh.write(f"{p.text1}\t{p.text2}\t{p.label}\t{p.source}\n")
-    partial.rename(path)
-
-
-def _read_cache(path: Path) -> list[Pair]:
-    out = []
-    for line in path.open(encoding="utf-8"):
-        a, b, label, source = line.rstrip("\n").split("\t")
-        out.append(Pair(a, b, int(label), source))
-    return out
 
 
 def dev_pairs(settings: Settings, recipe: dict) -> dict[str, list[Pair]]:

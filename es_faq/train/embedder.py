@@ -28,6 +28,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -36,8 +37,20 @@ from ..errors import ModelError
 from .base import BASE_MODEL, load_base, load_trained
 from .dense_eval import dense_recall
 from .loop import bench_path, device, encode, install, register, training_data, with_init_data
-from .pairs import bench_groups, corpus_file, mined_pairs, read_pairs
+from .pair_eval import hard_case_pairs, pair_cosines
+from .pairs import (
+    Pair,
+    bench_groups,
+    corpus_file,
+    mined_pairs,
+    read_pair_cache,
+    read_pairs,
+    write_pair_cache,
+)
 from .steps import check_recipe, finish, run_steps
+
+if TYPE_CHECKING:  # the generator needs jieba, which a lent GPU machine has not: imported where cases are made
+    from .hardcases import Case
 
 DEFAULTS = {
     "corpora": ["bq", "atec", "chip2019"],  # train.tsv of each (positives, and their label-0 partners)
@@ -45,6 +58,12 @@ DEFAULTS = {
     "benches": ["diac", "bq", "atec"],  # train groups: paraphrase queries and FAQ texts
     "mine": ["diac", "bq"],  # benches whose groups get negatives mined by the hybrid search (an index each)
     "mined_per_query": 3,
+    # Sources (text, paraphrase) the hard-case generator edits (es_faq/train/hardcases.py), as the cross-encoder's
+    # recipe draws them: each near-miss becomes the hard negative of the paraphrase looking for its text, each
+    # meaning-keeping edit a query of its own. 0 (the shipped embedder's recipe) turns it off.
+    "hard_cases": 0,
+    "hard_positive_share": 0.5,
+    "hard_negative": None,
     "hard_negatives": 1,  # per query per step, from its own hard negatives (else a random text)
     "epochs": 1,
     "batch_size": 64,
@@ -57,6 +76,10 @@ DEFAULTS = {
     "seed": 13,
     "init": None,  # a shipped embedder es-faq trained, to continue from instead of bge-small-zh-v1.5
     "dev": {"diac": 600, "bq": None},  # dev queries (None: all) for dense recall over the bench's FAQs
+    # Per bench, the sources of generated hard cases of its dev groups (pair_eval.hard_case_pairs) whose cosine
+    # ROC-AUC is logged with the recall: whether the vectors tell a near-miss from a paraphrase. Built with the
+    # examples.
+    "dev_hard_cases": {"diac": 2000},
     "eval_every": 500,
     "checkpoint_every": 100,
 }
@@ -81,7 +104,10 @@ def recipe_of(**options) -> dict:
 
 def corpus_examples(path: Path, source: str, limit: int | None, seed: int) -> list[Example]:
     """One example per positive pair (text1 finds text2), with text1's label-0 partners as negatives."""
-    pairs = read_pairs(path, source, limit, seed)
+    return pair_examples(read_pairs(path, source, limit, seed), source)
+
+
+def pair_examples(pairs: list[Pair], source: str) -> list[Example]:
     positives: dict[str, set[str]] = {}
     negatives: dict[str, list[str]] = {}
     for p in pairs:
@@ -97,6 +123,14 @@ def corpus_examples(path: Path, source: str, limit: int | None, seed: int) -> li
             out.append(Example(p.text1, sorted(same), [t for t in negatives.get(p.text1, []) if t not in same],
                                source))
     return out
+
+
+def case_examples(cases: list[Case]) -> list[Example]:
+    """A near-miss is the hard negative of the paraphrase that looks for the text it was edited from; a
+    meaning-keeping edit looks for its text (and the paraphrase) itself."""
+    return [Example(c.paraphrase, [c.text], [c.edited], f"hard:{c.category}") if c.label == 0 else
+            Example(c.edited, sorted({c.text, c.paraphrase} - {c.edited}), [], f"hard:{c.category}")
+            for c in cases]
 
 
 def bench_examples(settings: Settings, bench_name: str, mine: bool, per_query: int,
@@ -130,11 +164,19 @@ def build_examples(settings: Settings, recipe: dict, run_dir: Path, progress: bo
     if cache.exists():
         return [Example(**json.loads(line)) for line in cache.open(encoding="utf-8")]
     examples: list[Example] = []
+    pairs: list[Pair] = []
     for corpus in recipe["corpora"]:
-        examples += corpus_examples(corpus_file(settings.pairs_dir, corpus, "train"), corpus, recipe["corpus_limit"],
-                                    recipe["seed"])
+        read = read_pairs(corpus_file(settings.pairs_dir, corpus, "train"), corpus, recipe["corpus_limit"],
+                          recipe["seed"])
+        examples += pair_examples(read, corpus)
+        pairs += read
     for bench in recipe["benches"]:
         examples += bench_examples(settings, bench, bench in recipe["mine"], recipe["mined_per_query"], progress)
+    if recipe["hard_cases"]:
+        from .hardcases import recipe_cases
+
+        examples += case_examples(recipe_cases(settings, recipe, pairs))
+    dev_hard_cases(settings, recipe, run_dir)  # kept beside the examples: a lent GPU machine has no generator
     if not examples:
         raise ModelError("the recipe gives no training examples: name a corpus (--corpus) or a bench (--bench)")
     partial = cache.with_suffix(".part")
@@ -143,6 +185,18 @@ def build_examples(settings: Settings, recipe: dict, run_dir: Path, progress: bo
             fh.write(json.dumps(example.__dict__, ensure_ascii=False) + "\n")
     partial.rename(cache)
     return examples
+
+
+def dev_hard_cases(settings: Settings, recipe: dict, run_dir: Path) -> dict[str, list[Pair]]:
+    """Per bench of `dev_hard_cases`, the generated hard cases of its dev groups whose cosine AUC the dev evaluation
+    logs; kept in the run directory."""
+    out = {}
+    for bench, sources in recipe["dev_hard_cases"].items():
+        cache = run_dir / f"dev-hard-cases-{bench}-{sources}.tsv"
+        if not cache.exists():
+            write_pair_cache(cache, hard_case_pairs(settings, bench, sources))
+        out[bench] = read_pair_cache(cache)
+    return out
 
 
 def _count_sources(examples: list[Example]) -> dict:
@@ -178,6 +232,7 @@ def fit(settings: Settings, recipe: dict, run_dir: Path, progress: bool = True,
     """Train (or resume) the run in `run_dir`; the training record, or None when stopped after `stop_after` steps."""
     import torch
     import torch.nn.functional as F
+    from sklearn.metrics import roc_auc_score
     from transformers import BertModel, get_linear_schedule_with_warmup
 
     from ..models.onnx import load_tokenizer
@@ -220,11 +275,17 @@ def fit(settings: Settings, recipe: dict, run_dir: Path, progress: bool = True,
         return out
 
     cache: dict = {}
+    hard_dev = dev_hard_cases(settings, recipe, run_dir)
 
     def evaluate_dev() -> dict:
-        return {name: dense_recall(encode_eval, bench_path(settings, name), "dev", sample, recipe["seed"],
-                                   cache=cache)
-                for name, sample in recipe["dev"].items()}
+        out = {name: dense_recall(encode_eval, bench_path(settings, name), "dev", sample, recipe["seed"],
+                                  cache=cache)
+               for name, sample in recipe["dev"].items()}
+        for name, pairs in hard_dev.items():
+            labels = [p.label for p in pairs]
+            out[f"{name} hard cases"] = {"pairs": len(pairs), "auc": round(100 * float(
+                roc_auc_score(labels, pair_cosines(encode_eval, pairs))), 2) if len(set(labels)) == 2 else None}
+        return out
 
     order: tuple[int, list[int]] = (-1, [])
 

@@ -18,9 +18,13 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from ..search.differ import ANTONYM_PAIRS, ASYMMETRIC, TEMPORAL_GROUPS, statement
 from .pairs import Pair
+
+if TYPE_CHECKING:
+    from ..config.settings import Settings
 
 NEGATIVE = ("entity", "negation", "antonym", "temporal", "number", "asymmetry", "swap", "insertion")
 # What a training run generates unless its recipe names others: every category but `swap`, in this order
@@ -257,12 +261,24 @@ def _homophones(chars: Iterable[str]) -> dict[str, list[str]]:
     return {ch: [o for o in group if o != ch] for group in by_reading.values() for ch in group if len(group) > 1}
 
 
-def generate(generator: Generator, sources: list[tuple[str, str]], source: str, seed: int = 13,
-             positive_share: float = 0.5, negative: tuple[str, ...] = NEGATIVE) -> list[Pair]:
-    """For each (text, paraphrase of it): one near-miss of the text against the paraphrase (a category
-    drawn among those that apply), and with `positive_share` chance one meaning-keeping edit."""
+@dataclass(frozen=True)
+class Case:
+    """One generated pair and where it came from: `edited` is `text` edited by `category`, set against
+    `paraphrase` (a known paraphrase of `text`) with `label` (0: a near-miss, 1: the meaning kept)."""
+
+    text: str
+    paraphrase: str
+    edited: str
+    label: int
+    category: str
+
+
+def cases(generator: Generator, sources: list[tuple[str, str]], seed: int = 13, positive_share: float = 0.5,
+          negative: tuple[str, ...] = NEGATIVE) -> list[Case]:
+    """For each (text, paraphrase of it): one near-miss of the text (a category drawn among those that apply),
+    and with `positive_share` chance one meaning-keeping edit."""
     rng = random.Random(seed)
-    pairs = []
+    out = []
     for text, paraphrase in sources:
         for kinds, label, chance in ((negative, 0, 1.0), (POSITIVE, 1, positive_share)):
             if rng.random() >= chance:
@@ -272,9 +288,31 @@ def generate(generator: Generator, sources: list[tuple[str, str]], source: str, 
             for category in order:
                 edited = generator.edit(category, text, rng)
                 if edited and edited != paraphrase:
-                    pairs.append(Pair(paraphrase, edited, label, f"{source}:{category}"))
+                    out.append(Case(text, paraphrase, edited, label, category))
                     break
-    return pairs
+    return out
+
+
+def generate(generator: Generator, sources: list[tuple[str, str]], source: str, seed: int = 13,
+             positive_share: float = 0.5, negative: tuple[str, ...] = NEGATIVE) -> list[Pair]:
+    """The cases as pairs for the cross-encoder: (paraphrase, edited text, label), the category in `source`."""
+    return [Pair(c.paraphrase, c.edited, c.label, f"{source}:{c.category}")
+            for c in cases(generator, sources, seed, positive_share, negative)]
+
+
+def recipe_cases(settings: Settings, recipe: dict, pairs: list[Pair]) -> list[Case]:
+    """A training recipe's cases: near-misses and meaning-keeping edits of `recipe["hard_cases"]` sources drawn
+    from the corpus pairs' positives and the recipe's benches' train groups, on a generator built on all their
+    texts (`hard_positive_share`, `hard_negative` and `seed` from the recipe)."""
+    from .loop import bench_path
+    from .pairs import bench_groups
+
+    groups = [[*g.faq.texts, *g.paraphrases] for b in recipe["benches"]
+              for g in bench_groups(bench_path(settings, b), "train")]
+    generator = Generator([t for g in groups for t in g] + [t for p in pairs for t in (p.text1, p.text2)])
+    sources = sources_from(pairs, groups, recipe["hard_cases"], recipe["seed"])
+    return cases(generator, sources, recipe["seed"], recipe["hard_positive_share"],
+                 tuple(recipe["hard_negative"] or TRAINED_NEGATIVE))
 
 
 def sources_from(pairs: Iterable[Pair], groups: Iterable[Iterable[str]] = (), limit: int | None = None,

@@ -148,7 +148,8 @@ def evaluate_pairs(settings: Settings, corpora: tuple[str, ...] = CORPORA, model
     if hard_bench and hard_sources:
         pairs = hard_case_pairs(settings, hard_bench, hard_sources)
         logits = _score(reranker, pairs, f"{hard_bench} dev hard cases", progress)
-        row = metrics(logits, np.array([p.label for p in pairs]), fallback)
+        labels = np.array([p.label for p in pairs])
+        row = metrics(logits, labels, fallback)
         out["hard_cases"] = {"bench": hard_bench, "split": "dev", **row, "threshold_from": "pooled train samples",
-                             "categories": _by_category(logits, pairs, fallback)}
+                             **second.aucs(pairs, logits, labels), "categories": _by_category(logits, pairs, fallback)}
     return out

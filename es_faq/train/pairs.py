@@ -44,6 +44,25 @@ def read_pairs(path: Path, source: str | None = None, limit: int | None = None, 
     return pairs
 
 
+def write_pair_cache(path: Path, pairs: list[Pair]) -> None:
+    """Pairs a run built (mined, generated) kept in its directory as text1<TAB>text2<TAB>label<TAB>source rows;
+    written whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".part")
+    with partial.open("w", encoding="utf-8") as fh:
+        for p in pairs:
+            fh.write(f"{p.text1}\t{p.text2}\t{p.label}\t{p.source}\n")
+    partial.rename(path)
+
+
+def read_pair_cache(path: Path) -> list[Pair]:
+    out = []
+    for line in path.open(encoding="utf-8"):
+        a, b, label, source = line.rstrip("\n").split("\t")
+        out.append(Pair(a, b, int(label), source))
+    return out
+
+
 def corpus_file(pairs_dir: Path, corpus: str, split: str) -> Path:
     return pairs_dir / corpus / f"{split}.tsv"
 
