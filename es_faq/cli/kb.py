@@ -208,7 +208,7 @@ def querylog_prune(settings: Settings, dry_run: bool) -> None:
               help="Candidates per question (default: doctor_depth).")
 @click.option("--threshold", type=float, default=None,
               help="Collision score (cross-encoder logit + doctor_cosine_weight x cosine) at which two questions "
-                   "collide (default: doctor_threshold; 7.1 gives a short list).")
+                   "collide (default: doctor_threshold; 5.9 gives a short list).")
 @click.option("--sample", type=click.IntRange(1), default=None,
               help="Search the questions of a seeded sample of N FAQs only (a large knowledge base).")
 @click.option("--seed", type=int, default=0, show_default=True)
