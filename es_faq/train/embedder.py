@@ -37,7 +37,7 @@ from ..errors import ModelError
 from .base import BASE_MODEL, load_base, load_trained
 from .dense_eval import dense_recall
 from .loop import bench_path, device, encode, install, register, training_data, with_init_data
-from .pair_eval import hard_case_pairs, pair_cosines
+from .pair_eval import hard_case_pairs, metrics, pair_cosines
 from .pairs import (
     Pair,
     bench_groups,
@@ -232,7 +232,6 @@ def fit(settings: Settings, recipe: dict, run_dir: Path, progress: bool = True,
     """Train (or resume) the run in `run_dir`; the training record, or None when stopped after `stop_after` steps."""
     import torch
     import torch.nn.functional as F
-    from sklearn.metrics import roc_auc_score
     from transformers import BertModel, get_linear_schedule_with_warmup
 
     from ..models.onnx import load_tokenizer
@@ -282,9 +281,9 @@ def fit(settings: Settings, recipe: dict, run_dir: Path, progress: bool = True,
                                   cache=cache)
                for name, sample in recipe["dev"].items()}
         for name, pairs in hard_dev.items():
-            labels = [p.label for p in pairs]
-            out[f"{name} hard cases"] = {"pairs": len(pairs), "auc": round(100 * float(
-                roc_auc_score(labels, pair_cosines(encode_eval, pairs))), 2) if len(set(labels)) == 2 else None}
+            cosines = pair_cosines(encode_eval, pairs)
+            out[f"{name} hard cases"] = {"pairs": len(pairs),
+                                         "auc": metrics(cosines, np.array([p.label for p in pairs]), 0.0)["auc"]}
         return out
 
     order: tuple[int, list[int]] = (-1, [])
