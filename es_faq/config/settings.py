@@ -134,7 +134,7 @@ class Settings:
     # the reverse as well only when P(right) from that one order lies within this of the answer or the suggest
     # threshold; further away, one order decides as both would have. With the fourth cross-encoder (2026-12-05)
     # 0.05 answers 0.6558 of diac test against 0.6564 reading both always, false answers no higher, and reads the
-    # reverse for 28% of atec-10k queries (54% at 0.10, the default before). 1: always both orders. Calibration
+    # reverse for 29% of atec-10k queries (52% at 0.10, the default before). 1: always both orders. Calibration
     # (`es-faq calibrate`) always reads both (docs/benchmarks.md, "Reading the reverse order only near a
     # threshold", "A narrower order band" and "Serving with the fourth cross-encoder").
     decide_order_band: float = 0.05
