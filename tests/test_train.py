@@ -517,6 +517,9 @@ def test_an_embedder_teaches_through_its_cosine_on_the_labels_scale(settings, ti
     corpora = targets(tiny, recipe_of(**{**recipe, "distill_on": "corpora"}), mixed, tmp_path / "corpora",
                       progress=False)
     assert list(corpora[-2:]) == [0.0, 1.0] and 0 < every[-2] and every[-1] < 1
+    # On the labelled pairs: the bench paraphrase is taught, the generated near-miss keeps its label.
+    real = targets(tiny, recipe_of(**{**recipe, "distill_on": "real"}), mixed, tmp_path / "real", progress=False)
+    assert real[-2] == 0.0 and 0 < real[-1] < 1
     assert np.allclose(corpora[:-2], 1 / (1 + np.exp(-cached)), atol=1e-6)
     with pytest.raises(ModelError, match="distill_on='bench'"):
         recipe_of(**{**recipe, "distill_on": "bench"})

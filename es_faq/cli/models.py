@@ -144,9 +144,9 @@ def train() -> None:
               "labels (distillation; see --distill-weight).")
 @click.option("--distill-weight", type=click.FloatRange(0, 1), default=None,
               help="Share of the teacher in each target: (1 - w) x label + w x sigmoid(teacher logit). Default 0.5.")
-@click.option("--distill-on", type=click.Choice(["all", "corpora"]), default=None,
-              help="Pairs the teacher speaks on: all (default), or the pair corpora only (the benches' pairs and the "
-              "hard cases keep their labels).")
+@click.option("--distill-on", type=click.Choice(["all", "real", "corpora"]), default=None,
+              help="Pairs the teacher speaks on: all (default); real, the labelled pairs (corpora and benches: the "
+              "generated hard cases keep their labels); or corpora, the pair corpora only.")
 @click.option("--eval-every", type=click.IntRange(1), default=None, help="Steps between dev evaluations.")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=None, help="Steps between checkpoints.")
 @pass_settings

@@ -87,9 +87,10 @@ DEFAULTS = {
     # target is (1 - distill_weight) x label + distill_weight x sigmoid(its logit).
     "teacher": None,
     "distill_weight": 0.5,
-    # Which pairs the teacher speaks on: "all", or "corpora" (the labelled pair corpora only; the benches' pairs
-    # and the hard cases keep their labels). An embedder cannot see what makes a near-miss differ: its cosines
-    # softened the generated near-misses' labels and cost 5 points of hard-case AUC (docs/training.md).
+    # Which pairs the teacher speaks on: "all"; "real" (the pairs people labelled, the corpora's and the benches':
+    # the generated hard cases keep their labels); or "corpora" (the pair corpora only). An embedder cannot see
+    # what makes a near-miss differ: its cosines softened the generated near-misses' labels and cost 5 points of
+    # hard-case AUC (docs/training.md).
     "distill_on": "all",
     "eval_every": 1000,
     "checkpoint_every": 200,
@@ -97,7 +98,8 @@ DEFAULTS = {
 FINAL = "final"
 
 
-DISTILL_ON = ("all", "corpora")
+DISTILL_ON = ("all", "real", "corpora")
+GENERATED = "hard:"  # the source prefix of the generated hard cases
 
 
 def recipe_of(**options) -> dict:
@@ -141,7 +143,8 @@ def _hard_cases(settings: Settings, recipe: dict, pairs: list[Pair]) -> list[Pai
     """Near-misses and meaning-keeping edits of the corpora's positive pairs and the benches' train groups."""
     from .hardcases import recipe_cases
 
-    return [Pair(c.paraphrase, c.edited, c.label, f"hard:{c.category}") for c in recipe_cases(settings, recipe, pairs)]
+    return [Pair(c.paraphrase, c.edited, c.label, f"{GENERATED}{c.category}")
+            for c in recipe_cases(settings, recipe, pairs)]
 
 
 def _bench_pairs(settings: Settings, recipe: dict, progress: bool) -> list[Pair]:
@@ -276,14 +279,20 @@ def fit(settings: Settings, recipe: dict, run_dir: Path, progress: bool = True,
 
 def targets(settings: Settings, recipe: dict, pairs: list[Pair], run_dir: Path, progress: bool = True) -> np.ndarray:
     """Each pair's training target: its label, mixed with the teacher's verdict where the recipe names a teacher
-    (on every pair, or on the pair corpora's only: `distill_on`)."""
+    (on every pair, on the labelled ones, or on the pair corpora's only: `distill_on`)."""
     labels = np.array([p.label for p in pairs], dtype=np.float32)
     if recipe["teacher"]:
-        taught = [i for i, p in enumerate(pairs) if recipe["distill_on"] == "all" or p.source in recipe["corpora"]]
+        taught = [i for i, p in enumerate(pairs) if _taught(recipe["distill_on"], p.source, recipe["corpora"])]
         logits = teacher_logits(settings, recipe["teacher"], [pairs[i] for i in taught], run_dir, progress)
         weight = recipe["distill_weight"]
         labels[taught] = (1 - weight) * labels[taught] + weight / (1 + np.exp(-logits))
     return labels
+
+
+def _taught(distill_on: str, source: str, corpora: list[str]) -> bool:
+    if distill_on == "real":
+        return not source.startswith(GENERATED)
+    return distill_on == "all" or source in corpora
 
 
 def keep_layers(model, layers: list[int]) -> None:
