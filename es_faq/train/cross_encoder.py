@@ -90,7 +90,8 @@ DEFAULTS = {
     # Which pairs the teacher speaks on: "all"; "real" (the pairs people labelled, the corpora's and the benches':
     # the generated hard cases keep their labels); or "corpora" (the pair corpora only). An embedder cannot see
     # what makes a near-miss differ: its cosines softened the generated near-misses' labels and cost 5 points of
-    # hard-case AUC (docs/training.md).
+    # hard-case AUC; but that softening is also where its gains on the pair corpora came from ("real" kept the
+    # hard-case AUC and lost them: reranker-zh-s6r, docs/training.md).
     "distill_on": "all",
     "eval_every": 1000,
     "checkpoint_every": 200,
