@@ -23,6 +23,7 @@ from ..config.settings import Settings
 from ..errors import ModelError
 from ..models.quantize import layout, quantize
 from .base import load_base, load_trained
+from .hardcases import GENERATED
 from .loop import device, encode, install, register, training_data, with_init_data
 from .pair_eval import metrics, pair_cosines
 from .pairs import (
@@ -100,7 +101,6 @@ FINAL = "final"
 
 
 DISTILL_ON = ("all", "real", "corpora")
-GENERATED = "hard:"  # the source prefix of the generated hard cases
 
 
 def recipe_of(**options) -> dict:
@@ -144,8 +144,7 @@ def _hard_cases(settings: Settings, recipe: dict, pairs: list[Pair]) -> list[Pai
     """Near-misses and meaning-keeping edits of the corpora's positive pairs and the benches' train groups."""
     from .hardcases import recipe_cases
 
-    return [Pair(c.paraphrase, c.edited, c.label, f"{GENERATED}{c.category}")
-            for c in recipe_cases(settings, recipe, pairs)]
+    return [Pair(c.paraphrase, c.edited, c.label, c.source) for c in recipe_cases(settings, recipe, pairs)]
 
 
 def _bench_pairs(settings: Settings, recipe: dict, progress: bool) -> list[Pair]:

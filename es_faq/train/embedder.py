@@ -128,8 +128,8 @@ def pair_examples(pairs: list[Pair], source: str) -> list[Example]:
 def case_examples(cases: list[Case]) -> list[Example]:
     """A near-miss is the hard negative of the paraphrase that looks for the text it was edited from; a
     meaning-keeping edit looks for its text (and the paraphrase) itself."""
-    return [Example(c.paraphrase, [c.text], [c.edited], f"hard:{c.category}") if c.label == 0 else
-            Example(c.edited, sorted({c.text, c.paraphrase} - {c.edited}), [], f"hard:{c.category}")
+    return [Example(c.paraphrase, [c.text], [c.edited], c.source) if c.label == 0 else
+            Example(c.edited, sorted({c.text, c.paraphrase} - {c.edited}), [], c.source)
             for c in cases]
 
 

@@ -26,6 +26,7 @@ from .pairs import Pair
 if TYPE_CHECKING:
     from ..config.settings import Settings
 
+GENERATED = "hard:"  # the prefix of a generated case's source in training data ("hard:negation")
 NEGATIVE = ("entity", "negation", "antonym", "temporal", "number", "asymmetry", "swap", "insertion")
 # What a training run generates unless its recipe names others: every category but `swap`, in this order
 # (the order seeds the draw, so the shipped model's recipe reproduces). `swap` did not pay: docs/benchmarks.md.
@@ -271,6 +272,11 @@ class Case:
     edited: str
     label: int
     category: str
+
+    @property
+    def source(self) -> str:
+        """The source a training run records it under: GENERATED and its category."""
+        return f"{GENERATED}{self.category}"
 
 
 def cases(generator: Generator, sources: list[tuple[str, str]], seed: int = 13, positive_share: float = 0.5,
