@@ -7,10 +7,13 @@ speed drifts by 10-15% from pass to pass, so the two files are timed in alternat
 default 10) and the median of each and of their per-round ratio reported. With --static, a static-INT8
 copy in the layout exports write today (float MatMul outputs; calibrated as `es-faq models quantize` does)
 is timed too, so a file shipped in the earlier layout (outputs quantized again) is compared with it. A
-derived model's fp32 is its source's file (`bge-small-zh-v1.5-s8` from `bge-small-zh-v1.5`).
+derived model's fp32 is its source's file (`bge-small-zh-v1.5-s8` from `bge-small-zh-v1.5`). With --fused, the
+fp32 is first rewritten by onnxruntime's transformer optimizer (attention, skip layer norm, bias GELU and the
+embedding layer fused into one node each) and then quantized dynamically, attention included (QAttention):
+whether fewer, larger nodes run faster than what the session's own graph optimizer makes of the plain file.
 
     .venv/bin/python bench/query_embed_speed.py [--model bge-small-zh-v1.5-s8 --model embedder-zh] \
-        [--dynamic] [--static]
+        [--dynamic] [--static] [--fused]
     .venv/bin/python bench/query_embed_speed.py --together --model embedder-zh-d --model embedder-zh
 """
 
@@ -47,6 +50,21 @@ def static_copy(settings, manifest: Manifest, fp32: Path, out: Path) -> Path:
     return quantize_embedder(settings, manifest, fp32, out, texts)
 
 
+def fused_copy(fp32: Path, out: Path) -> Path:
+    """`fp32` with onnxruntime's BERT fusions (heads and width read from the graph), then dynamic INT8."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    fused = out.with_name(out.stem + ".fp32.onnx")
+    optimize_model(str(fp32), model_type="bert", num_heads=0, hidden_size=0).save_model_to_file(str(fused))
+    # The fused nodes are in the com.microsoft domain, where shape inference gives no types: say they are float.
+    quantize_dynamic(fused, out, weight_type=QuantType.QInt8, per_channel=True,
+                     op_types_to_quantize=["MatMul", "Gather", "Attention", "EmbedLayerNormalization"],
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    return out
+
+
 def one_pass(embedder: Embedder, session, queries: list[str]) -> float:
     """Queries a second over one pass of `queries`, one at a time, with this ONNX session."""
     embedder.session = session
@@ -79,6 +97,8 @@ def main() -> None:
     parser.add_argument("--dynamic", action="store_true", help="also time a dynamic-INT8 copy of each fp32 export")
     parser.add_argument("--static", action="store_true",
                         help="also time a static-INT8 copy with float MatMul outputs (today's layout)")
+    parser.add_argument("--fused", action="store_true",
+                        help="also time a dynamic-INT8 copy of the fp32 export after onnxruntime's BERT fusions")
     parser.add_argument("--together", action="store_true",
                         help="time the named models' shipped files against each other in one alternating run "
                              "(they must share the query prefix setting)")
@@ -109,6 +129,9 @@ def main() -> None:
             if args.dynamic and fp32:
                 dynamic = quantize(fp32, Path(tmp) / "dynamic.onnx", "dynamic")
                 sessions["dynamic INT8 of the same fp32 weights"] = onnx_session(dynamic, settings)
+            if args.fused and fp32:
+                fused = fused_copy(fp32, Path(tmp) / "fused.onnx")
+                sessions["fused, then dynamic INT8, of the same fp32 weights"] = onnx_session(fused, settings)
             print(json.dumps({"model": name, "prefix": bool(embedder.manifest.data.get("query_prefix")),
                               "rounds": args.rounds, "load_at_start": os.getloadavg()[0],
                               **alternating(embedder, sessions, queries, args.rounds)}, ensure_ascii=False), flush=True)

@@ -88,24 +88,25 @@ def stage_worker(stage: str, items: list, seconds: float, threads: int, queue) -
             model.encode([items[done % len(items)]], is_query=True)
             done += 1
     else:
-        reranker = searcher.reranker
-
-        def verify(query: str, texts: list[str], orders: int | None) -> None:
-            # As the service's decision ran it (pipeline.Searcher._decide): one order, the reverse in a second
-            # run where the search read it (decide_order_band), or both orders in one run (band 1).
-            if orders == 2 and settings.decide_order_band >= 1:
-                reranker.score(query, texts)
-                return
-            reranker.score_ordered([(query, t) for t in texts])
-            if orders == 2:
-                reranker.score_ordered([(t, query) for t in texts])
-
-        verify(*items[0])
+        verify(searcher, *items[0])
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            verify(*items[done % len(items)])
+            verify(searcher, *items[done % len(items)])
             done += 1
     queue.put(done)
+
+
+def verify(searcher: Searcher, query: str, texts: list[str], orders: int | None) -> None:
+    """The cross-encoder's runs for one recorded search, as the service's decision ran them
+    (pipeline.Searcher._decide): one order, the reverse in a second run where the search read it
+    (decide_order_band), or both orders in one run (band 1)."""
+    reranker = searcher.reranker
+    if orders == 2 and searcher.settings.decide_order_band >= 1:
+        reranker.score(query, texts)
+        return
+    reranker.score_ordered([(query, t) for t in texts])
+    if orders == 2:
+        reranker.score_ordered([(t, query) for t in texts])
 
 
 def stage_rate(stage: str, items: list, workers: int, seconds: float) -> float:
