@@ -35,6 +35,7 @@ from flask.testing import FlaskClient
 from serving_limit import read_queries, record, verify  # bench/, the script's own folder
 
 from es_faq.api.app import create_app
+from es_faq.api.context import SEARCHER
 from es_faq.config.load import load_settings
 from es_faq.search import analyze, embed, pipeline, rerank
 
@@ -98,7 +99,7 @@ def main() -> None:
         setattr(owner, name, timed(getattr(owner, name), part))
     client, queries = warmed_client(args.alias, args.queries)
     if args.alone:
-        searcher = pipeline.Searcher(replace(load_settings(), index_alias=args.alias))
+        searcher = client.application.extensions[SEARCHER]  # the app's own models, the very sessions requests use
         with tempfile.TemporaryDirectory() as folder:
             pairs = record(searcher, args.alias, queries, Path(folder))[1]
     for _ in range(args.rounds):
