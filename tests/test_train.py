@@ -356,7 +356,7 @@ def test_a_both_orders_run_trains_on_twice_the_sequences(settings, tiny_pairs, t
 def test_a_run_refuses_another_recipe(settings, tiny_pairs, tiny_run):
     from es_faq.train.cross_encoder import fit, recipe_of
 
-    with pytest.raises(ModelError, match="another recipe"):
+    with pytest.raises(ModelError, match=r"another recipe \(lr differ\)"):
         fit(settings.replace(pairs_dir=tiny_pairs), recipe_of(**{**TINY_RECIPE, "lr": 1e-3}), tiny_run[0],
             progress=False)
 

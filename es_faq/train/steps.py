@@ -93,8 +93,10 @@ def check_recipe(run_dir: Path, recipe: dict) -> None:
 
     run_dir.mkdir(parents=True, exist_ok=True)
     recipe_file = run_dir / "recipe.json"
-    if recipe_file.exists() and json.loads(recipe_file.read_text()) != recipe:
-        raise ModelError(f"{run_dir} holds a run with another recipe; remove it or train under another name")
+    if recipe_file.exists() and (saved := json.loads(recipe_file.read_text())) != recipe:
+        differ = sorted(k for k in {*saved, *recipe} if saved.get(k) != recipe.get(k))
+        raise ModelError(f"{run_dir} holds a run with another recipe ({', '.join(differ)} differ); remove it or "
+                         "train under another name")
     recipe_file.write_text(json.dumps(recipe, indent=2, ensure_ascii=False) + "\n")
 
 
