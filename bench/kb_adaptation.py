@@ -32,33 +32,48 @@ def group_query(number: int, faq: dict, text: str, split: str) -> dict:
             "kind": "paraphrase"}
 
 
+def near_misses(generator, faqs: list[dict], seed: int, split: str) -> list[dict]:
+    """One generated near-miss of each question of each FAQ with two or more, as a `split` near-miss of it."""
+    from es_faq.train.hardcases import TRAINED_NEGATIVE, cases
+
+    owner = {t: f["id"] for f in faqs if f["similar_questions"] for t in (f["question"], *f["similar_questions"])}
+    made = cases(generator, [(t, t) for t in owner], seed, 0.0, TRAINED_NEGATIVE)
+    return [{"qid": f"kb-{split}-near-{n}", "query": c.edited, "relevant": [], "near_miss": [owner[c.text]],
+             "split": split, "kind": "near_miss", "category": c.category} for n, c in enumerate(made)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("faqs", type=Path, help="the knowledge base (faqs.jsonl)")
     parser.add_argument("out", type=Path)
     parser.add_argument("--seed", type=int, default=20, help="which similar question each FAQ holds out")
+    parser.add_argument("--near-misses", action="store_true",
+                        help="add a generated near-miss of each question to the train groups (OUT/full, OUT/held-out)")
     args = parser.parse_args()
     faqs = [json.loads(line) for line in args.faqs.open(encoding="utf-8") if line.strip()]
     rng = random.Random(args.seed)
 
+    from es_faq.train.hardcases import TRAINED_NEGATIVE, Generator, cases
+
+    generator = Generator([t for f in faqs for t in (f["question"], *f["similar_questions"])])
     full = [group_query(i, f, f["similar_questions"][0], "train") for i, f in enumerate(faqs) if f["similar_questions"]]
+    if args.near_misses:
+        full += near_misses(generator, faqs, args.seed, "train")
     write(args.out / "full", faqs, full)
 
     kept, queries = [], []
     for i, faq in enumerate(faqs):
         similar = list(faq["similar_questions"])
         if similar:
-            held = similar.pop(rng.randrange(len(similar)))
-            queries.append(group_query(i, faq, held, "test"))
+            queries.append(group_query(i, faq, similar.pop(rng.randrange(len(similar))), "test"))
             if similar:
                 queries.append(group_query(i, faq, similar[0], "train"))
         kept.append({**faq, "similar_questions": similar})
+    if args.near_misses:
+        queries += near_misses(generator, kept, args.seed, "train")
     write(args.out / "held-out", kept, queries)
 
-    from es_faq.train.hardcases import TRAINED_NEGATIVE, Generator, cases
-
     held = [q for q in queries if q["split"] == "test"]
-    generator = Generator([t for f in faqs for t in (f["question"], *f["similar_questions"])])
     edits = {c.text: c for c in cases(generator, [(q["query"], q["query"]) for q in held], args.seed, 0.0,
                                       TRAINED_NEGATIVE)}
     dev = [{**q, "split": "dev"} for q in held]
@@ -66,10 +81,9 @@ def main() -> None:
              "near_miss": q["relevant"], "split": "dev", "kind": "near_miss", "category": edits[q["query"]].category}
             for q in held if q["query"] in edits]
     write(args.out / "calibration", kept, dev)
-    held_out = sum(q["split"] == "test" for q in queries)
-    print(json.dumps({"faqs": len(faqs), "train groups": len(full), "held out": held_out,
-                      "generated near-misses": len(dev) - len(held)}))
-
+    print(json.dumps({"faqs": len(faqs), "train groups": sum(q["kind"] == "paraphrase" for q in full),
+                      "held out": len(held), "generated near-misses": len(dev) - len(held),
+                      "train near-misses": sum(q["kind"] == "near_miss" for q in full)}))
 
 if __name__ == "__main__":
     main()
