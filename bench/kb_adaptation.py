@@ -32,14 +32,22 @@ def group_query(number: int, faq: dict, text: str, split: str) -> dict:
             "kind": "paraphrase"}
 
 
-def near_misses(generator, faqs: list[dict], seed: int, split: str) -> list[dict]:
-    """One generated near-miss of each question of each FAQ with two or more, as a `split` near-miss of it."""
+def near_misses(generator, sources: list[tuple[str, str]], seed: int, split: str) -> list[tuple[int, dict]]:
+    """One generated near-miss of each (text, its FAQ's id) source that the generator can edit, as a `split`
+    near-miss query of that FAQ (without its qid), with the source's index."""
     from es_faq.train.hardcases import TRAINED_NEGATIVE, cases
 
+    made = {c.text: c for c in cases(generator, [(text, text) for text, _ in sources], seed, 0.0, TRAINED_NEGATIVE)}
+    return [(i, {"query": made[text].edited, "relevant": [], "near_miss": [faq_id], "split": split,
+                 "kind": "near_miss", "category": made[text].category})
+            for i, (text, faq_id) in enumerate(sources) if text in made]
+
+
+def train_near_misses(generator, faqs: list[dict], seed: int) -> list[dict]:
+    """A generated near-miss of every question of each FAQ with two or more, as train queries."""
     owner = {t: f["id"] for f in faqs if f["similar_questions"] for t in (f["question"], *f["similar_questions"])}
-    made = cases(generator, [(t, t) for t in owner], seed, 0.0, TRAINED_NEGATIVE)
-    return [{"qid": f"kb-{split}-near-{n}", "query": c.edited, "relevant": [], "near_miss": [owner[c.text]],
-             "split": split, "kind": "near_miss", "category": c.category} for n, c in enumerate(made)]
+    rows = near_misses(generator, list(owner.items()), seed, "train")
+    return [{"qid": f"kb-train-near-{n}", **row} for n, (_, row) in enumerate(rows)]
 
 
 def main() -> None:
@@ -53,12 +61,12 @@ def main() -> None:
     faqs = [json.loads(line) for line in args.faqs.open(encoding="utf-8") if line.strip()]
     rng = random.Random(args.seed)
 
-    from es_faq.train.hardcases import TRAINED_NEGATIVE, Generator, cases
+    from es_faq.train.hardcases import Generator
 
     generator = Generator([t for f in faqs for t in (f["question"], *f["similar_questions"])])
     full = [group_query(i, f, f["similar_questions"][0], "train") for i, f in enumerate(faqs) if f["similar_questions"]]
     if args.near_misses:
-        full += near_misses(generator, faqs, args.seed, "train")
+        full += train_near_misses(generator, faqs, args.seed)
     write(args.out / "full", faqs, full)
 
     kept, queries = [], []
@@ -70,20 +78,18 @@ def main() -> None:
                 queries.append(group_query(i, faq, similar[0], "train"))
         kept.append({**faq, "similar_questions": similar})
     if args.near_misses:
-        queries += near_misses(generator, kept, args.seed, "train")
+        queries += train_near_misses(generator, kept, args.seed)
     write(args.out / "held-out", kept, queries)
 
     held = [q for q in queries if q["split"] == "test"]
-    edits = {c.text: c for c in cases(generator, [(q["query"], q["query"]) for q in held], args.seed, 0.0,
-                                      TRAINED_NEGATIVE)}
     dev = [{**q, "split": "dev"} for q in held]
-    dev += [{"qid": f"{q['qid']}-near", "query": edits[q["query"]].edited, "relevant": [],
-             "near_miss": q["relevant"], "split": "dev", "kind": "near_miss", "category": edits[q["query"]].category}
-            for q in held if q["query"] in edits]
+    dev += [{"qid": f"{held[i]['qid']}-near", **row}
+            for i, row in near_misses(generator, [(q["query"], q["relevant"][0]) for q in held], args.seed, "dev")]
     write(args.out / "calibration", kept, dev)
     print(json.dumps({"faqs": len(faqs), "train groups": sum(q["kind"] == "paraphrase" for q in full),
                       "held out": len(held), "generated near-misses": len(dev) - len(held),
                       "train near-misses": sum(q["kind"] == "near_miss" for q in full)}))
+
 
 if __name__ == "__main__":
     main()
