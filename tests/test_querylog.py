@@ -233,3 +233,81 @@ def test_the_writer_survives_an_unexpected_error_and_says_so(settings, es, prefi
     assert "query log retention failed" in caplog.text
     es.indices.refresh(index=f"{prefix}-*")
     assert es.count(index=f"{prefix}-*")["count"] == 1
+
+
+def test_querylog_bench_labels_queries_by_their_feedback_and_leaves_the_rest_to_a_person(es, app, prefix, tmp_path):
+    """`es-faq querylog bench`: taken FAQs make paraphrases, refused ones near-misses, feedback that disagrees or
+    names a deleted FAQ labels nothing, feedback a day after its search still counts, and the rest is listed for a
+    person; the directory is a faq-bench that `es-faq eval` reads, and a second run never overwrites it."""
+    from es_faq.evaluation.bench import load_queries
+    from es_faq.kb.faq import read_jsonl
+    from es_faq.kb.log_bench import log_bench
+    from es_faq.kb.querylog import feedback_document
+    from tests.conftest import DEMO_FAQS, _drop_alias_family
+
+    client = app.test_client()
+
+    def search(query: str, request_id: str) -> list[str]:
+        response = client.post("/v1/search", json={"query": query}, headers={"X-Request-ID": request_id})
+        assert response.status_code == 200
+        return [h["faq_id"] for h in response.get_json()["hits"]]
+
+    def feedback(request_id: str, faq_id: str, label: str) -> None:
+        assert client.post("/v1/feedback", json={"request_id": request_id, "faq_id": faq_id,
+                                                 "feedback": label}).status_code == 202
+
+    search(DEMO_QUERY, "lb-taken-1")
+    feedback("lb-taken-1", "demo-031", "helpful")
+    search(DEMO_QUERY + " ", "lb-taken-2")  # the same query once normalised, clicked: one paraphrase row
+    feedback("lb-taken-2", "demo-031", "clicked")
+    refused = search("小橙花可以提前还款吗", "lb-refused")[0]
+    feedback("lb-refused", refused, "unhelpful")
+    disputed = search("怎么修改收货地址", "lb-disputed-1")[0]
+    feedback("lb-disputed-1", disputed, "helpful")
+    search("怎么修改收货地址", "lb-disputed-2")
+    feedback("lb-disputed-2", disputed, "unhelpful")
+    search("发票怎么开", "lb-gone")
+    feedback("lb-gone", "demo-deleted", "helpful")
+    search("会员积分怎么用", "lb-late")
+    shown = search("运费险怎么理赔", "lb-unlabelled")[:3]
+    for request_id in ("lb-taken-2", "lb-refused", "lb-disputed-2", "lb-gone"):
+        _logged(es, app, request_id, lambda d: "query" in d and "feedback" in d)
+    _logged(es, app, "lb-unlabelled", lambda d: "query" in d)
+    # Feedback the day after its search: a document of its own in the next day's index, with the same id.
+    tomorrow = f"{prefix}-{datetime.now(timezone.utc) + timedelta(days=1):%Y.%m.%d}"
+    es.index(index=tomorrow, id="lb-late", document=feedback_document("lb-late", "demo-040", "helpful",
+                                                                         datetime.now(timezone.utc)))
+    es.indices.refresh(index=f"{prefix}-*")
+
+    settings = app.config["ES_FAQ_SETTINGS"]
+    out = tmp_path / "shop-log"
+    report = log_bench(es, settings, out, since="1d", to_label=10, progress=False)
+    rows = {r["query"]: r for r in map(json.loads, (out / "queries.jsonl").read_text(encoding="utf-8").splitlines())}
+    assert report["labelled"] == {"paraphrase": 2, "near_miss": 1}
+    assert report["feedback_disagrees"] == 1 and report["feedback_on_missing_faqs"] == 1
+    assert report["needed_for_default_bounds"] == {"near_miss": 45, "no_match": 114}
+    taken = next(r for q, r in rows.items() if q.strip() == DEMO_QUERY)
+    assert taken["kind"] == "paraphrase" and taken["relevant"] == ["demo-031"] and taken["feedback"] == 2
+    near = rows["小橙花可以提前还款吗"]
+    assert near["kind"] == "near_miss" and near["near_miss"] == [refused] and near["relevant"] == []
+    assert rows["会员积分怎么用"]["kind"] == "paraphrase" and rows["会员积分怎么用"]["relevant"] == ["demo-040"]
+    for left in ("怎么修改收货地址", "发票怎么开", "运费险怎么理赔"):  # disputed, a deleted FAQ's, no feedback
+        assert rows[left]["split"] == "to_label" and "kind" not in rows[left], rows[left]
+    assert rows["运费险怎么理赔"]["shown"] == shown and rows["运费险怎么理赔"]["searches"] == 1
+    assert report["to_label"] == 3 and len(rows) == 6
+
+    faqs = list(read_jsonl(out / "faqs.jsonl"))
+    assert [f.id for f in faqs] == sorted(f.id for f in read_jsonl(DEMO_FAQS))  # every FAQ, none a bad record
+    assert {r["qid"] for r in load_queries(out, "dev")} == {r["qid"] for r in rows.values() if r["split"] == "dev"}
+    try:
+        evaluated = es_faq("eval", "--bench", str(out), "--split", "dev", "--mode", "hybrid")
+        assert evaluated.returncode == 0, evaluated.stderr
+        assert json.loads(evaluated.stdout)["queries"] == 3
+    finally:
+        _drop_alias_family(es, "bench-shop-log")
+
+    before = (out / "queries.jsonl").read_bytes()
+    again = es_faq("querylog", "bench", str(out), env={"ES_FAQ_INDEX_ALIAS": settings.index_alias,
+                                                      "ES_FAQ_QUERY_LOG_PREFIX": prefix})
+    assert again.returncode != 0 and "may hold labels a person made" in again.stderr
+    assert "Traceback" not in again.stderr and (out / "queries.jsonl").read_bytes() == before

@@ -198,6 +198,24 @@ def querylog_prune(settings: Settings, dry_run: bool) -> None:
     _emit(prune(make_client(settings), settings, dry_run=dry_run))
 
 
+@querylog.command("bench")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--since", default="30d", show_default=True, help="How far back: a number and s, m, h, d or w.")
+@click.option("--to-label", default=500, show_default=True, type=click.IntRange(0, 10_000),
+              help="The most frequent queries without feedback to list for a person to label.")
+@click.option("--alias", default=None, help="The knowledge base (default: ES_FAQ_INDEX_ALIAS).")
+@click.option("--no-progress", "progress", flag_value=False, default=True)
+@pass_settings
+def querylog_bench(settings: Settings, directory: Path, since: str, to_label: int, alias: str | None,
+                   progress: bool) -> None:
+    """A faq-bench DIRECTORY of the live knowledge base and its customers' queries, labelled by their feedback, to
+    calibrate the decision on (`es-faq calibrate --bench DIRECTORY --split dev`) once a person has labelled the
+    rows left "to_label" (docs/training.md, "Calibrating for your own knowledge base")."""
+    from ..kb.log_bench import log_bench
+
+    _emit(log_bench(make_client(settings), settings, directory, since, to_label, alias, progress))
+
+
 @click.command()
 @click.option("--alias", default=None, help="Alias to examine (default: ES_FAQ_INDEX_ALIAS).")
 @click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), default=None,

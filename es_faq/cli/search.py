@@ -9,7 +9,7 @@ import click
 
 from ..config.settings import SEARCH_MODES, Settings
 from ..errors import DataError
-from ..search.decide import DEFAULT_CONFIDENCE, DEFAULT_FEATURES, FEATURE_SETS, LEARNERS
+from ..search.decide import DEFAULT_CONFIDENCE, DEFAULT_FEATURES, FEATURE_SETS, LEARNERS, NEAR_MISS_MAX, NO_MATCH_MAX
 from .common import _emit, _store, pass_settings
 
 
@@ -105,9 +105,9 @@ def eval_pairs_cmd(settings: Settings, corpora: tuple[str, ...], model: str | No
               type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="A faq-bench directory (repeatable). Benches with query kinds set the false-answer bounds.")
 @click.option("--split", default="dev", show_default=True)
-@click.option("--near-miss-max", default=0.05, show_default=True, type=click.FloatRange(0, 1),
+@click.option("--near-miss-max", default=NEAR_MISS_MAX, show_default=True, type=click.FloatRange(0, 1),
               help="Most near-miss queries that may be answered with the FAQ they only look like.")
-@click.option("--no-match-max", default=0.02, show_default=True, type=click.FloatRange(0, 1),
+@click.option("--no-match-max", default=NO_MATCH_MAX, show_default=True, type=click.FloatRange(0, 1),
               help="Most no-match queries that may be answered at all.")
 @click.option("--confidence", default=DEFAULT_CONFIDENCE, show_default=True, type=click.FloatRange(0, 1, max_open=True),
               help="Hold each bound on this upper confidence bound of the dev rate (Clopper-Pearson, one-sided), so "

@@ -212,8 +212,12 @@ def calibrate(searcher: Searcher, benches: list[Path], split: str, names: tuple[
             f"no answer threshold keeps the false-answer bounds ({near_miss_max:.0%} near-miss, {no_match_max:.0%} "
             f"no-match) on these rows ({kinds['near_miss']} near-miss, {kinds['no_match']} no-match queries)"
             + (f" at confidence {confidence}" if confidence else "") + ": this decision would never answer. "
-            "Add dev queries of those kinds (a 2% bound held at 0.9 needs at least 114 no-match queries, a 5% "
-            "bound 45 near-misses), loosen the bounds, or lower --confidence."]
+            "Add dev queries of those kinds"
+            + (f" (a {no_match_max:.0%} bound held at {confidence} needs at least "
+               f"{fewest_queries(no_match_max, confidence)} no-match queries, a {near_miss_max:.0%} bound "
+               f"{fewest_queries(near_miss_max, confidence)} near-misses)"
+               if confidence and near_miss_max > 0 and no_match_max > 0 else "")
+            + ", loosen the bounds, or lower --confidence."]
     for name, (_, rows) in parts.items():
         scored = [held[id(r)] for r in rows] if held is not None else with_probabilities(rows, calibration)
         report["outcomes"][name] = outcomes(scored, chosen["answer_threshold"], chosen["suggest_threshold"])
@@ -281,6 +285,17 @@ def upper_rate(rows: list[dict], kind: str, answer: float, confidence: float | N
     from scipy.stats import beta
 
     return 1.0 if k == len(part) else float(beta.ppf(confidence, k + 1, len(part) - k))
+
+
+def fewest_queries(bound: float, confidence: float) -> int | None:
+    """The fewest queries of a kind on which a false-answer `bound` (0-1) can hold at `confidence` (0-1,
+    `upper_rate`): with none of them answered, the Clopper-Pearson upper bound is 1 - (1 - confidence)^(1/n).
+    None where no number can (a bound of 0)."""
+    if bound >= 1:
+        return 0
+    if bound <= 0:
+        return None
+    return math.ceil(math.log(1 - confidence) / math.log(1 - bound) - 1e-9)
 
 
 def choose(rows: list[dict], near_miss_max: float, no_match_max: float, confidence: float | None = None) -> dict:

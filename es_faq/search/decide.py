@@ -89,6 +89,10 @@ class Decision:
 # in 26% (the shipped cross-encoder) and 55% (reranker-zh-s4a-f) of the resamples; at 0.9 in 1.5% and 3.5%, for
 # 4.8 points of the shipped model's median test coverage (docs/benchmarks.md, "A calibration whose bounds hold").
 DEFAULT_CONFIDENCE = 0.9
+# The false-answer bounds `es-faq calibrate` holds by default: near-misses answered with the FAQ they only look
+# like, and no-match queries answered at all.
+NEAR_MISS_MAX = 0.05
+NO_MATCH_MAX = 0.02
 
 LEARNERS = ("logistic", "trees")
 TREES_FILE = "decision.onnx"

@@ -288,7 +288,11 @@ def fetch_faq(client: Elasticsearch, settings: Settings, index: str, faq_id: str
         raise _missing(index)
     if not body.get("found"):
         return None
-    source = body["_source"]
+    return faq_record(body["_source"])
+
+
+def faq_record(source: Mapping[str, Any]) -> dict:
+    """An indexed FAQ's `_source` (FAQ_FIELDS) as the record `es-faq index load` reads (es_faq/kb/faq.py)."""
     return {"id": source["faq_id"], "question": source.get("question", ""),
             "similar_questions": [q["text"] for q in source.get("questions", []) if not q.get("is_standard")],
             "answer": source.get("answer", ""), "category": source.get("category", ""),
