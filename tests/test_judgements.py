@@ -77,3 +77,29 @@ def test_the_shipped_judgements_fit_the_shared_benches(name):
     assert all(raw[j["qid"]]["query"] == j["query"] and j["faq_id"] not in raw[j["qid"]]["relevant"] for j in lines)
     assert {(qid, f) for qid, q in rows.items() for f in q.get("judged", ())} == same
     assert {qid for qid in rows if rows[qid]["relevant"] != raw[qid]["relevant"]} == {qid for qid, _ in same}
+
+
+@pytest.mark.parametrize("row, said", [
+    ('{"qid": "x", "query": "怎么还"', "line 5: invalid JSON"),
+    ({"qid": "x", "relevant": ["f1"], "split": "test"}, 'line 5: needs a JSON object with a non-empty "query"'),
+    ({"qid": "x", "query": "怎么还", "relevant": "f1", "split": "test"}, "must be lists of FAQ ids"),
+    ({"qid": "x", "query": "怎么还", "relevant": ["f1"], "split": "test", "kind": "same"},
+     "line 5: kind 'same' is not one of paraphrase, near_miss, no_match"),
+    ({"qid": "x", "query": "怎么还", "relevant": [], "split": "test", "kind": "paraphrase"},
+     'a paraphrase names the FAQ it asks for in "relevant"'),
+    ({"qid": "x", "query": "怎么还", "relevant": [], "split": "test", "kind": "near_miss"},
+     'a near_miss names the FAQ it only looks like in "near_miss"'),
+    ({"qid": "x", "query": "怎么还", "relevant": ["f1"], "split": "test", "kind": "no_match"},
+     'a no_match query has "relevant": []'),
+    ({"qid": "x", "query": "怎么还", "relevant": ["f9"], "split": "test", "kind": "paraphrase"},
+     "line 5: no FAQ 'f9' in"),
+])
+def test_a_mislabelled_query_row_is_refused_with_its_line(bench, row, said):
+    """A bench's queries are labelled by hand (`es-faq querylog bench` leaves them to a person): a row whose kind,
+    ids or shape is wrong would quietly change a rate, so reading the bench stops at it, whatever split is asked."""
+    path = bench / "queries.jsonl"
+    path.write_text(path.read_text(encoding="utf-8") + (row if isinstance(row, str) else json.dumps(row)) + "\n",
+                    encoding="utf-8")
+    with pytest.raises(DataError) as refused:
+        load_queries(bench, "dev")
+    assert said in str(refused.value) and str(path) in str(refused.value)

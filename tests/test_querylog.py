@@ -235,79 +235,81 @@ def test_the_writer_survives_an_unexpected_error_and_says_so(settings, es, prefi
     assert es.count(index=f"{prefix}-*")["count"] == 1
 
 
-def test_querylog_bench_labels_queries_by_their_feedback_and_leaves_the_rest_to_a_person(es, app, prefix, tmp_path):
-    """`es-faq querylog bench`: taken FAQs make paraphrases, refused ones near-misses, feedback that disagrees or
-    names a deleted FAQ labels nothing, feedback a day after its search still counts, and the rest is listed for a
-    person; the directory is a faq-bench that `es-faq eval` reads, and a second run never overwrites it."""
-    from es_faq.evaluation.bench import load_queries
+
+def test_querylog_bench_samples_the_log_for_a_person_to_label(es, app, prefix, tmp_path):
+    """`es-faq querylog bench`: the live FAQs and a seeded random sample of the logged searches, one row a query with
+    what its search did and any feedback (also feedback that came the next day) as hints; once labelled, the
+    directory is a faq-bench `es-faq eval` reads, a mislabelled row is refused with its line, and a second run
+    never overwrites a person's labels."""
     from es_faq.kb.faq import read_jsonl
     from es_faq.kb.log_bench import log_bench
     from es_faq.kb.querylog import feedback_document
     from tests.conftest import DEMO_FAQS, _drop_alias_family
 
     client = app.test_client()
+    said = {}
 
-    def search(query: str, request_id: str) -> list[str]:
+    def search(query: str, request_id: str) -> None:
         response = client.post("/v1/search", json={"query": query}, headers={"X-Request-ID": request_id})
         assert response.status_code == 200
-        return [h["faq_id"] for h in response.get_json()["hits"]]
+        body = response.get_json()
+        said[query.strip()] = (body["decision"]["action"], [h["faq_id"] for h in body["hits"]][:3])
 
-    def feedback(request_id: str, faq_id: str, label: str) -> None:
-        assert client.post("/v1/feedback", json={"request_id": request_id, "faq_id": faq_id,
-                                                 "feedback": label}).status_code == 202
-
-    search(DEMO_QUERY, "lb-taken-1")
-    feedback("lb-taken-1", "demo-031", "helpful")
-    search(DEMO_QUERY + " ", "lb-taken-2")  # the same query once normalised, clicked: one paraphrase row
-    feedback("lb-taken-2", "demo-031", "clicked")
-    refused = search("小橙花可以提前还款吗", "lb-refused")[0]
-    feedback("lb-refused", refused, "unhelpful")
-    disputed = search("怎么修改收货地址", "lb-disputed-1")[0]
-    feedback("lb-disputed-1", disputed, "helpful")
-    search("怎么修改收货地址", "lb-disputed-2")
-    feedback("lb-disputed-2", disputed, "unhelpful")
-    search("发票怎么开", "lb-gone")
-    feedback("lb-gone", "demo-deleted", "helpful")
-    search("会员积分怎么用", "lb-late")
-    shown = search("运费险怎么理赔", "lb-unlabelled")[:3]
-    for request_id in ("lb-taken-2", "lb-refused", "lb-disputed-2", "lb-gone"):
-        _logged(es, app, request_id, lambda d: "query" in d and "feedback" in d)
-    _logged(es, app, "lb-unlabelled", lambda d: "query" in d)
+    search(DEMO_QUERY + " ", "lb-asked-again")  # the same query once normalised: one row, asked twice
+    search(DEMO_QUERY, "lb-taken")
+    assert client.post("/v1/feedback", json={"request_id": "lb-taken", "faq_id": "demo-031",
+                                             "feedback": "helpful"}).status_code == 202
+    for n, query in enumerate(("小橙花可以提前还款吗", "会员积分怎么用", "运费险怎么理赔")):
+        search(query, f"lb-{n}")
+    _logged(es, app, "lb-taken", lambda d: "query" in d and "feedback" in d)
+    _logged(es, app, "lb-2", lambda d: "query" in d)
     # Feedback the day after its search: a document of its own in the next day's index, with the same id.
     tomorrow = f"{prefix}-{datetime.now(timezone.utc) + timedelta(days=1):%Y.%m.%d}"
-    es.index(index=tomorrow, id="lb-late", document=feedback_document("lb-late", "demo-040", "helpful",
-                                                                         datetime.now(timezone.utc)))
+    es.index(index=tomorrow, id="lb-1", document=feedback_document("lb-1", "demo-040", "unhelpful",
+                                                                      datetime.now(timezone.utc)))
     es.indices.refresh(index=f"{prefix}-*")
 
     settings = app.config["ES_FAQ_SETTINGS"]
     out = tmp_path / "shop-log"
-    report = log_bench(es, settings, out, since="1d", to_label=10, progress=False)
-    rows = {r["query"]: r for r in map(json.loads, (out / "queries.jsonl").read_text(encoding="utf-8").splitlines())}
-    assert report["labelled"] == {"paraphrase": 2, "near_miss": 1}
-    assert report["feedback_disagrees"] == 1 and report["feedback_on_missing_faqs"] == 1
+    report = log_bench(es, settings, out, since="1d", sample=100, seed=7, progress=False)
+    assert report["searches_drawn"] == 5 and report["queries"] == 4 and report["with_feedback"] == 2
     assert report["needed_for_default_bounds"] == {"near_miss": 45, "no_match": 114}
-    taken = next(r for q, r in rows.items() if q.strip() == DEMO_QUERY)
-    assert taken["kind"] == "paraphrase" and taken["relevant"] == ["demo-031"] and taken["feedback"] == 2
-    near = rows["小橙花可以提前还款吗"]
-    assert near["kind"] == "near_miss" and near["near_miss"] == [refused] and near["relevant"] == []
-    assert rows["会员积分怎么用"]["kind"] == "paraphrase" and rows["会员积分怎么用"]["relevant"] == ["demo-040"]
-    for left in ("怎么修改收货地址", "发票怎么开", "运费险怎么理赔"):  # disputed, a deleted FAQ's, no feedback
-        assert rows[left]["split"] == "to_label" and "kind" not in rows[left], rows[left]
-    assert rows["运费险怎么理赔"]["shown"] == shown and rows["运费险怎么理赔"]["searches"] == 1
-    assert report["to_label"] == 3 and len(rows) == 6
+    lines = (out / "queries.jsonl").read_text(encoding="utf-8").splitlines()
+    rows = {r["query"].strip(): r for r in map(json.loads, lines)}
+    assert set(rows) == set(said)
+    for query, row in rows.items():
+        assert row["split"] == "to_label" and "kind" not in row and row["relevant"] == []
+        assert (row["decision"], row["shown"]) == said[query]
+    assert rows[DEMO_QUERY]["asked"] == 2 and rows["运费险怎么理赔"]["asked"] == 1
+    assert (rows[DEMO_QUERY]["feedback"], rows[DEMO_QUERY]["feedback_faq_id"]) == ("helpful", "demo-031")
+    assert (rows["会员积分怎么用"]["feedback"], rows["会员积分怎么用"]["feedback_faq_id"]) == ("unhelpful", "demo-040")
+    assert "feedback" not in rows["运费险怎么理赔"]
+    assert [f.id for f in read_jsonl(out / "faqs.jsonl")] == sorted(f.id for f in read_jsonl(DEMO_FAQS))
+    again = log_bench(es, settings, tmp_path / "same-seed", since="1d", sample=100, seed=7, progress=False)
+    assert again["queries"] == 4
+    assert (tmp_path / "same-seed" / "queries.jsonl").read_text(encoding="utf-8").splitlines() == lines
+    assert log_bench(es, settings, tmp_path / "two", since="1d", sample=2, progress=False)["searches_drawn"] == 2
 
-    faqs = list(read_jsonl(out / "faqs.jsonl"))
-    assert [f.id for f in faqs] == sorted(f.id for f in read_jsonl(DEMO_FAQS))  # every FAQ, none a bad record
-    assert {r["qid"] for r in load_queries(out, "dev")} == {r["qid"] for r in rows.values() if r["split"] == "dev"}
+    labels = {DEMO_QUERY: {"kind": "paraphrase", "relevant": ["demo-031"]},
+              "小橙花可以提前还款吗": {"kind": "near_miss", "near_miss": [said["小橙花可以提前还款吗"][1][0]]},
+              "会员积分怎么用": {"kind": "no_match"}, "运费险怎么理赔": {"kind": "no_match"}}
+    labelled = [{**rows[q], **labels[q], "split": "dev"} for q in rows]
+    (out / "queries.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in labelled))
     try:
         evaluated = es_faq("eval", "--bench", str(out), "--split", "dev", "--mode", "hybrid")
         assert evaluated.returncode == 0, evaluated.stderr
-        assert json.loads(evaluated.stdout)["queries"] == 3
+        assert json.loads(evaluated.stdout)["decision"]["queries"] == {"paraphrase": 1, "near_miss": 1, "no_match": 2}
+        typo = [{**r, "kind": "paraphase"} if r["kind"] == "paraphrase" else r for r in labelled]
+        (out / "queries.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in typo))
+        refused = es_faq("eval", "--bench", str(out), "--split", "dev")
+        line = next(n for n, r in enumerate(typo, start=1) if r["kind"] == "paraphase")
+        assert refused.returncode != 0 and f"line {line}: kind 'paraphase' is not one of" in refused.stderr
+        assert "Traceback" not in refused.stderr
     finally:
         _drop_alias_family(es, "bench-shop-log")
 
     before = (out / "queries.jsonl").read_bytes()
-    again = es_faq("querylog", "bench", str(out), env={"ES_FAQ_INDEX_ALIAS": settings.index_alias,
+    rerun = es_faq("querylog", "bench", str(out), env={"ES_FAQ_INDEX_ALIAS": settings.index_alias,
                                                       "ES_FAQ_QUERY_LOG_PREFIX": prefix})
-    assert again.returncode != 0 and "may hold labels a person made" in again.stderr
-    assert "Traceback" not in again.stderr and (out / "queries.jsonl").read_bytes() == before
+    assert rerun.returncode != 0 and "may hold labels a person made" in rerun.stderr
+    assert "Traceback" not in rerun.stderr and (out / "queries.jsonl").read_bytes() == before

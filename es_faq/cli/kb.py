@@ -201,19 +201,20 @@ def querylog_prune(settings: Settings, dry_run: bool) -> None:
 @querylog.command("bench")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--since", default="30d", show_default=True, help="How far back: a number and s, m, h, d or w.")
-@click.option("--to-label", default=500, show_default=True, type=click.IntRange(0, 10_000),
-              help="The most frequent queries without feedback to list for a person to label.")
+@click.option("--sample", default=1000, show_default=True, type=click.IntRange(1, 10_000),
+              help="Searches to draw at random (each distinct query is listed once).")
+@click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--alias", default=None, help="The knowledge base (default: ES_FAQ_INDEX_ALIAS).")
 @click.option("--no-progress", "progress", flag_value=False, default=True)
 @pass_settings
-def querylog_bench(settings: Settings, directory: Path, since: str, to_label: int, alias: str | None,
+def querylog_bench(settings: Settings, directory: Path, since: str, sample: int, seed: int, alias: str | None,
                    progress: bool) -> None:
-    """A faq-bench DIRECTORY of the live knowledge base and its customers' queries, labelled by their feedback, to
-    calibrate the decision on (`es-faq calibrate --bench DIRECTORY --split dev`) once a person has labelled the
-    rows left "to_label" (docs/training.md, "Calibrating for your own knowledge base")."""
+    """A faq-bench DIRECTORY of the live knowledge base and a random sample of its customers' queries, for a person
+    to label and then calibrate the decision on (`es-faq calibrate --bench DIRECTORY --split dev`; docs/training.md,
+    "Calibrating for your own knowledge base")."""
     from ..kb.log_bench import log_bench
 
-    _emit(log_bench(make_client(settings), settings, directory, since, to_label, alias, progress))
+    _emit(log_bench(make_client(settings), settings, directory, since, sample, seed, alias, progress))
 
 
 @click.command()

@@ -24,8 +24,8 @@ from tqdm import tqdm
 from ..search.decide import DEFAULT_CONFIDENCE, FEATURES, Calibration, compared_text, features, scoring
 from ..search.differ import compare
 from ..search.pipeline import Searcher
+from .bench import KINDS
 
-KINDS = ("paraphrase", "near_miss", "no_match")
 SUGGEST_DEPTH = 5  # a suggestion list shows this many FAQs
 GRID = [round(i / 100, 2) for i in range(101)]
 
