@@ -21,7 +21,15 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..search.decide import DEFAULT_CONFIDENCE, FEATURES, Calibration, compared_text, features, scoring
+from ..search.decide import (
+    DEFAULT_CONFIDENCE,
+    FEATURES,
+    Calibration,
+    compared_text,
+    features,
+    fewest_queries,
+    scoring,
+)
 from ..search.differ import compare
 from ..search.pipeline import Searcher
 from .bench import KINDS
@@ -285,17 +293,6 @@ def upper_rate(rows: list[dict], kind: str, answer: float, confidence: float | N
     from scipy.stats import beta
 
     return 1.0 if k == len(part) else float(beta.ppf(confidence, k + 1, len(part) - k))
-
-
-def fewest_queries(bound: float, confidence: float) -> int | None:
-    """The fewest queries of a kind on which a false-answer `bound` (0-1) can hold at `confidence` (0-1,
-    `upper_rate`): with none of them answered, the Clopper-Pearson upper bound is 1 - (1 - confidence)^(1/n).
-    None where no number can (a bound of 0)."""
-    if bound >= 1:
-        return 0
-    if bound <= 0:
-        return None
-    return math.ceil(math.log(1 - confidence) / math.log(1 - bound) - 1e-9)
 
 
 def choose(rows: list[dict], near_miss_max: float, no_match_max: float, confidence: float | None = None) -> dict:

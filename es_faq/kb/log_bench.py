@@ -29,13 +29,23 @@ from ..config.settings import Settings
 from ..errors import DataError, InvalidInput
 from ..search.retrieve import FAQ_FIELDS, faq_record
 from .doctor import live_index
-from .querylog import FEEDBACK, NORMALIZED, QUERY, SEARCH, TIMESTAMP, searches
+from .querylog import (
+    DECISION,
+    FEEDBACK,
+    FEEDBACK_FAQ_ID,
+    HIT_FAQ_ID,
+    NORMALIZED,
+    QUERY,
+    SEARCH,
+    TIMESTAMP,
+    searches,
+)
 from .report import SINCE
 
 TO_LABEL = "to_label"  # the split of the rows a person labels; calibration reads split "dev"
 SAMPLE_MAX = 10_000  # searches one request samples (index.max_result_window)
 SHOWN = 3  # the FAQs a row names as hints: what the customer saw first
-LOG_FIELDS = [QUERY, NORMALIZED, FEEDBACK, "feedback_faq_id", "decision", "hits.faq_id", TIMESTAMP]
+LOG_FIELDS = [QUERY, NORMALIZED, FEEDBACK, FEEDBACK_FAQ_ID, DECISION, HIT_FAQ_ID, TIMESTAMP]
 
 
 def qid(normalized: str) -> str:
@@ -58,7 +68,7 @@ def _late_feedback(client: Elasticsearch, index: str, ids: list[str]) -> dict[st
     if not ids:
         return {}
     body = client.search(index=index, size=len(ids), allow_no_indices=True, ignore_unavailable=True,
-                         source_includes=[FEEDBACK, "feedback_faq_id"], query={"bool": {
+                         source_includes=[FEEDBACK, FEEDBACK_FAQ_ID], query={"bool": {
                              "filter": [{"ids": {"values": ids}}, {"exists": {"field": FEEDBACK}}],
                              "must_not": [SEARCH.dsl()]}}).body
     return {hit["_id"]: hit["_source"] for hit in body["hits"]["hits"]}
@@ -122,17 +132,16 @@ def log_bench(client: Elasticsearch, settings: Settings, out: Path, since: str =
     queries = []
     for normalized, doc in picked.items():
         row = {"qid": qid(normalized), "query": doc.get(QUERY, normalized), "split": TO_LABEL, "relevant": [],
-               "asked": asked.get(normalized, 1), "decision": doc.get("decision"),
+               "asked": asked.get(normalized, 1), "decision": doc.get(DECISION),
                "shown": [h["faq_id"] for h in (doc.get("hits") or [])[:SHOWN]]}
         if doc.get(FEEDBACK):
-            row.update(feedback=doc[FEEDBACK], feedback_faq_id=doc.get("feedback_faq_id"))
+            row.update({FEEDBACK: doc[FEEDBACK], FEEDBACK_FAQ_ID: doc.get(FEEDBACK_FAQ_ID)})
         queries.append(row)
 
     out.mkdir(parents=True, exist_ok=True)
     _write_lines(out / "faqs.jsonl", (faqs[k] for k in sorted(faqs)))
     _write_lines(out / "queries.jsonl", queries)
-    from ..evaluation.calibrate import fewest_queries
-    from ..search.decide import DEFAULT_CONFIDENCE, NEAR_MISS_MAX, NO_MATCH_MAX
+    from ..search.decide import DEFAULT_CONFIDENCE, NEAR_MISS_MAX, NO_MATCH_MAX, fewest_queries
 
     decisions = {action: sum(r["decision"] == action for r in queries) for action in ("answer", "suggest", "no_match")}
     return {"directory": str(out), "alias": alias, "since": since, "seed": seed, "faqs": len(faqs),

@@ -33,6 +33,7 @@ HIT_COUNT = "hit_count"
 HIT_FAQ_ID = "hits.faq_id"
 LATENCY_MS = "latency_ms"
 FEEDBACK = "feedback"
+FEEDBACK_FAQ_ID = "feedback_faq_id"
 
 
 # --- the template -----------------------------------------------------------------------------------
@@ -67,7 +68,7 @@ def search_document(request_id: str, result: SearchResult, channel_id: str | Non
 
 
 def feedback_document(request_id: str, faq_id: str, feedback: str, when: datetime) -> dict:
-    return {"request_id": request_id, FEEDBACK: feedback, "feedback_faq_id": faq_id,
+    return {"request_id": request_id, FEEDBACK: feedback, FEEDBACK_FAQ_ID: faq_id,
             "feedback_at": _stamp(when)}
 
 

@@ -94,6 +94,18 @@ DEFAULT_CONFIDENCE = 0.9
 NEAR_MISS_MAX = 0.05
 NO_MATCH_MAX = 0.02
 
+
+def fewest_queries(bound: float, confidence: float) -> int | None:
+    """The fewest queries of a kind on which a false-answer `bound` (0-1) can hold at `confidence` (0-1; `upper_rate`
+    in es_faq/evaluation/calibrate.py): with none of them answered, the Clopper-Pearson upper bound is
+    1 - (1 - confidence)^(1/n). None where no number can (a bound of 0)."""
+    if bound >= 1:
+        return 0
+    if bound <= 0:
+        return None
+    return math.ceil(math.log(1 - confidence) / math.log(1 - bound) - 1e-9)
+
+
 LEARNERS = ("logistic", "trees")
 TREES_FILE = "decision.onnx"
 
