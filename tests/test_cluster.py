@@ -100,6 +100,8 @@ def test_three_nodes_form_one_cluster(cluster):
     provision.install(cluster)
     config = (provision.node_layout(cluster, 2).config / "elasticsearch.yml").read_text()
     assert "discovery.seed_hosts" in config and "cluster.initial_master_nodes" not in config
+    # A hung node leaves the cluster in seconds, not half a minute (test_a_hung_node_fails_no_search_after...).
+    assert "cluster.fault_detection.follower_check.timeout: 2s" in config
 
 
 @pytest.mark.requires_es

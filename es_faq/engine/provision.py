@@ -124,7 +124,13 @@ def _node_config(layout: EngineLayout, port: int, ports: list[int]) -> str:
         lines.append("discovery.type: single-node")
     else:
         lines += [f"transport.port: {port + TRANSPORT_OFFSET}",
-                  "discovery.seed_hosts: [" + ", ".join(f'"127.0.0.1:{p + TRANSPORT_OFFSET}"' for p in ports) + "]"]
+                  "discovery.seed_hosts: [" + ", ".join(f'"127.0.0.1:{p + TRANSPORT_OFFSET}"' for p in ports) + "]",
+                  # A node that stops answering (SIGSTOP, a stalled disk) leaves the cluster after two missed follower
+                  # checks of 2 s instead of three of 10 s: until it leaves, a search whose shard request went to one
+                  # of its copies waits on it from any coordinating node (docs/reliability.md, "A node hangs").
+                  # Loopback nodes answer a check in milliseconds.
+                  "cluster.fault_detection.follower_check.timeout: 2s",
+                  "cluster.fault_detection.follower_check.retry_count: 2"]
         if _fresh(layout):
             # Only to bootstrap a new cluster: once formed, the nodes must not try to form another.
             lines.append("cluster.initial_master_nodes: ["
