@@ -31,7 +31,7 @@ from ..search import differ
 from ..search.rerank import Reranker, candidate_texts
 from ..search.retrieve import RetrievalQuery, execute_sides, search_request
 from .querylog import HIT_FAQ_ID, searches
-from .report import SINCE
+from .report import check_since
 
 SCAN_FIELDS = ["faq_id", "question", "answer", "enabled", "questions.text", "questions.tokens",
                "questions.vector", "questions.is_standard"]
@@ -279,8 +279,8 @@ def check_options(depth: int | None, sample: int | None, since: str | None) -> N
         raise InvalidInput("depth must be from 1 to 50")
     if sample is not None and sample < 1:
         raise InvalidInput("sample must be at least 1 FAQ")
-    if since is not None and not SINCE.fullmatch(since):
-        raise InvalidInput(f"since={since[:40]!r}: give a number and a unit s, m, h, d or w, like 30d")
+    if since is not None:
+        check_since(since)
 
 
 def run(client: Elasticsearch, settings: Settings, reranker: Reranker, *, alias: str | None = None,

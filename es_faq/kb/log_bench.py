@@ -40,7 +40,7 @@ from .querylog import (
     TIMESTAMP,
     searches,
 )
-from .report import SINCE
+from .report import check_since
 
 TO_LABEL = "to_label"  # the split of the rows a person labels; calibration reads split "dev"
 SAMPLE_MAX = 10_000  # searches one request samples (index.max_result_window)
@@ -84,26 +84,21 @@ def _asked(client: Elasticsearch, index: str, since: str, normalized: list[str])
     return {b["key"]: b["doc_count"] for b in body["aggregations"]["asked"]["buckets"]}
 
 
-def _write_lines(path: Path, rows: Iterable[dict]) -> int:
+def _write_lines(path: Path, rows: Iterable[dict]) -> None:
     """Write JSON lines to `path` through a temporary file, so a failure leaves no half-written file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    count = 0
     try:
         with tmp.open("w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-                count += 1
+            fh.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
-    return count
 
 
 def log_bench(client: Elasticsearch, settings: Settings, out: Path, since: str = "30d", sample: int = 1000,
               seed: int = 0, alias: str | None = None, progress: bool = True) -> dict:
     """Write `out`/faqs.jsonl and `out`/queries.jsonl (module docstring); returns what was written and what next."""
-    if not SINCE.fullmatch(since):
-        raise InvalidInput(f"since={since!r}: give a number and a unit s, m, h, d or w, like 30d")
+    check_since(since)
     if not 1 <= sample <= SAMPLE_MAX:
         raise InvalidInput(f"sample must be from 1 to {SAMPLE_MAX}")
     if (out / "queries.jsonl").exists():

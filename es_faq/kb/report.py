@@ -19,6 +19,12 @@ SINCE = re.compile(r"[1-9][0-9]{0,5}[smhdw]")
 CLUSTER_MAX_QUERIES = 1000
 
 
+def check_since(since: str) -> None:
+    """A query-log window as the readers take it (`report`, `doctor`, `querylog bench`): a number and a unit."""
+    if not SINCE.fullmatch(since):
+        raise InvalidInput(f"since={since[:40]!r}: give a number and a unit s, m, h, d or w, like 30d or 7d")
+
+
 def _terms(aggs: dict, name: str) -> list[dict]:
     return [{"query": b["key"], "count": b["doc_count"]} for b in aggs[name]["by_query"]["buckets"]]
 
@@ -48,8 +54,7 @@ def _clusters(counts: dict[str, int], embedder: Embedder, threshold: float) -> l
 def query_log_report(client: Elasticsearch, settings: Settings, since: str = "7d", top: int = 20,
                      embedder: Embedder | None = None, threshold: float = 0.85) -> dict:
     """Searches since `since` (e.g. 7d, 24h): no-match rate, top failing queries, and clusters of them."""
-    if not SINCE.fullmatch(since):
-        raise InvalidInput(f"since={since!r}: give a number and a unit s, m, h, d or w, like 7d")
+    check_since(since)
     if not 1 <= top <= 1000:
         raise InvalidInput("top must be from 1 to 1000")
 
